@@ -1,0 +1,123 @@
+"""The ``Store`` protocol: everything the operator asks of its embedded store.
+
+Pipeline steps depend on this protocol, never on RocksDB, so the same steps
+run against :class:`~stigmer_operator.store.memory.MemoryStore` in unit tests
+and :class:`~stigmer_operator.store.rocks.RocksStore` in the operator. Both
+implementations pass one contract suite (``tests/unit/store``).
+
+Semantics every implementation keeps:
+
+* ``save`` is one atomic write of the resource, its indexes, a history entry
+  and a change-log entry. It is idempotent: saving a resource whose spec hash
+  and generation equal the newest history entry appends no history and no log
+  entry (the live value is still rewritten if other bytes differ). That is
+  what lets kopf re-run an interrupted pipeline without duplicating history.
+* Missing things raise :class:`~stigmer_operator.store.errors.NotFoundError`.
+* ``delete`` removes the live entry and every index (and the ownership record
+  of an Agent) but keeps history, and appends a DELETED log entry; deleting
+  an absent resource returns ``None`` and writes nothing.
+* Implementations are safe to call from several threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from stigmer_operator.api.kinds import Kind, Resource
+from stigmer_operator.api.v1 import agent_instance_pb2, store_pb2
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """Counts and size, for ``store stats`` and the store-size metric."""
+
+    agents: int
+    agent_instances: int
+    history_entries: int
+    change_log_entries: int
+    last_sequence: int
+    bytes_on_disk: int
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Persistence of mirrored resources, their history and the change log."""
+
+    # -- resources ---------------------------------------------------------
+    def save(self, resource: Resource) -> store_pb2.ChangeLogEntry | None:
+        """Write the resource with indexes, history and log entry atomically.
+
+        Returns the new change-log entry, or ``None`` when the spec hash and
+        generation match the newest history entry (no history/log appended).
+        ``resource.metadata.id`` must be set.
+        """
+        ...
+
+    def get(self, kind: Kind, resource_id: str) -> Resource:
+        """The live resource with this id."""
+        ...
+
+    def get_by_slug(self, kind: Kind, org: str, slug: str) -> Resource:
+        """The live resource of this kind whose slug is unique in ``org``."""
+        ...
+
+    def get_by_name(self, kind: Kind, namespace: str, name: str) -> Resource:
+        """The live resource mirroring Kubernetes object ``namespace/name``."""
+        ...
+
+    def list(self, kind: Kind) -> Iterator[Resource]:
+        """All live resources of a kind, ordered by id."""
+        ...
+
+    def list_by_org(self, kind: Kind, org: str) -> Iterator[Resource]:
+        """Live resources of a kind in one org; cost proportional to the result."""
+        ...
+
+    def list_instances_of_agent(self, agent_id: str) -> Iterator[agent_instance_pb2.AgentInstance]:
+        """Live AgentInstances whose ``status.agent_id`` is ``agent_id``."""
+        ...
+
+    def delete(self, kind: Kind, resource_id: str) -> store_pb2.ChangeLogEntry | None:
+        """Remove the live entry and its indexes, keep history, log DELETED."""
+        ...
+
+    def delete_kind(self, kind: Kind) -> int:
+        """Remove every live entry of a kind (history kept); returns the count."""
+        ...
+
+    # -- history -----------------------------------------------------------
+    def history(self, kind: Kind, resource_id: str) -> list[store_pb2.HistoryEntry]:
+        """Versions of a resource, newest first; survives ``delete``."""
+        ...
+
+    def purge_history(self, kind: Kind, resource_id: str) -> int:
+        """Drop the history of a resource; returns how many entries went."""
+        ...
+
+    # -- change log --------------------------------------------------------
+    def changes(self, since: int = 0) -> Iterator[store_pb2.ChangeLogEntry]:
+        """Log entries with ``sequence > since``, in sequence order."""
+        ...
+
+    def mark_published(self, sequence: int) -> None:
+        """Record that a Kubernetes Event was emitted for this log entry."""
+        ...
+
+    # -- ownership (read by Authorize) --------------------------------------
+    def put_ownership(self, record: store_pb2.OwnershipRecord) -> None:
+        """Write (or replace) the ownership/sharing record of an Agent."""
+        ...
+
+    def get_ownership(self, agent_id: str) -> store_pb2.OwnershipRecord:
+        """The ownership/sharing record of an Agent."""
+        ...
+
+    # -- housekeeping --------------------------------------------------------
+    def stats(self) -> StoreStats:
+        ...
+
+    def close(self) -> None:
+        """Flush and release the database; further calls are errors."""
+        ...
