@@ -1,0 +1,37 @@
+# stigmer-operator developer and CI entry points.
+#
+#   make venv          .venv with the package and its dev extras (editable)
+#   make controlplane  build etcd, kube-apiserver, kube-controller-manager,
+#                      kubectl and helm from Go modules into the cache
+#                      (hack/controlplane/build.sh; slow only the first time)
+#   make test          venv + controlplane + pytest
+#
+# .ci/run calls `make test`, so it must work on a fresh machine that has only
+# python3.11 and go.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: venv controlplane test
+
+venv: $(VENV)/.installed
+
+# Re-install when the project metadata changes.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+controlplane:
+	hack/controlplane/build.sh
+
+test: venv controlplane
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# ---- further targets (protos, lint, bench, ...) go below this line ----

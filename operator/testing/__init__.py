@@ -1,0 +1,1 @@
+"""Test and local-run support: a real control plane built from Go modules."""
