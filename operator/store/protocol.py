@@ -12,21 +12,40 @@ Semantics every implementation keeps:
   and generation equal the newest history entry appends no history and no log
   entry (the live value is still rewritten if other bytes differ). That is
   what lets kopf re-run an interrupted pipeline without duplicating history.
+  A save while no live entry exists (the first one, or one after ``delete``)
+  always appends a CREATED entry: re-creating an object is a change. Indexes
+  follow the saved value even when nothing is appended (an org label can
+  change without a new generation). The spec hash is :func:`spec_hash`.
+* Two live resources claiming one slug (or one ``namespace/name``) is the
+  pipeline's bug to prevent (CheckDuplicate); the index then names the one
+  saved last, and removing the other never removes it.
 * Missing things raise :class:`~stigmer_operator.store.errors.NotFoundError`.
 * ``delete`` removes the live entry and every index (and the ownership record
   of an Agent) but keeps history, and appends a DELETED log entry; deleting
-  an absent resource returns ``None`` and writes nothing.
+  an absent resource returns ``None`` and writes nothing. ``history`` of a
+  resource that never existed (or was purged) is an empty list.
 * Implementations are safe to call from several threads.
 """
 
 from __future__ import annotations
 
+import builtins
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, store_pb2
+
+
+def spec_hash(resource: Resource) -> str:
+    """sha256 (hex) of the deterministic serialization of ``resource.spec``.
+
+    Deterministic serialization orders map entries, so equal specs hash
+    equally whatever order their maps were filled in.
+    """
+    return hashlib.sha256(resource.spec.SerializeToString(deterministic=True)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +107,7 @@ class Store(Protocol):
         ...
 
     # -- history -----------------------------------------------------------
-    def history(self, kind: Kind, resource_id: str) -> list[store_pb2.HistoryEntry]:
+    def history(self, kind: Kind, resource_id: str) -> builtins.list[store_pb2.HistoryEntry]:
         """Versions of a resource, newest first; survives ``delete``."""
         ...
 
@@ -115,8 +134,7 @@ class Store(Protocol):
         ...
 
     # -- housekeeping --------------------------------------------------------
-    def stats(self) -> StoreStats:
-        ...
+    def stats(self) -> StoreStats: ...
 
     def close(self) -> None:
         """Flush and release the database; further calls are errors."""

@@ -1,0 +1,232 @@
+"""The key layout of the RocksDB store, in one place.
+
+RocksDB is an ordered map of bytes, so every question the store answers is a
+prefix scan or a point get, and the order of keys *is* the query plan. This
+module is the only code that builds or takes apart a key; the store asks it
+for a key or a prefix and never concatenates bytes itself.
+
+Layout (``·`` is the separator byte ``0x00``)::
+
+    meta·format                      -> b"stigmer-operator/v1"
+    meta·seq                         -> last change-log sequence (8 bytes, big-endian)
+    res·{kind}·{id}                  -> serialized Agent / AgentInstance
+    org·{kind}·{org}·{id}            -> b""   (all of a kind in an org)
+    slug·{kind}·{org}·{slug}         -> id    (slug unique per org and kind)
+    name·{kind}·{namespace}·{name}   -> id    (Kubernetes object -> id)
+    inst·{agent id}·{instance id}    -> b""   (instances of an agent)
+    hist·{kind}·{id}·{~version}      -> serialized HistoryEntry, newest first
+    log·{sequence}                   -> serialized ChangeLogEntry, oldest first
+    own·{agent id}                   -> serialized OwnershipRecord
+
+Why these choices:
+
+* ``0x00`` is the separator because it is the smallest byte: a component that
+  is a prefix of another (``Agent`` / ``AgentInstance``, ``team`` /
+  ``team-b``) still sorts first, so encoded keys sort exactly like the tuples
+  of their components, and a prefix ending in the separator never matches a
+  longer component. Kubernetes names, namespaces, label values and our ids
+  cannot contain NUL; :func:`component` rejects it anyway, so a bad org label
+  can never forge a key of another org.
+* Numbers are fixed-width lower-case hex (16 digits): they sort numerically,
+  stay readable in a raw dump, and contain no separator byte. Versions are
+  stored inverted (``2**64 - 1 - version``) so a forward scan of a
+  resource's history yields the newest version first.
+* Index values hold the id (or nothing) rather than a copy of the resource,
+  so an update rewrites one value, not several.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from stigmer_operator.api.kinds import Kind
+
+SEPARATOR = b"\x00"
+
+#: Written once when a store is created; a database without it is not ours.
+FORMAT_MARKER = b"stigmer-operator/v1"
+
+_U64_MAX = 2**64 - 1
+_HEX_WIDTH = 16
+
+
+class Section(enum.Enum):
+    """The first component of every key: which table the key belongs to."""
+
+    META = b"meta"
+    RESOURCE = b"res"
+    ORG = b"org"
+    SLUG = b"slug"
+    NAME = b"name"
+    INSTANCE = b"inst"
+    HISTORY = b"hist"
+    LOG = b"log"
+    OWNERSHIP = b"own"
+
+
+class InvalidKeyError(ValueError):
+    """A key component is invalid (contains the separator or is not UTF-8)."""
+
+
+def component(text: str) -> bytes:
+    """Encode one textual key component, refusing the separator byte."""
+    if "\x00" in text:
+        raise InvalidKeyError(f"key component {text!r} contains a NUL byte")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidKeyError(f"key component {text!r} is not valid UTF-8") from exc
+
+
+def _join(section: Section, *parts: bytes) -> bytes:
+    return SEPARATOR.join((section.value, *parts))
+
+
+def _prefix(section: Section, *parts: bytes) -> bytes:
+    return _join(section, *parts) + SEPARATOR
+
+
+def _kind(kind: Kind) -> bytes:
+    return kind.value.encode("ascii")
+
+
+def _hex(number: int) -> bytes:
+    if not 0 <= number <= _U64_MAX:
+        raise InvalidKeyError(f"number {number} does not fit in 64 bits")
+    return f"{number:0{_HEX_WIDTH}x}".encode("ascii")
+
+
+# -- meta -----------------------------------------------------------------
+
+FORMAT_KEY = _join(Section.META, b"format")
+LAST_SEQUENCE_KEY = _join(Section.META, b"seq")
+
+
+def encode_sequence_value(sequence: int) -> bytes:
+    """The value stored under :data:`LAST_SEQUENCE_KEY`."""
+    return sequence.to_bytes(8, "big")
+
+
+def decode_sequence_value(value: bytes) -> int:
+    return int.from_bytes(value, "big")
+
+
+# -- resources and their indexes -------------------------------------------
+
+
+def resource(kind: Kind, resource_id: str) -> bytes:
+    return _join(Section.RESOURCE, _kind(kind), component(resource_id))
+
+
+def resources_of(kind: Kind) -> bytes:
+    """Prefix of every live resource of a kind, ordered by id."""
+    return _prefix(Section.RESOURCE, _kind(kind))
+
+
+def org_index(kind: Kind, org: str, resource_id: str) -> bytes:
+    return _join(Section.ORG, _kind(kind), component(org), component(resource_id))
+
+
+def org_prefix(kind: Kind, org: str) -> bytes:
+    """Prefix of the org index entries of one org (ids follow, in order)."""
+    return _prefix(Section.ORG, _kind(kind), component(org))
+
+
+def slug_index(kind: Kind, org: str, slug: str) -> bytes:
+    return _join(Section.SLUG, _kind(kind), component(org), component(slug))
+
+
+def name_index(kind: Kind, namespace: str, name: str) -> bytes:
+    return _join(Section.NAME, _kind(kind), component(namespace), component(name))
+
+
+def instance_index(agent_id: str, instance_id: str) -> bytes:
+    return _join(Section.INSTANCE, component(agent_id), component(instance_id))
+
+
+def instances_prefix(agent_id: str) -> bytes:
+    return _prefix(Section.INSTANCE, component(agent_id))
+
+
+def last_component(key: bytes) -> str:
+    """The final component of a key: the id in org and instance index keys."""
+    return key.rsplit(SEPARATOR, 1)[-1].decode("utf-8")
+
+
+# -- history ----------------------------------------------------------------
+
+
+def history(kind: Kind, resource_id: str, version: int) -> bytes:
+    if version < 1:
+        raise InvalidKeyError(f"history versions start at 1, got {version}")
+    return _join(Section.HISTORY, _kind(kind), component(resource_id), _hex(_U64_MAX - version))
+
+
+def history_prefix(kind: Kind, resource_id: str) -> bytes:
+    """Prefix of one resource's history; a forward scan is newest first."""
+    return _prefix(Section.HISTORY, _kind(kind), component(resource_id))
+
+
+def history_version(key: bytes) -> int:
+    """The version number encoded in a history key."""
+    return _U64_MAX - int(key.rsplit(SEPARATOR, 1)[-1], 16)
+
+
+# -- change log -------------------------------------------------------------
+
+
+def change(sequence: int) -> bytes:
+    return _join(Section.LOG, _hex(sequence))
+
+
+def change_sequence(key: bytes) -> int:
+    """The sequence number encoded in a change-log key."""
+    return int(key.rsplit(SEPARATOR, 1)[-1], 16)
+
+
+# -- ownership --------------------------------------------------------------
+
+
+def ownership(agent_id: str) -> bytes:
+    return _join(Section.OWNERSHIP, component(agent_id))
+
+
+# -- whole sections and scanning helpers --------------------------------------
+
+
+def section_prefix(section: Section) -> bytes:
+    """Prefix of every key of a section (the whole history, the whole log, ...)."""
+    return _prefix(section)
+
+
+def kind_history_prefix(kind: Kind) -> bytes:
+    """Prefix of the history of every resource of a kind."""
+    return _prefix(Section.HISTORY, _kind(kind))
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The smallest key greater than every key starting with ``prefix``.
+
+    Used as an exclusive upper bound, so a scan stops at the end of its
+    prefix instead of reading (and discarding) the next section.
+    """
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        raise InvalidKeyError("a prefix of only 0xff bytes has no upper bound")
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+def decode(key: bytes) -> tuple[str, ...]:
+    """Split a key into readable components (numbers as integers, in text).
+
+    For dumps and debugging only; the store never parses keys this way on a
+    hot path.
+    """
+    section_bytes, *rest = key.split(SEPARATOR)
+    section = Section(section_bytes)
+    parts = [part.decode("utf-8") for part in rest]
+    if section is Section.HISTORY and parts:
+        parts[-1] = str(history_version(key))
+    elif section is Section.LOG and parts:
+        parts[-1] = str(change_sequence(key))
+    return (section.name.lower(), *parts)

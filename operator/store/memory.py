@@ -1,0 +1,296 @@
+"""An in-memory :class:`~stigmer_operator.store.protocol.Store`.
+
+Unit tests of pipeline steps and handlers run against this store, so it must
+behave exactly like :class:`~stigmer_operator.store.rocks.RocksStore`; the
+shared contract suite in ``tests/unit/store`` holds both to the same
+semantics. It is written as plainly as possible (dicts, a list for the log)
+so that it also serves as the readable reference of those semantics: where
+the RocksDB store and this one disagree, read this one first.
+
+Values are kept serialized, as in RocksDB, so a caller mutating a message it
+passed in or got back can never change what the store holds.
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from google.protobuf import timestamp_pb2
+from stigmer_operator.api.kinds import Kind, Resource
+from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2, store_pb2
+from stigmer_operator.store.errors import NotFoundError, StoreError
+from stigmer_operator.store.protocol import StoreStats, spec_hash
+
+_Ref = tuple[Kind, str]
+_Predicate = Callable[[Resource], bool]
+
+
+@dataclass(slots=True)
+class _State:
+    """Everything the store holds; only touched with the store's lock held."""
+
+    live: dict[_Ref, bytes] = field(default_factory=dict)
+    slugs: dict[tuple[Kind, str, str], str] = field(default_factory=dict)
+    names: dict[tuple[Kind, str, str], str] = field(default_factory=dict)
+    history: dict[_Ref, list[bytes]] = field(default_factory=dict)  # oldest first
+    log: dict[int, bytes] = field(default_factory=dict)
+    ownership: dict[str, bytes] = field(default_factory=dict)
+    last_sequence: int = 0
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(time.time_ns())
+    return stamp
+
+
+def _parse(kind: Kind, data: bytes) -> Resource:
+    message = kind.message_type()
+    message.ParseFromString(data)
+    return message
+
+
+class MemoryStore:
+    """A :class:`Store` held in process memory; lost when the process ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._state = _State()
+        self._closed = False
+
+    # -- resources ---------------------------------------------------------
+    def save(self, resource: Resource) -> store_pb2.ChangeLogEntry | None:
+        kind = Kind.of(resource)
+        resource_id = _require_id(resource)
+        digest = spec_hash(resource)
+        with self._lock:
+            state = self._open_state()
+            ref = (kind, resource_id)
+            previous = state.live.get(ref)
+            old = _parse(kind, previous) if previous is not None else None
+            self._unindex(kind, old)
+            state.live[ref] = resource.SerializeToString()
+            self._index(kind, resource)
+            newest = self._newest_history(ref)
+            unchanged = (
+                old is not None
+                and newest is not None
+                and newest.spec_hash == digest
+                and newest.generation == resource.metadata.generation
+            )
+            if unchanged:
+                return None
+            change = store_pb2.CHANGE_TYPE_CREATED if old is None else store_pb2.CHANGE_TYPE_UPDATED
+            version = newest.version + 1 if newest is not None else 1
+            return self._record(kind, resource, digest, change, version)
+
+    def get(self, kind: Kind, resource_id: str) -> Resource:
+        with self._lock:
+            data = self._open_state().live.get((kind, resource_id))
+        if data is None:
+            raise NotFoundError(f"{kind.value} {resource_id} not found")
+        return _parse(kind, data)
+
+    def get_by_slug(self, kind: Kind, org: str, slug: str) -> Resource:
+        with self._lock:
+            resource_id = self._open_state().slugs.get((kind, org, slug))
+        if resource_id is None:
+            raise NotFoundError(f"no {kind.value} with slug {slug!r} in org {org!r}")
+        return self.get(kind, resource_id)
+
+    def get_by_name(self, kind: Kind, namespace: str, name: str) -> Resource:
+        with self._lock:
+            resource_id = self._open_state().names.get((kind, namespace, name))
+        if resource_id is None:
+            raise NotFoundError(f"{kind.value} {namespace}/{name} not found")
+        return self.get(kind, resource_id)
+
+    def list(self, kind: Kind) -> Iterator[Resource]:
+        return iter(self._select(kind, lambda _resource: True))
+
+    def list_by_org(self, kind: Kind, org: str) -> Iterator[Resource]:
+        return iter(self._select(kind, lambda resource: resource.metadata.org == org))
+
+    def list_instances_of_agent(self, agent_id: str) -> Iterator[agent_instance_pb2.AgentInstance]:
+        instances = [
+            resource
+            for resource in self._select(Kind.AGENT_INSTANCE, lambda _resource: True)
+            if isinstance(resource, agent_instance_pb2.AgentInstance)
+            and resource.status.agent_id == agent_id
+        ]
+        return iter(instances)
+
+    def delete(self, kind: Kind, resource_id: str) -> store_pb2.ChangeLogEntry | None:
+        with self._lock:
+            state = self._open_state()
+            data = state.live.pop((kind, resource_id), None)
+            if data is None:
+                return None
+            old = _parse(kind, data)
+            self._unindex(kind, old)
+            if kind is Kind.AGENT:
+                state.ownership.pop(resource_id, None)
+            return self._log(kind, old, spec_hash(old), store_pb2.CHANGE_TYPE_DELETED)
+
+    def delete_kind(self, kind: Kind) -> int:
+        with self._lock:
+            ids = sorted(rid for k, rid in self._open_state().live if k is kind)
+            for resource_id in ids:
+                self.delete(kind, resource_id)
+            return len(ids)
+
+    # -- history -----------------------------------------------------------
+    def history(self, kind: Kind, resource_id: str) -> builtins.list[store_pb2.HistoryEntry]:
+        with self._lock:
+            entries = list(self._open_state().history.get((kind, resource_id), []))
+        return [store_pb2.HistoryEntry.FromString(data) for data in reversed(entries)]
+
+    def purge_history(self, kind: Kind, resource_id: str) -> int:
+        with self._lock:
+            return len(self._open_state().history.pop((kind, resource_id), []))
+
+    # -- change log --------------------------------------------------------
+    def changes(self, since: int = 0) -> Iterator[store_pb2.ChangeLogEntry]:
+        with self._lock:
+            log = self._open_state().log
+            entries = [log[sequence] for sequence in sorted(log) if sequence > since]
+        return iter([store_pb2.ChangeLogEntry.FromString(data) for data in entries])
+
+    def mark_published(self, sequence: int) -> None:
+        with self._lock:
+            log = self._open_state().log
+            data = log.get(sequence)
+            if data is None:
+                raise NotFoundError(f"change-log entry {sequence} not found")
+            entry = store_pb2.ChangeLogEntry.FromString(data)
+            entry.published = True
+            log[sequence] = entry.SerializeToString()
+
+    # -- ownership ---------------------------------------------------------
+    def put_ownership(self, record: store_pb2.OwnershipRecord) -> None:
+        if not record.agent_id:
+            raise ValueError("an ownership record needs agent_id")
+        with self._lock:
+            self._open_state().ownership[record.agent_id] = record.SerializeToString()
+
+    def get_ownership(self, agent_id: str) -> store_pb2.OwnershipRecord:
+        with self._lock:
+            data = self._open_state().ownership.get(agent_id)
+        if data is None:
+            raise NotFoundError(f"no ownership record for Agent {agent_id}")
+        return store_pb2.OwnershipRecord.FromString(data)
+
+    # -- housekeeping ------------------------------------------------------
+    def stats(self) -> StoreStats:
+        with self._lock:
+            state = self._open_state()
+            kinds = [kind for kind, _ in state.live]
+            return StoreStats(
+                agents=kinds.count(Kind.AGENT),
+                agent_instances=kinds.count(Kind.AGENT_INSTANCE),
+                history_entries=sum(len(entries) for entries in state.history.values()),
+                change_log_entries=len(state.log),
+                last_sequence=state.last_sequence,
+                bytes_on_disk=0,
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+    # -- internals ---------------------------------------------------------
+    def _open_state(self) -> _State:
+        if self._closed:
+            raise StoreError("the memory store is closed")
+        return self._state
+
+    def _select(self, kind: Kind, keep: _Predicate) -> builtins.list[Resource]:
+        with self._lock:
+            live = self._open_state().live
+            refs = sorted(ref for ref in live if ref[0] is kind)
+            resources = [_parse(kind, live[ref]) for ref in refs]
+        return [resource for resource in resources if keep(resource)]
+
+    def _index(self, kind: Kind, resource: Resource) -> None:
+        meta = resource.metadata
+        if meta.slug:
+            self._state.slugs[(kind, meta.org, meta.slug)] = meta.id
+        if meta.name:
+            self._state.names[(kind, meta.namespace, meta.name)] = meta.id
+
+    def _unindex(self, kind: Kind, resource: Resource | None) -> None:
+        """Drop the slug/name index entries that still name this resource."""
+        if resource is None:
+            return
+        meta = resource.metadata
+        slug_key = (kind, meta.org, meta.slug)
+        if self._state.slugs.get(slug_key) == meta.id:
+            del self._state.slugs[slug_key]
+        name_key = (kind, meta.namespace, meta.name)
+        if self._state.names.get(name_key) == meta.id:
+            del self._state.names[name_key]
+
+    def _newest_history(self, ref: _Ref) -> store_pb2.HistoryEntry | None:
+        entries = self._state.history.get(ref)
+        if not entries:
+            return None
+        return store_pb2.HistoryEntry.FromString(entries[-1])
+
+    def _record(
+        self,
+        kind: Kind,
+        resource: Resource,
+        digest: str,
+        change: store_pb2.ChangeType.ValueType,
+        version: int,
+    ) -> store_pb2.ChangeLogEntry:
+        entry = store_pb2.HistoryEntry(
+            kind=kind.proto_kind,
+            id=resource.metadata.id,
+            version=version,
+            generation=resource.metadata.generation,
+            spec_hash=digest,
+            recorded_at=_now(),
+            change=change,
+        )
+        if isinstance(resource, agent_pb2.Agent):
+            entry.agent.CopyFrom(resource)
+        else:
+            entry.agent_instance.CopyFrom(resource)
+        ref = (kind, resource.metadata.id)
+        self._state.history.setdefault(ref, []).append(entry.SerializeToString())
+        return self._log(kind, resource, digest, change)
+
+    def _log(
+        self,
+        kind: Kind,
+        resource: Resource,
+        digest: str,
+        change: store_pb2.ChangeType.ValueType,
+    ) -> store_pb2.ChangeLogEntry:
+        self._state.last_sequence += 1
+        meta = resource.metadata
+        entry = store_pb2.ChangeLogEntry(
+            sequence=self._state.last_sequence,
+            recorded_at=_now(),
+            kind=kind.proto_kind,
+            id=meta.id,
+            org=meta.org,
+            namespace=meta.namespace,
+            name=meta.name,
+            change=change,
+            generation=meta.generation,
+            spec_hash=digest,
+        )
+        self._state.log[entry.sequence] = entry.SerializeToString()
+        return entry
+
+
+def _require_id(resource: Resource) -> str:
+    if not resource.metadata.id:
+        raise ValueError(f"cannot save a {Kind.of(resource).value} without metadata.id")
+    return resource.metadata.id

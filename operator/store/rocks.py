@@ -1,0 +1,814 @@
+"""The RocksDB :class:`~stigmer_operator.store.protocol.Store` (via ``rocksdict``).
+
+Why RocksDB: the operator needs an embedded, crash-safe, ordered key-value
+store whose writes are cheap and whose multi-key updates are atomic. One
+:class:`rocksdict.WriteBatch` carries a resource, its indexes, its history
+entry, its change-log entry and the new last sequence, so after a crash every
+save is either wholly there or wholly absent (the WAL replays whole batches).
+
+Why these settings:
+
+* ``raw_mode``: keys and values are our bytes, not pickles; the key layout
+  lives in :mod:`stigmer_operator.store.keys`.
+* LZ4 for fresh data, Zstandard for the bottommost level: history entries are
+  near-copies of each other and compress well; most bytes end up at the
+  bottom, where the better ratio matters and the slower codec is paid once.
+* A whole-key bloom filter: ``get``, ``get_by_slug`` and ``get_by_name`` are
+  point lookups, and a miss (CheckDuplicate asking for a free slug) should not
+  touch a data block.
+* WAL on, no fsync per write (``sync_writes=False`` by default): a killed
+  operator loses nothing (the WAL is in the OS page cache); a power cut may
+  lose the last writes, which the operator re-mirrors from the cluster (the
+  source of truth) on its next start. Pass ``sync_writes=True`` to trade
+  write throughput for durability across power loss.
+
+Opening is careful because the store is usually opened by two parties: the
+operator (the one read-write handle) and ``stigmer-operator store ...``
+(read-only or as a secondary, while the operator runs). An open never
+creates a database unless asked to, never writes to a database that lacks
+our format marker, and turns every RocksDB failure into one of the
+:mod:`~stigmer_operator.store.errors` classes with a one-line message that
+says what to do.
+"""
+
+from __future__ import annotations
+
+import builtins
+import enum
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import rocksdict
+from google.protobuf import timestamp_pb2
+from stigmer_operator.api.kinds import Kind, Resource
+from stigmer_operator.api.v1 import agent_instance_pb2, store_pb2
+from stigmer_operator.store import keys
+from stigmer_operator.store.errors import (
+    ForeignDatabaseError,
+    NotFoundError,
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+    StoreMissingError,
+    StoreOpenError,
+    StoreReadOnlyError,
+)
+from stigmer_operator.store.protocol import StoreStats, spec_hash
+
+_BLOCK_CACHE_BYTES = 32 * 1024 * 1024
+_WRITE_BUFFER_BYTES = 16 * 1024 * 1024
+_MAX_WAL_BYTES = 64 * 1024 * 1024
+_BLOOM_BITS_PER_KEY = 10
+_MULTI_GET_CHUNK = 256
+_ROCKSDICT_CONFIG = "rocksdict-config.json"
+
+#: Field numbers of ``HistoryEntry.agent`` / ``HistoryEntry.agent_instance``.
+_HISTORY_RESOURCE_FIELD = {Kind.AGENT: 10, Kind.AGENT_INSTANCE: 11}
+_WIRE_TYPE_LENGTH_DELIMITED = 2
+
+
+class OpenMode(enum.Enum):
+    """How a handle opens the database."""
+
+    #: The operator's handle; at most one process holds it (RocksDB's LOCK file).
+    READ_WRITE = "read-write"
+    #: A consistent view as of the moment of opening; works while a writer runs.
+    READ_ONLY = "read-only"
+    #: Follows a running writer (call :meth:`RocksStore.refresh` to catch up).
+    SECONDARY = "secondary"
+
+
+class _Location(enum.Enum):
+    """What is at the path before RocksDB is asked to open it."""
+
+    ABSENT = "absent"
+    EMPTY_DIRECTORY = "empty directory"
+    DATABASE = "database"
+    DAMAGED_DATABASE = "damaged database"
+    NOT_A_DIRECTORY = "not a directory"
+    OTHER_FILES = "other files"
+
+
+_ID_ENTRY = b""  # value of index entries whose key already ends in the id
+
+
+class RocksStore:
+    """A :class:`Store` in a RocksDB directory; see the module docstring."""
+
+    def __init__(
+        self,
+        db: rocksdict.Rdict,
+        path: Path,
+        mode: OpenMode,
+        *,
+        sync_writes: bool = False,
+        secondary_dir: Path | None = None,
+    ) -> None:
+        """Wrap an opened database; use :meth:`open` rather than calling this."""
+        self._db: rocksdict.Rdict | None = db
+        self._path = path
+        self._mode = mode
+        self._secondary_dir = secondary_dir
+        self._write_lock = threading.Lock()
+        self._write_options = rocksdict.WriteOptions()
+        self._write_options.sync = sync_writes
+        self._last_sequence = self._read_last_sequence()
+
+    # -- opening -------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        mode: OpenMode = OpenMode.READ_WRITE,
+        *,
+        create: bool = False,
+        sync_writes: bool = False,
+    ) -> RocksStore:
+        """Open the store at ``path``.
+
+        ``create`` (read-write only) makes a new store when nothing is at the
+        path (or an empty directory is). Raises a
+        :class:`~stigmer_operator.store.errors.StoreOpenError` subclass whose
+        message is one actionable line.
+        """
+        location = Path(path)
+        state = _inspect(location)
+        if state in (_Location.ABSENT, _Location.EMPTY_DIRECTORY):
+            if mode is OpenMode.READ_WRITE and create:
+                return cls._create(location, sync_writes=sync_writes)
+            raise StoreMissingError(
+                f"no store at {location}: check --path / STIGMER_STORE_PATH "
+                "(the operator creates the store on its first start)"
+            )
+        _refuse_non_database(location, state)
+        _refuse_foreign_rocksdict(location)
+        if mode is OpenMode.READ_WRITE:
+            # Check the marker through a read-only handle first: opening a
+            # foreign database read-write would already rewrite its files.
+            _open_rdict(location, OpenMode.READ_ONLY, create=False).close()
+        secondary_dir = _secondary_dir() if mode is OpenMode.SECONDARY else None
+        db = _open_rdict(location, mode, create=False, secondary_dir=secondary_dir)
+        return cls(db, location, mode, sync_writes=sync_writes, secondary_dir=secondary_dir)
+
+    @classmethod
+    def _create(cls, location: Path, *, sync_writes: bool) -> RocksStore:
+        try:
+            location.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreOpenError(f"cannot create store directory {location}: {exc}") from exc
+        db = _open_rdict(location, OpenMode.READ_WRITE, create=True)
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        batch.put(keys.FORMAT_KEY, keys.FORMAT_MARKER)
+        batch.put(keys.LAST_SEQUENCE_KEY, keys.encode_sequence_value(0))
+        durable = rocksdict.WriteOptions()
+        durable.sync = True
+        db.write(batch, durable)
+        return cls(db, location, OpenMode.READ_WRITE, sync_writes=sync_writes)
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def mode(self) -> OpenMode:
+        return self._mode
+
+    def refresh(self) -> None:
+        """Catch a secondary handle up with the writer (no-op for other modes)."""
+        if self._mode is OpenMode.SECONDARY:
+            try:
+                self._handle().try_catch_up_with_primary()
+            except Exception as exc:
+                raise StoreError(f"cannot catch up with the store at {self._path}: {exc}") from exc
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- resources ---------------------------------------------------------
+    def save(self, resource: Resource) -> store_pb2.ChangeLogEntry | None:
+        kind = Kind.of(resource)
+        resource_id = resource.metadata.id
+        if not resource_id:
+            raise ValueError(f"cannot save a {kind.value} without metadata.id")
+        value = resource.SerializeToString()
+        digest = spec_hash(resource)
+        new_index = _index_entries(kind, resource)
+        resource_key = keys.resource(kind, resource_id)
+        with self._write_lock:
+            db = self._writable()
+            previous = _get(db, resource_key)
+            old = kind.message_type.FromString(previous) if previous is not None else None
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            self._move_indexes(db, batch, resource_id, old, new_index)
+            if previous != value:
+                batch.put(resource_key, value)
+            newest = self._newest_history(kind, resource_id)
+            if (
+                old is not None
+                and newest is not None
+                and newest.spec_hash == digest
+                and newest.generation == resource.metadata.generation
+            ):
+                if len(batch):
+                    self._write(db, batch)
+                return None
+            change = store_pb2.CHANGE_TYPE_CREATED if old is None else store_pb2.CHANGE_TYPE_UPDATED
+            version = newest.version + 1 if newest is not None else 1
+            sequence = self._last_sequence + 1
+            batch.put(
+                keys.history(kind, resource_id, version),
+                _history_bytes(kind, resource, value, digest, change, version),
+            )
+            entry = _change_entry(sequence, kind, resource, digest, change)
+            self._append_log(batch, entry)
+            self._write(db, batch)
+            self._last_sequence = sequence
+            return entry
+
+    def get(self, kind: Kind, resource_id: str) -> Resource:
+        data = _get(self._handle(), keys.resource(kind, resource_id))
+        if data is None:
+            raise NotFoundError(f"{kind.value} {resource_id} not found")
+        return kind.message_type.FromString(data)
+
+    def get_by_slug(self, kind: Kind, org: str, slug: str) -> Resource:
+        resource_id = _get(self._handle(), keys.slug_index(kind, org, slug))
+        if resource_id is None:
+            raise NotFoundError(f"no {kind.value} with slug {slug!r} in org {org!r}")
+        return self.get(kind, resource_id.decode("utf-8"))
+
+    def get_by_name(self, kind: Kind, namespace: str, name: str) -> Resource:
+        resource_id = _get(self._handle(), keys.name_index(kind, namespace, name))
+        if resource_id is None:
+            raise NotFoundError(f"{kind.value} {namespace}/{name} not found")
+        return self.get(kind, resource_id.decode("utf-8"))
+
+    def list(self, kind: Kind) -> Iterator[Resource]:
+        parse = kind.message_type.FromString
+        return (parse(value) for _key, value in self._scan(keys.resources_of(kind)))
+
+    def list_by_org(self, kind: Kind, org: str) -> Iterator[Resource]:
+        ids = (keys.last_component(key) for key in self._scan_keys(keys.org_prefix(kind, org)))
+        return self._resources(kind, ids)
+
+    def list_instances_of_agent(self, agent_id: str) -> Iterator[agent_instance_pb2.AgentInstance]:
+        prefix = keys.instances_prefix(agent_id)
+        ids = (keys.last_component(key) for key in self._scan_keys(prefix))
+        for resource in self._resources(Kind.AGENT_INSTANCE, ids):
+            if isinstance(resource, agent_instance_pb2.AgentInstance):
+                yield resource
+
+    def delete(self, kind: Kind, resource_id: str) -> store_pb2.ChangeLogEntry | None:
+        resource_key = keys.resource(kind, resource_id)
+        with self._write_lock:
+            db = self._writable()
+            previous = _get(db, resource_key)
+            if previous is None:
+                return None
+            old = kind.message_type.FromString(previous)
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            batch.delete(resource_key)
+            self._move_indexes(db, batch, resource_id, old, {})
+            if kind is Kind.AGENT:
+                batch.delete(keys.ownership(resource_id))
+            sequence = self._last_sequence + 1
+            entry = _change_entry(
+                sequence, kind, old, spec_hash(old), store_pb2.CHANGE_TYPE_DELETED
+            )
+            self._append_log(batch, entry)
+            self._write(db, batch)
+            self._last_sequence = sequence
+            return entry
+
+    def delete_kind(self, kind: Kind) -> int:
+        self._writable()
+        prefix = keys.resources_of(kind)
+        ids = [keys.last_component(key) for key in self._scan_keys(prefix)]
+        return sum(1 for resource_id in ids if self.delete(kind, resource_id) is not None)
+
+    # -- history -----------------------------------------------------------
+    def history(self, kind: Kind, resource_id: str) -> builtins.list[store_pb2.HistoryEntry]:
+        prefix = keys.history_prefix(kind, resource_id)
+        return [store_pb2.HistoryEntry.FromString(value) for _key, value in self._scan(prefix)]
+
+    def purge_history(self, kind: Kind, resource_id: str) -> int:
+        prefix = keys.history_prefix(kind, resource_id)
+        with self._write_lock:
+            db = self._writable()
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            for key in self._scan_keys(prefix):
+                batch.delete(key)
+            count = len(batch)
+            if count:
+                self._write(db, batch)
+            return count
+
+    def iter_history(self) -> Iterator[store_pb2.HistoryEntry]:
+        """Every history entry of every resource (live or deleted), by kind and id."""
+        prefix = keys.section_prefix(keys.Section.HISTORY)
+        return (store_pb2.HistoryEntry.FromString(value) for _key, value in self._scan(prefix))
+
+    # -- change log --------------------------------------------------------
+    def changes(self, since: int = 0) -> Iterator[store_pb2.ChangeLogEntry]:
+        prefix = keys.section_prefix(keys.Section.LOG)
+        start = keys.change(max(since, 0) + 1)
+        return (
+            store_pb2.ChangeLogEntry.FromString(value)
+            for _key, value in self._scan(prefix, start=start)
+        )
+
+    def mark_published(self, sequence: int) -> None:
+        key = keys.change(sequence)
+        with self._write_lock:
+            db = self._writable()
+            data = _get(db, key)
+            if data is None:
+                raise NotFoundError(f"change-log entry {sequence} not found")
+            entry = store_pb2.ChangeLogEntry.FromString(data)
+            if entry.published:
+                return
+            entry.published = True
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            batch.put(key, entry.SerializeToString())
+            self._write(db, batch)
+
+    # -- ownership ---------------------------------------------------------
+    def put_ownership(self, record: store_pb2.OwnershipRecord) -> None:
+        if not record.agent_id:
+            raise ValueError("an ownership record needs agent_id")
+        key = keys.ownership(record.agent_id)
+        with self._write_lock:
+            db = self._writable()
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            batch.put(key, record.SerializeToString())
+            self._write(db, batch)
+
+    def get_ownership(self, agent_id: str) -> store_pb2.OwnershipRecord:
+        data = _get(self._handle(), keys.ownership(agent_id))
+        if data is None:
+            raise NotFoundError(f"no ownership record for Agent {agent_id}")
+        return store_pb2.OwnershipRecord.FromString(data)
+
+    def iter_ownership(self) -> Iterator[store_pb2.OwnershipRecord]:
+        """Every ownership record, ordered by agent id."""
+        prefix = keys.section_prefix(keys.Section.OWNERSHIP)
+        return (store_pb2.OwnershipRecord.FromString(value) for _key, value in self._scan(prefix))
+
+    # -- housekeeping ------------------------------------------------------
+    def stats(self) -> StoreStats:
+        return StoreStats(
+            agents=self._count(keys.resources_of(Kind.AGENT)),
+            agent_instances=self._count(keys.resources_of(Kind.AGENT_INSTANCE)),
+            history_entries=self._count(keys.section_prefix(keys.Section.HISTORY)),
+            change_log_entries=self._count(keys.section_prefix(keys.Section.LOG)),
+            last_sequence=self._read_last_sequence(),
+            bytes_on_disk=_directory_size(self._path),
+        )
+
+    def compact(self) -> None:
+        """Flush the memtable and compact everything (benchmarks, backups)."""
+        db = self._writable()
+        db.flush(wait=True)
+        db.compact_range(None, None)
+
+    def close(self) -> None:
+        """Flush (read-write) and release the database; closing twice is harmless."""
+        db, self._db = self._db, None
+        if db is None:
+            return
+        try:
+            if self._mode is OpenMode.READ_WRITE:
+                db.flush(wait=True)
+        finally:
+            db.close()
+            if self._secondary_dir is not None:
+                shutil.rmtree(self._secondary_dir, ignore_errors=True)
+
+    # -- internals ---------------------------------------------------------
+    def _handle(self) -> rocksdict.Rdict:
+        if self._db is None:
+            raise StoreError(f"the store at {self._path} is closed")
+        return self._db
+
+    def _writable(self) -> rocksdict.Rdict:
+        db = self._handle()
+        if self._mode is not OpenMode.READ_WRITE:
+            raise StoreReadOnlyError(
+                f"the store at {self._path} is open {self._mode.value}; writes need the "
+                "operator's read-write handle"
+            )
+        return db
+
+    def _write(self, db: rocksdict.Rdict, batch: rocksdict.WriteBatch) -> None:
+        try:
+            db.write(batch, self._write_options)
+        except Exception as exc:
+            raise StoreError(f"write to the store at {self._path} failed: {exc}") from exc
+
+    def _append_log(self, batch: rocksdict.WriteBatch, entry: store_pb2.ChangeLogEntry) -> None:
+        batch.put(keys.change(entry.sequence), entry.SerializeToString())
+        batch.put(keys.LAST_SEQUENCE_KEY, keys.encode_sequence_value(entry.sequence))
+
+    def _move_indexes(
+        self,
+        db: rocksdict.Rdict,
+        batch: rocksdict.WriteBatch,
+        resource_id: str,
+        old: Resource | None,
+        new_index: dict[bytes, bytes],
+    ) -> None:
+        """Add the batch operations that turn ``old``'s index entries into ``new_index``.
+
+        Entries keyed by the id (org, instance) exist exactly when the old
+        value exists, so they need no read. Slug and name entries hold the id
+        as their value and may have been taken over by another resource with
+        the same slug or name (see the protocol); those are read and only
+        removed, or skipped as present, when they name this resource.
+        """
+        own_id = resource_id.encode("utf-8")
+        old_index = _index_entries(Kind.of(old), old) if old is not None else {}
+        for key, value in old_index.items():
+            if key in new_index:
+                continue
+            if value == _ID_ENTRY or _get(db, key) == own_id:
+                batch.delete(key)
+        for key, value in new_index.items():
+            if key in old_index and (value == _ID_ENTRY or _get(db, key) == value):
+                continue
+            batch.put(key, value)
+
+    def _newest_history(self, kind: Kind, resource_id: str) -> store_pb2.HistoryEntry | None:
+        for _key, value in self._scan(keys.history_prefix(kind, resource_id)):
+            return store_pb2.HistoryEntry.FromString(value)
+        return None
+
+    def _resources(self, kind: Kind, ids: Iterable[str]) -> Iterator[Resource]:
+        """Point-get the live resources of ``ids`` (multi-get, in chunks), in order."""
+        db = self._handle()
+        parse = kind.message_type.FromString
+        chunk: builtins.list[bytes] = []
+        for resource_id in ids:
+            chunk.append(keys.resource(kind, resource_id))
+            if len(chunk) == _MULTI_GET_CHUNK:
+                yield from (parse(value) for value in _multi_get(db, chunk) if value is not None)
+                chunk = []
+        if chunk:
+            yield from (parse(value) for value in _multi_get(db, chunk) if value is not None)
+
+    def _scan(self, prefix: bytes, *, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        db = self._handle()
+        read = _bounded(prefix)  # must outlive the iterator, see _bounded
+        for key, value in db.items(from_key=start or prefix, read_opt=read):
+            yield _as_bytes(key), _as_bytes(value)
+
+    def _scan_keys(self, prefix: bytes) -> Iterator[bytes]:
+        db = self._handle()
+        read = _bounded(prefix)  # must outlive the iterator, see _bounded
+        for key in db.keys(from_key=prefix, read_opt=read):
+            yield _as_bytes(key)
+
+    def _count(self, prefix: bytes) -> int:
+        return sum(1 for _key in self._scan_keys(prefix))
+
+    def _read_last_sequence(self) -> int:
+        db = self._handle()
+        stored = _get(db, keys.LAST_SEQUENCE_KEY)
+        from_meta = keys.decode_sequence_value(stored) if stored is not None else 0
+        last_key = _last_key(db, keys.section_prefix(keys.Section.LOG))
+        from_log = keys.change_sequence(last_key) if last_key is not None else 0
+        return max(from_meta, from_log)
+
+
+# -- records ------------------------------------------------------------------
+
+
+def _index_entries(kind: Kind, resource: Resource) -> dict[bytes, bytes]:
+    """Every index entry (key -> value) a live resource owns."""
+    meta = resource.metadata
+    entries = {keys.org_index(kind, meta.org, meta.id): _ID_ENTRY}
+    own_id = meta.id.encode("utf-8")
+    if meta.slug:
+        entries[keys.slug_index(kind, meta.org, meta.slug)] = own_id
+    if meta.name:
+        entries[keys.name_index(kind, meta.namespace, meta.name)] = own_id
+    if isinstance(resource, agent_instance_pb2.AgentInstance) and resource.status.agent_id:
+        entries[keys.instance_index(resource.status.agent_id, meta.id)] = _ID_ENTRY
+    return entries
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(time.time_ns())
+    return stamp
+
+
+def _history_bytes(
+    kind: Kind,
+    resource: Resource,
+    serialized: bytes,
+    digest: str,
+    change: store_pb2.ChangeType.ValueType,
+    version: int,
+) -> bytes:
+    """A serialized HistoryEntry, reusing the resource's serialized bytes.
+
+    Protobuf writes fields in field-number order and the resource is the
+    highest-numbered field, so the header's bytes followed by the resource
+    field are exactly what ``SerializeToString`` of the whole entry would
+    produce, without copying and re-serializing the resource.
+    """
+    header = store_pb2.HistoryEntry(
+        kind=kind.proto_kind,
+        id=resource.metadata.id,
+        version=version,
+        generation=resource.metadata.generation,
+        spec_hash=digest,
+        recorded_at=_now(),
+        change=change,
+    ).SerializeToString()
+    tag = (_HISTORY_RESOURCE_FIELD[kind] << 3) | _WIRE_TYPE_LENGTH_DELIMITED
+    return b"".join((header, _varint(tag), _varint(len(serialized)), serialized))
+
+
+def _varint(number: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, number = number & 0x7F, number >> 7
+        if number:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
+
+
+def _change_entry(
+    sequence: int,
+    kind: Kind,
+    resource: Resource,
+    digest: str,
+    change: store_pb2.ChangeType.ValueType,
+) -> store_pb2.ChangeLogEntry:
+    meta = resource.metadata
+    return store_pb2.ChangeLogEntry(
+        sequence=sequence,
+        recorded_at=_now(),
+        kind=kind.proto_kind,
+        id=meta.id,
+        org=meta.org,
+        namespace=meta.namespace,
+        name=meta.name,
+        change=change,
+        generation=meta.generation,
+        spec_hash=digest,
+    )
+
+
+# -- rocksdict glue -----------------------------------------------------------
+
+
+def _as_bytes(value: Any) -> bytes:
+    if not isinstance(value, bytes):
+        raise StoreCorruptError(f"expected bytes from the store, got {type(value).__name__}")
+    return value
+
+
+def _get(db: rocksdict.Rdict, key: bytes) -> bytes | None:
+    value = db.get(key)
+    return None if value is None else _as_bytes(value)
+
+
+def _multi_get(db: rocksdict.Rdict, batch: list[bytes]) -> list[bytes | None]:
+    values: Any = db.get(list(batch))
+    return [None if value is None else _as_bytes(value) for value in values]
+
+
+def _last_key(db: rocksdict.Rdict, prefix: bytes) -> bytes | None:
+    """The greatest key starting with ``prefix``.
+
+    Seeks to the last key below the prefix's upper bound and checks the
+    prefix. (rocksdict 0.3.29's ``set_iterate_lower_bound`` sets the upper
+    bound, so a backward scan cannot be bounded below.)
+    """
+    read = _bounded(prefix)  # must outlive the iterator, see _bounded
+    iterator = db.iter(read)
+    iterator.seek_to_last()
+    if not iterator.valid():
+        return None
+    key = _as_bytes(iterator.key())
+    return key if key.startswith(prefix) else None
+
+
+def _bounded(prefix: bytes) -> rocksdict.ReadOptions:
+    """Read options that end a scan at the end of ``prefix``.
+
+    The caller must keep the returned object referenced until its iterator
+    is exhausted: rocksdict's iterators do not hold on to their ReadOptions,
+    and once it is collected the bound points at freed memory (scans then
+    stop early at random).
+    """
+    read = rocksdict.ReadOptions()
+    read.set_iterate_upper_bound(keys.prefix_end(prefix))
+    return read
+
+
+def _options(mode: OpenMode, *, create: bool) -> rocksdict.Options:
+    options = rocksdict.Options(raw_mode=True)
+    options.create_if_missing(create)
+    options.set_compression_type(rocksdict.DBCompressionType.lz4())
+    options.set_bottommost_compression_type(rocksdict.DBCompressionType.zstd())
+    options.set_level_compaction_dynamic_level_bytes(True)
+    options.set_write_buffer_size(_WRITE_BUFFER_BYTES)
+    options.set_max_total_wal_size(_MAX_WAL_BYTES)
+    options.set_max_background_jobs(2)
+    options.set_keep_log_file_num(3)
+    table = rocksdict.BlockBasedOptions()
+    table.set_bloom_filter(_BLOOM_BITS_PER_KEY, False)
+    table.set_block_cache(rocksdict.Cache(_BLOCK_CACHE_BYTES))
+    table.set_cache_index_and_filter_blocks(True)
+    table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+    options.set_block_based_table_factory(table)
+    if mode is OpenMode.SECONDARY:
+        # A secondary keeps every table file open: the writer may delete
+        # compacted files the secondary still reads from.
+        options.set_max_open_files(-1)
+    return options
+
+
+def _access(mode: OpenMode, secondary_dir: Path | None) -> rocksdict.AccessType:
+    if mode is OpenMode.READ_ONLY:
+        # A running writer always has a WAL; reading it is the point.
+        return rocksdict.AccessType.read_only(False)
+    if mode is OpenMode.SECONDARY:
+        if secondary_dir is None:
+            raise ValueError("a secondary handle needs a directory of its own")
+        return rocksdict.AccessType.secondary(str(secondary_dir))
+    return rocksdict.AccessType.read_write()
+
+
+def _secondary_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="stigmer-store-secondary-"))
+
+
+def _open_rdict(
+    location: Path,
+    mode: OpenMode,
+    *,
+    create: bool,
+    secondary_dir: Path | None = None,
+) -> rocksdict.Rdict:
+    """Open the database and check its format marker (writing it only on create)."""
+    try:
+        db = rocksdict.Rdict(
+            str(location),
+            _options(mode, create=create),
+            access_type=_access(mode, secondary_dir),
+        )
+    except Exception as exc:
+        if secondary_dir is not None:
+            shutil.rmtree(secondary_dir, ignore_errors=True)
+        raise _open_error(location, mode, exc) from exc
+    try:
+        if mode is OpenMode.SECONDARY:
+            db.try_catch_up_with_primary()
+        if not create:
+            _check_marker(db, location)
+    except BaseException:
+        db.close()
+        if secondary_dir is not None:
+            shutil.rmtree(secondary_dir, ignore_errors=True)
+        raise
+    return db
+
+
+def _check_marker(db: rocksdict.Rdict, location: Path) -> None:
+    marker = db.get(keys.FORMAT_KEY)
+    if marker == keys.FORMAT_MARKER:
+        return
+    if marker is None:
+        raise ForeignDatabaseError(
+            f"{location} holds a RocksDB database that is not a stigmer-operator store "
+            "(no format marker); refusing to touch it: point --path elsewhere"
+        )
+    raise ForeignDatabaseError(
+        f"{location} is a store of format {marker!r}, this build reads "
+        f"{keys.FORMAT_MARKER!r}: use a matching stigmer-operator version"
+    )
+
+
+def _inspect(location: Path) -> _Location:
+    if not location.exists():
+        return _Location.ABSENT
+    if not location.is_dir():
+        return _Location.NOT_A_DIRECTORY
+    names = {entry.name for entry in location.iterdir()}
+    if not names:
+        return _Location.EMPTY_DIRECTORY
+    if "CURRENT" in names:
+        return _Location.DATABASE
+    if any(name.startswith("MANIFEST-") or name.endswith(".sst") for name in names):
+        return _Location.DAMAGED_DATABASE
+    return _Location.OTHER_FILES
+
+
+def _refuse_non_database(location: Path, state: _Location) -> None:
+    if state is _Location.NOT_A_DIRECTORY:
+        raise StoreOpenError(f"{location} is a file, not a store directory: check --path")
+    if state is _Location.DAMAGED_DATABASE:
+        raise StoreCorruptError(
+            f"the store at {location} is corrupt (RocksDB files but no CURRENT file): restore "
+            "a backup, or move it aside and let the operator rebuild it from the cluster"
+        )
+    if state is _Location.OTHER_FILES:
+        raise ForeignDatabaseError(
+            f"{location} is not empty and holds no RocksDB database; refusing to create a "
+            "store over it: point --path at an empty or missing directory"
+        )
+
+
+def _refuse_foreign_rocksdict(location: Path) -> None:
+    """Refuse a database another rocksdict program wrote in pickle mode.
+
+    rocksdict rewrites its config file on every open, even a read-only one,
+    so opening such a database with ``raw_mode`` would break it for its
+    owner. Read the config ourselves and stop before RocksDB is involved.
+    """
+    config_path = location / _ROCKSDICT_CONFIG
+    if not config_path.exists():
+        return
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StoreCorruptError(
+            f"the store at {location} has an unreadable {_ROCKSDICT_CONFIG} ({exc}): "
+            "restore a backup, or move it aside and let the operator rebuild it"
+        ) from exc
+    if not isinstance(config, dict) or config.get("raw_mode") is not True:
+        raise ForeignDatabaseError(
+            f"{location} holds a rocksdict database not written by stigmer-operator "
+            "(not in raw mode); refusing to touch it: point --path elsewhere"
+        )
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _open_error(location: Path, mode: OpenMode, exc: Exception) -> StoreOpenError:
+    """Translate a RocksDB open failure into an error class with an actionable line."""
+    detail = _one_line(str(exc))
+    lowered = detail.lower()
+    if "lock" in lowered and (
+        "temporarily unavailable" in lowered or "lock hold" in lowered or "lock file" in lowered
+    ):
+        return StoreLockedError(
+            f"the store at {location} is locked by another writer (the operator is probably "
+            "running): inspect it with --read-only, or stop the other process"
+        )
+    if "comparator" in lowered:
+        return ForeignDatabaseError(
+            f"{location} holds a RocksDB database with another key order ({detail}); it is "
+            "not a stigmer-operator store: point --path elsewhere"
+        )
+    if lowered.startswith("corruption") or "corrupt" in lowered:
+        return StoreCorruptError(
+            f"the store at {location} is corrupt ({detail}): restore a backup, or move it "
+            "aside and let the operator rebuild it from the cluster"
+        )
+    if "no such file" in lowered:
+        # The directory and its CURRENT file were there a moment ago, so a
+        # missing file now means the database is damaged, not absent.
+        return StoreCorruptError(
+            f"the store at {location} is missing files ({detail}): restore a backup, or "
+            "move it aside and let the operator rebuild it from the cluster"
+        )
+    if "permission denied" in lowered:
+        return StoreOpenError(
+            f"cannot open the store at {location} {mode.value}: permission denied ({detail})"
+        )
+    return StoreOpenError(f"cannot open the store at {location} {mode.value}: {detail}")
+
+
+def _directory_size(location: Path) -> int:
+    """Bytes of the files in the database directory (RocksDB keeps it flat)."""
+    total = 0
+    for entry in os.scandir(location):
+        if entry.is_file(follow_symlinks=False):
+            total += entry.stat(follow_symlinks=False).st_size
+    return total
