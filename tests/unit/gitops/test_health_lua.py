@@ -1,0 +1,209 @@
+"""The Argo CD health check (deploy/argocd/health.lua), run in a real Lua VM.
+
+Argo CD evaluates health checks with gopher-lua, a Lua 5.1 implementation, so
+the script runs here in lupa's Lua 5.1 runtime with the same contract: the
+live object is the global ``obj`` and the chunk returns ``{status, message}``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lupa import lua51
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+HEALTH_LUA = REPO_ROOT / "deploy" / "argocd" / "health.lua"
+
+
+def _to_lua(runtime: Any, value: Any) -> Any:
+    """Convert JSON-like Python data into Lua tables (lists become 1-based arrays)."""
+    if isinstance(value, dict):
+        return runtime.table_from({k: _to_lua(runtime, v) for k, v in value.items()})
+    if isinstance(value, list):
+        return runtime.table_from([_to_lua(runtime, v) for v in value])
+    return value
+
+
+def health(obj: dict[str, Any]) -> tuple[str, str]:
+    """Run the health check on ``obj`` in a fresh Lua VM; return (status, message)."""
+    runtime = lua51.LuaRuntime(unpack_returned_tuples=True)
+    runtime.globals().obj = _to_lua(runtime, obj)
+    result = runtime.execute(HEALTH_LUA.read_text())
+    return str(result["status"]), str(result["message"])
+
+
+def _condition(
+    type_: str,
+    status: str,
+    reason: str,
+    message: str = "",
+    observed_generation: int | None = 3,
+) -> dict[str, Any]:
+    cond: dict[str, Any] = {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+    if observed_generation is not None:
+        cond["observedGeneration"] = observed_generation
+    return cond
+
+
+def _agent(
+    *,
+    kind: str = "Agent",
+    generation: int = 3,
+    status: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": "agentic.stigmer.ai/v1",
+        "kind": kind,
+        "metadata": {"name": "support-bot", "namespace": "team-a", "generation": generation},
+        "spec": {"instructions": "Answer support questions politely."},
+    }
+    if status is not None:
+        obj["status"] = status
+    return obj
+
+
+def _ready(
+    status: str,
+    reason: str,
+    message: str = "",
+    *,
+    observed: int = 3,
+    condition_observed: int | None = 3,
+    kind: str = "Agent",
+) -> dict[str, Any]:
+    return _agent(
+        kind=kind,
+        status={
+            "observedGeneration": observed,
+            "conditions": [
+                _condition("Accepted", "True", "Accepted", observed_generation=condition_observed),
+                _condition("Ready", status, reason, message, condition_observed),
+            ],
+        },
+    )
+
+
+@pytest.mark.parametrize("kind", ["Agent", "AgentInstance"])
+def test_ready_at_current_generation_is_healthy(kind: str) -> None:
+    status, message = health(_ready("True", "Ready", "Default instance ready", kind=kind))
+    assert status == "Healthy"
+    assert "Default instance ready" in message
+
+
+def test_missing_status_is_progressing() -> None:
+    status, message = health(_agent(status=None))
+    assert status == "Progressing"
+    assert "status" in message
+
+
+def test_status_without_conditions_is_progressing() -> None:
+    status, message = health(_agent(status={"observedGeneration": 3}))
+    assert (status, message) == ("Progressing", "Waiting for the Ready condition")
+
+
+def test_ready_unknown_is_progressing() -> None:
+    status, _ = health(_ready("Unknown", "Reconciling", "Running the pipeline"))
+    assert status == "Progressing"
+
+
+def test_observed_generation_behind_is_progressing_even_if_ready() -> None:
+    status, message = health(_ready("True", "Ready", observed=2, condition_observed=2))
+    assert status == "Progressing"
+    assert "generation 3" in message
+
+
+def test_missing_observed_generation_is_progressing() -> None:
+    obj = _ready("True", "Ready")
+    del obj["status"]["observedGeneration"]
+    status, _ = health(obj)
+    assert status == "Progressing"
+
+
+def test_condition_observed_generation_behind_is_progressing() -> None:
+    # Top-level status is current, but the Ready condition is stale.
+    status, message = health(_ready("True", "Ready", observed=3, condition_observed=2))
+    assert status == "Progressing"
+    assert "from generation 2" in message
+
+
+def test_condition_without_observed_generation_uses_top_level() -> None:
+    status, _ = health(_ready("True", "Ready", condition_observed=None))
+    assert status == "Healthy"
+
+
+@pytest.mark.parametrize(
+    ("reason", "message"),
+    [
+        ("ValidationFailed", "spec.instructions: must be at least 10 characters"),
+        ("Unauthorized", "scope platform is only allowed in platform namespaces"),
+        ("DuplicateSlug", "slug support-bot is already used by Agent team-a/other"),
+    ],
+)
+def test_ready_false_with_permanent_reason_is_degraded_with_message(
+    reason: str, message: str
+) -> None:
+    status, text = health(_ready("False", reason, message))
+    assert status == "Degraded"
+    assert reason in text
+    assert message in text
+
+
+@pytest.mark.parametrize(
+    "reason", ["TemporaryError", "Retrying", "Reconciling", "WaitingForAgent", "Pending"]
+)
+def test_ready_false_with_transient_reason_is_progressing(reason: str) -> None:
+    status, text = health(_ready("False", reason, "the API server is unavailable, retrying"))
+    assert status == "Progressing"
+    assert "retrying" in text
+
+
+def test_degraded_agent_instance() -> None:
+    obj = _ready(
+        "False",
+        "AgentNotShared",
+        "Agent team-b/helper is not shared with org team-a",
+        kind="AgentInstance",
+    )
+    status, text = health(obj)
+    assert status == "Degraded"
+    assert "not shared" in text
+
+
+def test_stale_failure_after_spec_fix_is_progressing() -> None:
+    # The user fixed the spec (generation 4); the Ready=False is about generation 3.
+    obj = _ready("False", "ValidationFailed", "spec.instructions: too short")
+    obj["metadata"]["generation"] = 4
+    status, _ = health(obj)
+    assert status == "Progressing"
+
+
+def test_object_being_deleted_is_progressing() -> None:
+    obj = _ready("True", "Ready")
+    obj["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    status, message = health(obj)
+    assert (status, message) == ("Progressing", "Being deleted")
+
+
+def test_ready_condition_is_found_among_others() -> None:
+    obj = _ready("True", "Ready", "ok")
+    conditions = obj["status"]["conditions"]
+    conditions.insert(0, _condition("Accepted", "True", "Accepted"))
+    obj2 = copy.deepcopy(obj)
+    obj2["status"]["conditions"] = list(reversed(conditions))
+    assert health(obj)[0] == "Healthy"
+    assert health(obj2)[0] == "Healthy"
+
+
+def test_script_runs_in_lua_5_1_semantics() -> None:
+    # gopher-lua (Argo CD) is Lua 5.1: the VM used here must be too.
+    runtime = lua51.LuaRuntime()
+    assert runtime.lua_version == (5, 1)
