@@ -1,0 +1,277 @@
+"""``stigmer-operator store ...``: look inside the embedded store, even while the operator runs.
+
+The operator holds the store's only read-write handle (RocksDB allows one
+writer per directory), so these commands open it as a *secondary* (which
+reads the writer's latest state) and fall back to *read-only* (a snapshot
+as of opening) when a secondary cannot be set up. Nothing here writes.
+
+Every inspection command is one :class:`Command`: a name, its arguments and
+a function from an open store to a document. ``verify`` (which also needs
+the cluster) is added the same way, by appending to :data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stigmer_operator.api.kinds import Kind
+from stigmer_operator.cli import ExitCode, Handler, fail
+from stigmer_operator.store import render
+from stigmer_operator.store.errors import (
+    ForeignDatabaseError,
+    NotFoundError,
+    StoreCorruptError,
+    StoreError,
+    StoreMissingError,
+    StoreOpenError,
+)
+from stigmer_operator.store.rocks import OpenMode, RocksStore
+
+PATH_ENV = "STIGMER_STORE_PATH"
+DEFAULT_PATH = Path(".stigmer/store")
+
+Run = Callable[[RocksStore, argparse.Namespace], render.Document]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One ``store`` subcommand."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Run
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """``NAMESPACE/NAME`` of a Kubernetes object, or (``namespace`` None) a store id."""
+
+    namespace: str | None
+    name: str
+
+
+# -- argument types -------------------------------------------------------------
+
+
+def _kind(text: str) -> Kind:
+    try:
+        return Kind.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _object_ref(text: str) -> ObjectRef:
+    namespace, slash, name = text.partition("/")
+    if not slash:
+        return ObjectRef(namespace=None, name=text)  # an id (agt-..., ain-...)
+    if not namespace or not name or "/" in name:
+        raise argparse.ArgumentTypeError(f"expected NAMESPACE/NAME, got {text!r}")
+    return ObjectRef(namespace=namespace, name=name)
+
+
+def _sequence(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a sequence number >= 0, got {text!r}")
+    return value
+
+
+def _add_kind_and_ref(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kind", type=_kind, metavar="KIND", help="agent|ag|agentinstance|agi")
+    parser.add_argument("ref", type=_object_ref, metavar="NAMESPACE/NAME")
+
+
+def _add_list_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kind", type=_kind, metavar="KIND", help="agent|ag|agentinstance|agi")
+    parser.add_argument("--org", help="only resources of this organization (index scan)")
+
+
+def _add_log_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--since", type=_sequence, default=0, metavar="SEQ", help="entries after SEQ"
+    )
+
+
+def _no_arguments(_parser: argparse.ArgumentParser) -> None:
+    """The command takes only the common options."""
+
+
+# -- commands -------------------------------------------------------------------
+
+
+def _get(store: RocksStore, args: argparse.Namespace) -> render.Document:
+    kind: Kind = args.kind
+    ref: ObjectRef = args.ref
+    if ref.namespace is None:
+        return render.message(store.get(kind, ref.name))
+    return render.message(store.get_by_name(kind, ref.namespace, ref.name))
+
+
+def _list(store: RocksStore, args: argparse.Namespace) -> render.Document:
+    kind: Kind = args.kind
+    org: str | None = args.org
+    resources = store.list(kind) if org is None else store.list_by_org(kind, org)
+    return render.messages(resources)
+
+
+def _history(store: RocksStore, args: argparse.Namespace) -> render.Document:
+    kind: Kind = args.kind
+    resource_id = _resolve_id(store, kind, args.ref)
+    entries = store.history(kind, resource_id)
+    if not entries:
+        raise NotFoundError(f"no history for {kind.value} {resource_id}")
+    return render.messages(entries)
+
+
+def _log(store: RocksStore, args: argparse.Namespace) -> render.Document:
+    since: int = args.since
+    return render.messages(store.changes(since))
+
+
+def _dump(store: RocksStore, _args: argparse.Namespace) -> render.Document:
+    return {
+        "agents": render.messages(store.list(Kind.AGENT)),
+        "agentInstances": render.messages(store.list(Kind.AGENT_INSTANCE)),
+        "ownership": render.messages(store.iter_ownership()),
+        "history": render.messages(store.iter_history()),
+        "changes": render.messages(store.changes()),
+        "stats": render.stats(store.stats()),
+    }
+
+
+def _stats(store: RocksStore, _args: argparse.Namespace) -> render.Document:
+    return render.stats(store.stats())
+
+
+def _resolve_id(store: RocksStore, kind: Kind, ref: ObjectRef) -> str:
+    """The id of ``ref``: a live object's, else the newest one the change log names.
+
+    The log fallback lets ``history`` find a deleted object by name.
+    """
+    if ref.namespace is None:
+        return ref.name
+    with contextlib.suppress(NotFoundError):
+        return store.get_by_name(kind, ref.namespace, ref.name).metadata.id
+    found = ""
+    for entry in store.changes():
+        if (
+            Kind.from_proto(entry.kind) is kind
+            and entry.namespace == ref.namespace
+            and entry.name == ref.name
+        ):
+            found = entry.id
+    if not found:
+        raise NotFoundError(f"{kind.value} {ref.namespace}/{ref.name} not found")
+    return found
+
+
+COMMANDS: list[Command] = [
+    Command("get", "one live resource (NAMESPACE/NAME or id)", _add_kind_and_ref, _get),
+    Command("list", "live resources of a kind", _add_list_arguments, _list),
+    Command("history", "versions of a resource, newest first", _add_kind_and_ref, _history),
+    Command("log", "the change log, oldest first", _add_log_arguments, _log),
+    Command("dump", "everything in the store", _no_arguments, _dump),
+    Command("stats", "counts and size on disk", _no_arguments, _stats),
+]
+
+
+# -- plumbing -------------------------------------------------------------------
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``store`` and its subcommands to the top-level parser; returns ``store``'s parser."""
+    store_parser: argparse.ArgumentParser = subparsers.add_parser(
+        "store",
+        help="inspect the embedded store (safe while the operator runs)",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    commands = store_parser.add_subparsers(dest="store_command", required=True, metavar="COMMAND")
+    common = _common_options()
+    for command in COMMANDS:
+        parser = commands.add_parser(command.name, help=command.help, parents=[common])
+        command.add_arguments(parser)
+        parser.set_defaults(func=_handler(command.run))
+    return store_parser
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--path",
+        type=Path,
+        default=None,
+        help=f"store directory (default: ${PATH_ENV}, else {DEFAULT_PATH})",
+    )
+    common.add_argument(
+        "--format",
+        "-o",
+        type=render.OutputFormat,
+        choices=list(render.OutputFormat),
+        default=render.OutputFormat.JSON,
+        help="output format (default: json)",
+    )
+    return common
+
+
+def store_path(explicit: Path | None) -> Path:
+    """``--path``, else ``$STIGMER_STORE_PATH``, else ``.stigmer/store``."""
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get(PATH_ENV)
+    return Path(from_env) if from_env else DEFAULT_PATH
+
+
+def open_for_reading(path: Path) -> RocksStore:
+    """Open as a secondary (follows the writer), else read-only (a snapshot)."""
+    try:
+        return RocksStore.open(path, OpenMode.SECONDARY)
+    except (StoreMissingError, ForeignDatabaseError, StoreCorruptError):
+        raise  # read-only would fail the same way
+    except StoreOpenError:
+        return RocksStore.open(path, OpenMode.READ_ONLY)
+
+
+def _handler(run: Run) -> Handler:
+    def handle(args: argparse.Namespace) -> int:
+        return _execute(run, args)
+
+    return handle
+
+
+def _execute(run: Run, args: argparse.Namespace) -> int:
+    try:
+        store = open_for_reading(store_path(args.path))
+    except StoreOpenError as exc:
+        fail(exc)
+        return ExitCode.CANNOT_OPEN
+    try:
+        with store:
+            document = run(store, args)
+    except NotFoundError as exc:
+        fail(exc)
+        return ExitCode.NOT_FOUND
+    except StoreError as exc:
+        fail(exc)
+        return ExitCode.CANNOT_OPEN
+    return _write(render.render(document, args.format))
+
+
+def _write(text: str) -> int:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `... | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return ExitCode.OK
