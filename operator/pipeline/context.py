@@ -1,0 +1,219 @@
+"""The request context every step reads and writes.
+
+One ``RequestContext`` is built per handler call. It keeps apart what a step
+may change and what it may not:
+
+* ``body`` -- the object as read from the API, deeply frozen (see
+  :mod:`.frozen`): the input never changes under a step's feet.
+* ``new_state`` -- the protobuf message the steps build and persist.
+* ``values`` -- a typed bag for handing results from one step to a later
+  one. Keys are :class:`Key` objects declared once in :mod:`.keys`, so a
+  typo is an ``AttributeError`` at import time and mypy knows each value's
+  type (the Go seed's ``map[string]any`` metadata bag had neither).
+* ``outcomes`` -- what each step did and how long it took.
+* ``status`` -- the status document TransformResponse builds and
+  SendResponse writes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
+
+from stigmer_operator.api.kinds import Kind, Resource
+from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2
+from stigmer_operator.pipeline.deps import Deps
+from stigmer_operator.pipeline.frozen import FrozenObject, freeze_object, mapping_at, str_at
+
+V = TypeVar("V")
+M_co = TypeVar("M_co", bound=Resource, covariant=True)
+
+
+class Operation(enum.StrEnum):
+    """Why the pipeline runs: the kopf cause it serves."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    RESUME = "resume"
+
+
+class Outcome(enum.StrEnum):
+    """What a step did."""
+
+    #: The step changed something (store, cluster) or computed its result.
+    SUCCEEDED = "succeeded"
+    #: The step found its effect already in place (idempotent re-run).
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    step: str
+    outcome: Outcome
+    #: Seconds, from ``time.perf_counter``.
+    duration: float
+
+
+class Key(Generic[V]):
+    """A typed key of :class:`Values`; compare by identity."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Key({self.name!r})"
+
+
+class MissingValueError(LookupError):
+    """A step asked for a value no earlier step put: a pipeline ordering bug."""
+
+
+class Values:
+    """The typed inter-step bag."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: dict[Key[Any], Any] = {}
+
+    def put(self, key: Key[V], value: V) -> None:
+        self._items[key] = value
+
+    def get(self, key: Key[V]) -> V:
+        """The value for ``key``; raises if no earlier step produced it."""
+        try:
+            return cast(V, self._items[key])
+        except KeyError:
+            raise MissingValueError(
+                f"{key.name} was not set by an earlier step (pipeline order?)"
+            ) from None
+
+    def find(self, key: Key[V]) -> V | None:
+        """The value for ``key``, or ``None`` when absent."""
+        return cast("V | None", self._items.get(key))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+
+class RequestContext(Generic[M_co]):
+    """Everything one pipeline run knows; ``M_co`` is the protobuf message type."""
+
+    __slots__ = (
+        "_new_state",
+        "_unchanged",
+        "body",
+        "deps",
+        "kind",
+        "operation",
+        "outcomes",
+        "status",
+        "values",
+    )
+
+    def __init__(
+        self,
+        kind: Kind,
+        operation: Operation,
+        body: Mapping[str, Any],
+        deps: Deps,
+        new_state: M_co,
+    ) -> None:
+        self.kind = kind
+        self.operation = operation
+        self.body: FrozenObject = freeze_object(body)
+        self.deps = deps
+        self._new_state = new_state
+        self.values = Values()
+        self.outcomes: list[StepOutcome] = []
+        self.status: dict[str, Any] = {}
+        self._unchanged = False
+
+    # -- constructors ------------------------------------------------------
+    @staticmethod
+    def for_agent(
+        body: Mapping[str, Any], operation: Operation, deps: Deps
+    ) -> RequestContext[agent_pb2.Agent]:
+        return RequestContext(Kind.AGENT, operation, body, deps, agent_pb2.Agent())
+
+    @staticmethod
+    def for_agent_instance(
+        body: Mapping[str, Any], operation: Operation, deps: Deps
+    ) -> RequestContext[agent_instance_pb2.AgentInstance]:
+        return RequestContext(
+            Kind.AGENT_INSTANCE, operation, body, deps, agent_instance_pb2.AgentInstance()
+        )
+
+    @staticmethod
+    def for_kind(
+        kind: Kind, body: Mapping[str, Any], operation: Operation, deps: Deps
+    ) -> RequestContext[Resource]:
+        if kind is Kind.AGENT:
+            return RequestContext.for_agent(body, operation, deps)
+        return RequestContext.for_agent_instance(body, operation, deps)
+
+    # -- state -------------------------------------------------------------
+    @property
+    def new_state(self) -> M_co:
+        """The message being built; steps change it in place, never replace it."""
+        return self._new_state
+
+    def mark_unchanged(self) -> None:
+        """Tell the pipeline the running step found its effect already in place."""
+        self._unchanged = True
+
+    def take_unchanged(self) -> bool:
+        """Read and reset the flag set by :meth:`mark_unchanged` (for the Pipeline)."""
+        flag, self._unchanged = self._unchanged, False
+        return flag
+
+    # -- the input object --------------------------------------------------
+    @property
+    def metadata(self) -> FrozenObject:
+        return mapping_at(self.body, "metadata")
+
+    @property
+    def name(self) -> str:
+        return str_at(self.body, "metadata", "name")
+
+    @property
+    def namespace(self) -> str:
+        return str_at(self.body, "metadata", "namespace")
+
+    @property
+    def uid(self) -> str:
+        return str_at(self.body, "metadata", "uid")
+
+    @property
+    def generation(self) -> int:
+        value = self.metadata.get("generation")
+        return value if isinstance(value, int) else 0
+
+    @property
+    def labels(self) -> FrozenObject:
+        return mapping_at(self.body, "metadata", "labels")
+
+    @property
+    def annotations(self) -> FrozenObject:
+        return mapping_at(self.body, "metadata", "annotations")
+
+    @property
+    def spec(self) -> FrozenObject:
+        return mapping_at(self.body, "spec")
+
+    @property
+    def current_status(self) -> FrozenObject:
+        """The object's status as read (what SendResponse compares against)."""
+        return mapping_at(self.body, "status")
+
+    def __repr__(self) -> str:
+        return (
+            f"RequestContext({self.kind.value} {self.namespace}/{self.name}, "
+            f"{self.operation.value})"
+        )

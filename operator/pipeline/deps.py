@@ -1,0 +1,66 @@
+"""What the steps depend on, passed in rather than imported.
+
+Steps reach the store, the cluster and the clock only through :class:`Deps`,
+so unit tests and the benchmark run the very same steps against
+``MemoryStore``, ``RecordingKubeEffects`` and a fixed clock, and the
+operator runs them against RocksDB and the API server.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from stigmer_operator.pipeline.kube import KubeEffects
+from stigmer_operator.pipeline.outbox import Outbox
+from stigmer_operator.store.protocol import Store
+
+if TYPE_CHECKING:
+    from stigmer_operator.pipeline.runner import StepObserver
+
+#: DNS-1123 label limit; slugs are used as DNS labels.
+DNS_LABEL_MAX = 63
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    """Operator-wide knobs the steps read."""
+
+    #: Namespaces where ``spec.scope: platform`` is allowed.
+    platform_namespaces: frozenset[str] = frozenset()
+    #: ``fieldManager`` on every write, and Events' ``reportingComponent``.
+    field_manager: str = "stigmer-operator"
+    #: Events' ``reportingInstance`` (the pod name, in a cluster).
+    reporting_instance: str = field(default_factory=socket.gethostname)
+    #: Upper bound of a slug (at most 63: slugs are DNS labels).
+    max_slug_length: int = DNS_LABEL_MAX
+    #: Seconds before retrying an AgentInstance whose Agent does not exist yet.
+    agent_not_found_delay: float = 15.0
+    #: Seconds before retrying after a store/API/internal failure.
+    retry_delay: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_slug_length <= DNS_LABEL_MAX:
+            raise ValueError(f"max_slug_length must be within 1..{DNS_LABEL_MAX}")
+
+
+@dataclass(slots=True)
+class Deps:
+    """Store, cluster, settings and clock for one operator process."""
+
+    store: Store
+    kube: KubeEffects
+    settings: PipelineSettings = field(default_factory=PipelineSettings)
+    #: Returns an aware UTC ``datetime``.
+    clock: Callable[[], datetime] = utc_now
+    #: Unpublished change-log entries (one per process; see :mod:`.outbox`).
+    outbox: Outbox = field(default_factory=Outbox)
+    #: Span hook called around every step of every pipeline (metrics, tracing).
+    observer: StepObserver | None = None

@@ -1,0 +1,133 @@
+"""The one error type a pipeline raises, and the reasons it can carry.
+
+Handlers must decide one thing about a failure: can a retry help (kopf
+``TemporaryError``) or not (``PermanentError``)? Every failure therefore
+reaches them as a :class:`PipelineError` naming the step, a CamelCase
+:class:`Reason` (which is also the condition reason users see in
+``kubectl describe``), a one-line message and ``retryable``/``delay``.
+
+Steps raise ``PipelineError`` for decisions they make themselves
+(``Forbidden``, ``DuplicateSlug``, ...). Domain errors that escape a step --
+store failures, Kubernetes API failures, bugs -- are translated here by
+:func:`from_exception`, so steps do not each repeat the mapping.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any
+
+from stigmer_operator.store.errors import StoreError
+
+if TYPE_CHECKING:
+    from stigmer_operator.pipeline.context import RequestContext
+
+
+class Reason(enum.StrEnum):
+    """CamelCase reasons, used for conditions, Events and metrics."""
+
+    VALIDATION_FAILED = "ValidationFailed"
+    FORBIDDEN = "Forbidden"
+    AGENT_NOT_FOUND = "AgentNotFound"
+    DUPLICATE_SLUG = "DuplicateSlug"
+    IAM_CONFLICT = "IamConflict"
+    DEFAULT_INSTANCE_CONFLICT = "DefaultInstanceConflict"
+    STORE_ERROR = "StoreError"
+    KUBERNETES_API_ERROR = "KubernetesApiError"
+    INTERNAL_ERROR = "InternalError"
+
+    @property
+    def refuses_object(self) -> bool:
+        """True when the object itself is the problem (``Accepted=False``).
+
+        The other reasons are infrastructure trouble: the object may be fine,
+        so only ``Ready`` goes ``Unknown``.
+        """
+        return self in _REFUSALS
+
+
+_REFUSALS = frozenset(
+    {
+        Reason.VALIDATION_FAILED,
+        Reason.FORBIDDEN,
+        Reason.AGENT_NOT_FOUND,
+        Reason.DUPLICATE_SLUG,
+        Reason.IAM_CONFLICT,
+        Reason.DEFAULT_INSTANCE_CONFLICT,
+    }
+)
+
+
+class PipelineError(Exception):
+    """A step failed; says which, why, and whether retrying can help."""
+
+    def __init__(
+        self,
+        reason: Reason,
+        message: str,
+        *,
+        retryable: bool,
+        delay: float | None = None,
+        step: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retryable = retryable
+        self.delay = delay
+        self.step = step
+        #: The request the pipeline was running; set by ``Pipeline.run``.
+        self.context: RequestContext[Any] | None = None
+
+    def in_step(self, step: str) -> PipelineError:
+        """This error, attributed to ``step`` unless a step was already named."""
+        if not self.step:
+            self.step = step
+        return self
+
+    def __str__(self) -> str:
+        where = f"{self.step}: " if self.step else ""
+        return f"{where}{self.reason.value}: {self.message}"
+
+    def __repr__(self) -> str:
+        return (
+            f"PipelineError(step={self.step!r}, reason={self.reason.value!r}, "
+            f"retryable={self.retryable}, message={self.message!r})"
+        )
+
+
+def from_exception(exc: BaseException, step: str, retry_delay: float) -> PipelineError:
+    """Translate anything a step raised into a :class:`PipelineError`.
+
+    Store and Kubernetes failures are retryable unless the API said the
+    request itself is wrong; anything unknown is a bug, reported as
+    ``InternalError`` and retried (a transient cause is more likely than a
+    deterministic one in code that passed its tests).
+    """
+    from stigmer_operator.pipeline.kube import KubeError  # local: kube imports errors
+
+    if isinstance(exc, PipelineError):
+        return exc.in_step(step)
+    if isinstance(exc, KubeError):
+        return PipelineError(
+            Reason.KUBERNETES_API_ERROR,
+            str(exc),
+            retryable=exc.retryable,
+            delay=retry_delay if exc.retryable else None,
+            step=step,
+        )
+    if isinstance(exc, StoreError):
+        return PipelineError(
+            Reason.STORE_ERROR,
+            f"store: {exc}",
+            retryable=True,
+            delay=retry_delay,
+            step=step,
+        )
+    return PipelineError(
+        Reason.INTERNAL_ERROR,
+        f"unexpected {type(exc).__name__}: {exc}",
+        retryable=True,
+        delay=retry_delay,
+        step=step,
+    )

@@ -1,0 +1,63 @@
+"""The typed keys steps use to hand values to later steps.
+
+Declared once here so every producer and consumer names the same object,
+and the type of each value is checked by mypy at both ends. Each key's
+comment names the step that puts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from stigmer_operator.api.kinds import Kind, Resource
+from stigmer_operator.api.models import AgentInstanceSpec, AgentSpec, Scope
+from stigmer_operator.api.v1 import store_pb2
+from stigmer_operator.pipeline.context import Key
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTarget:
+    """The Agent an AgentInstance's ``spec.agentRef`` resolved to."""
+
+    id: str
+    namespace: str
+    name: str
+    uid: str
+    org: str
+    scope: Scope
+    sharing: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StaleEntry:
+    """A store entry left by an object that no longer exists (same name, other uid)."""
+
+    kind: Kind
+    id: str
+    why: str
+
+
+#: ValidateFieldConstraints: the validated spec model.
+SPEC: Key[AgentSpec | AgentInstanceSpec] = Key("spec")
+#: ValidateFieldConstraints: the owning org (namespace, or the org label).
+ORG: Key[str] = Key("org")
+#: Authorize (AgentInstance): the referenced Agent.
+AGENT_TARGET: Key[AgentTarget] = Key("agent_target")
+#: ResolveSlug: the slug.
+SLUG: Key[str] = Key("slug")
+#: CheckDuplicate / BuildNewState: store entries Persist must remove first.
+STALE_ENTRIES: Key[tuple[StaleEntry, ...]] = Key("stale_entries")
+#: BuildNewState: the store's current entry for this object (absent: none).
+EXISTING: Key[Resource] = Key("existing")
+#: BuildNewState / DeleteResource: the id of this resource.
+RESOURCE_ID: Key[str] = Key("resource_id")
+#: Persist / DeleteResource: the change-log entry appended (absent: no change).
+CHANGE: Key[store_pb2.ChangeLogEntry] = Key("change")
+#: CreateIamPolicies (AgentInstance): the ServiceAccount name.
+SERVICE_ACCOUNT: Key[str] = Key("service_account")
+#: CreateDefaultInstance: the default AgentInstance object as read/created.
+DEFAULT_INSTANCE: Key[Mapping[str, Any]] = Key("default_instance")
+#: UpdateAgentStatusWithDefaultInstance: whether the default instance is Ready.
+DEFAULT_INSTANCE_READY: Key[bool] = Key("default_instance_ready")

@@ -1,0 +1,164 @@
+"""An in-memory ``KubeEffects`` for unit tests and the benchmark.
+
+It keeps objects in a dict and records every call, so a test can assert
+"exactly one Event", "no status patch" or "the Role names exactly these
+Secrets" without a cluster, and the benchmark can time the steps without API
+round trips. It mimics the API semantics the steps rely on (AlreadyExists on
+create, 404 on a missing status target, merge-patch on ``/status``, uids,
+``resourceVersion``), not the whole server; end-to-end tests use the real
+control plane and never this class.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from stigmer_operator.api.kinds import Kind
+from stigmer_operator.pipeline.kube import (
+    APPLICABLE_KINDS,
+    AlreadyExists,
+    ApplyResult,
+    EventRecord,
+    Invalid,
+    KubeError,
+    NotFound,
+    ObjectKind,
+    apply_patch,
+    check_controller,
+)
+
+ObjectKey = tuple[ObjectKind, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One recorded call: method name and the target (kind, namespace, name)."""
+
+    method: str
+    kind: str
+    namespace: str
+    name: str
+
+
+def merge_patch(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
+    """RFC 7386 JSON merge patch, in place."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            merge_patch(target[key], value)
+        else:
+            target[key] = copy.deepcopy(dict(value) if isinstance(value, Mapping) else value)
+
+
+class RecordingKubeEffects:
+    """Fake cluster: objects by (kind, namespace, name), plus a call log."""
+
+    def __init__(self) -> None:
+        self.objects: dict[ObjectKey, dict[str, Any]] = {}
+        self.events: dict[tuple[str, str], dict[str, Any]] = {}
+        self.calls: list[Call] = []
+        self._versions = itertools.count(1)
+        self._failures: dict[str, list[KubeError]] = {}
+
+    # -- test helpers --------------------------------------------------------
+    def put(self, kind: ObjectKind, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Store an object as if someone else created it (assigns uid etc.)."""
+        stored = copy.deepcopy(dict(obj))
+        metadata = stored.setdefault("metadata", {})
+        metadata.setdefault("uid", str(uuid.uuid4()))
+        metadata.setdefault("generation", 1)
+        metadata["resourceVersion"] = str(next(self._versions))
+        stored.setdefault("apiVersion", kind.api_version)
+        stored.setdefault("kind", kind.kind)
+        self.objects[(kind, metadata.get("namespace", ""), metadata["name"])] = stored
+        return copy.deepcopy(stored)
+
+    def remove(self, kind: ObjectKind, namespace: str, name: str) -> None:
+        self.objects.pop((kind, namespace, name), None)
+
+    def fail_next(self, method: str, error: KubeError) -> None:
+        """Make the next call of ``method`` raise ``error`` (fault injection)."""
+        self._failures.setdefault(method, []).append(error)
+
+    def calls_of(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def events_for(self, name: str, reason: str | None = None) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.events.values()
+            if e["involvedObject"]["name"] == name and (reason is None or e["reason"] == reason)
+        ]
+
+    def _record(self, method: str, kind: str, namespace: str, name: str) -> None:
+        self.calls.append(Call(method, kind, namespace, name))
+        pending = self._failures.get(method)
+        if pending:
+            raise pending.pop(0)
+
+    # -- KubeEffects ---------------------------------------------------------
+    def get(self, kind: ObjectKind, namespace: str, name: str) -> dict[str, Any] | None:
+        self._record("get", kind.kind, namespace, name)
+        found = self.objects.get((kind, namespace, name))
+        return copy.deepcopy(found) if found is not None else None
+
+    def create_agent_instance(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        metadata = body.get("metadata") or {}
+        namespace, name = metadata.get("namespace", ""), metadata.get("name", "")
+        self._record("create_agent_instance", "AgentInstance", namespace, name)
+        existing = self.objects.get((ObjectKind.AGENT_INSTANCE, namespace, name))
+        if existing is not None:
+            raise AlreadyExists(f"agentinstances {name!r} already exists", copy.deepcopy(existing))
+        return self.put(ObjectKind.AGENT_INSTANCE, body)
+
+    def patch_status(
+        self, kind: Kind, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        self._record("patch_status", kind.value, namespace, name)
+        obj = self.objects.get((ObjectKind.of(kind), namespace, name))
+        if obj is None:
+            raise NotFound(f"{kind.plural} {name!r} not found", status=404)
+        merge_patch(obj.setdefault("status", {}), status)
+        obj["metadata"]["resourceVersion"] = str(next(self._versions))
+        return copy.deepcopy(obj)
+
+    def post_event(self, event: EventRecord) -> bool:
+        namespace = event.involved.namespace
+        self._record("post_event", "Event", namespace, event.name)
+        if (namespace, event.name) in self.events:
+            return False
+        self.events[(namespace, event.name)] = {
+            "metadata": {"name": event.name, "namespace": namespace},
+            "involvedObject": event.involved.as_dict(),
+            "type": event.type.value,
+            "reason": event.reason,
+            "message": event.message,
+        }
+        return True
+
+    def apply_owned(self, kind: ObjectKind, body: Mapping[str, Any]) -> ApplyResult:
+        if kind not in APPLICABLE_KINDS:
+            raise Invalid(f"apply_owned does not manage {kind.kind}", status=422)
+        metadata = body.get("metadata") or {}
+        namespace, name = metadata.get("namespace", ""), metadata.get("name", "")
+        self._record("apply_owned", kind.kind, namespace, name)
+        existing = self.objects.get((kind, namespace, name))
+        if existing is None:
+            self.put(kind, body)
+            return ApplyResult.CREATED
+        check_controller(kind, existing, body)
+        patch = apply_patch(kind, existing, body)
+        if patch is None:
+            return ApplyResult.UNCHANGED
+        if "roleRef" in patch:  # immutable in the API: recreate
+            self.put(kind, body)
+            return ApplyResult.UPDATED
+        merge_patch(existing, patch)
+        existing["metadata"]["resourceVersion"] = str(next(self._versions))
+        return ApplyResult.UPDATED

@@ -1,0 +1,125 @@
+"""The pipelines, declared as readable lists of named steps.
+
+Create, update and resume run the *same* steps: every step is idempotent,
+so "create" after a crash, "update" with an unchanged spec and "resume" on
+operator start all converge on the same store contents, the same children
+and the same status, without duplicate history or Events. They are still
+separate pipelines so metrics and logs say which cause ran.
+
+=====================  ====================================================
+agent-create/update/   ValidateFieldConstraints, Authorize, ResolveSlug,
+resume                 CheckDuplicate, BuildNewState, Persist,
+                       CreateIamPolicies, CreateDefaultInstance,
+                       UpdateAgentStatusWithDefaultInstance, Publish,
+                       TransformResponse, SendResponse
+agentinstance-create/  ValidateFieldConstraints, Authorize (resolves
+update/resume          spec.agentRef), ResolveSlug, CheckDuplicate,
+                       BuildNewState, Persist, CreateIamPolicies, Publish,
+                       TransformResponse, SendResponse
+agent-delete,          DeleteResource, Publish
+agentinstance-delete
+=====================  ====================================================
+
+Delete pipelines do not validate: an object that was refused must still be
+deletable. Children (default instance, ServiceAccount/Role/RoleBinding) are
+removed by the garbage collector through their ownerReferences.
+
+Handlers call :func:`run` (or :func:`pipeline_for` + ``Pipeline.run``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from stigmer_operator.api.kinds import Kind, Resource
+from stigmer_operator.pipeline.context import Operation, RequestContext
+from stigmer_operator.pipeline.deps import Deps
+from stigmer_operator.pipeline.runner import Pipeline, Step
+from stigmer_operator.pipeline.steps import (
+    Authorize,
+    BuildNewState,
+    CheckDuplicate,
+    CreateDefaultInstance,
+    CreateIamPolicies,
+    DeleteResource,
+    Persist,
+    Publish,
+    ResolveSlug,
+    SendResponse,
+    TransformResponse,
+    UpdateAgentStatusWithDefaultInstance,
+    ValidateFieldConstraints,
+)
+
+AGENT_STEPS: tuple[Step, ...] = (
+    ValidateFieldConstraints(),
+    Authorize(),
+    ResolveSlug(),
+    CheckDuplicate(),
+    BuildNewState(),
+    Persist(),
+    CreateIamPolicies(),
+    CreateDefaultInstance(),
+    UpdateAgentStatusWithDefaultInstance(),
+    Publish(),
+    TransformResponse(),
+    SendResponse(),
+)
+
+AGENT_INSTANCE_STEPS: tuple[Step, ...] = (
+    ValidateFieldConstraints(),
+    Authorize(),
+    ResolveSlug(),
+    CheckDuplicate(),
+    BuildNewState(),
+    Persist(),
+    CreateIamPolicies(),
+    Publish(),
+    TransformResponse(),
+    SendResponse(),
+)
+
+DELETE_STEPS: tuple[Step, ...] = (DeleteResource(), Publish())
+
+
+def _declare() -> dict[tuple[Kind, Operation], Pipeline]:
+    upsert = {Kind.AGENT: AGENT_STEPS, Kind.AGENT_INSTANCE: AGENT_INSTANCE_STEPS}
+    declared: dict[tuple[Kind, Operation], Pipeline] = {}
+    for kind in Kind:
+        for operation in Operation:
+            steps = DELETE_STEPS if operation is Operation.DELETE else upsert[kind]
+            name = f"{kind.value.lower()}-{operation.value}"
+            declared[(kind, operation)] = Pipeline(name, steps)
+    return declared
+
+
+#: Every pipeline, by (kind, operation); names like ``agent-create``.
+PIPELINES: Mapping[tuple[Kind, Operation], Pipeline] = MappingProxyType(_declare())
+
+AGENT_CREATE = PIPELINES[(Kind.AGENT, Operation.CREATE)]
+AGENT_UPDATE = PIPELINES[(Kind.AGENT, Operation.UPDATE)]
+AGENT_DELETE = PIPELINES[(Kind.AGENT, Operation.DELETE)]
+AGENT_RESUME = PIPELINES[(Kind.AGENT, Operation.RESUME)]
+AGENT_INSTANCE_CREATE = PIPELINES[(Kind.AGENT_INSTANCE, Operation.CREATE)]
+AGENT_INSTANCE_UPDATE = PIPELINES[(Kind.AGENT_INSTANCE, Operation.UPDATE)]
+AGENT_INSTANCE_DELETE = PIPELINES[(Kind.AGENT_INSTANCE, Operation.DELETE)]
+AGENT_INSTANCE_RESUME = PIPELINES[(Kind.AGENT_INSTANCE, Operation.RESUME)]
+
+
+def pipeline_for(kind: Kind, operation: Operation) -> Pipeline:
+    return PIPELINES[(kind, operation)]
+
+
+def run(
+    kind: Kind, operation: Operation, body: Mapping[str, Any], deps: Deps
+) -> RequestContext[Resource]:
+    """Build the context for ``body`` and run the pipeline for (kind, operation).
+
+    Returns the finished context. Raises :class:`~.errors.PipelineError`
+    whose ``context`` is the failed request (pass both to
+    :func:`~.failure.report_failure`).
+    """
+    ctx = RequestContext.for_kind(kind, body, operation, deps)
+    return pipeline_for(kind, operation).run(ctx)

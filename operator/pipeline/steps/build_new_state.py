@@ -1,0 +1,170 @@
+"""Step 5, BuildNewState: the protobuf message Persist will store.
+
+Built afresh from the validated spec and the object's metadata, so nothing
+stale survives from an earlier version -- except what must never change or
+is not the spec's to say:
+
+* ``metadata.id``: kept from the store or ``status.id``; otherwise derived
+  from the uid (:func:`~stigmer_operator.pipeline.naming.resource_id`), so a
+  crash before ``status.id`` was written cannot mint a second id.
+* ``status.audit.created_at``: kept; ``updated_at`` moves (and the event
+  becomes UPDATED) only when the spec actually changed, so a resume or a
+  metadata-only change does not rewrite history.
+* an Agent's ``default_instance_*``: kept for UpdateAgentStatusWithDefaultInstance
+  to confirm, so an update is one store write, not two.
+
+Annotations written by tools (kopf's bookkeeping under the operator's
+prefix, ``kubectl``'s last-applied copy of the whole object) are not
+mirrored: they change on every handling and would make every save differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+from stigmer_operator.api.convert import (
+    agent_instance_spec_to_proto,
+    agent_spec_to_proto,
+    scope_to_proto,
+)
+from stigmer_operator.api.kinds import API_VERSION, GROUP, Resource
+from stigmer_operator.api.models import AgentInstanceSpec, AgentSpec
+from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2, resource_pb2
+from stigmer_operator.pipeline.context import RequestContext
+from stigmer_operator.pipeline.frozen import str_at
+from stigmer_operator.pipeline.keys import (
+    AGENT_TARGET,
+    EXISTING,
+    ORG,
+    RESOURCE_ID,
+    SLUG,
+    SPEC,
+    STALE_ENTRIES,
+    StaleEntry,
+)
+from stigmer_operator.pipeline.naming import resource_id, service_account_name
+from stigmer_operator.store.errors import NotFoundError
+
+#: Annotation keys (exact) and prefixes that are tool bookkeeping, not data.
+_SKIPPED_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
+_SKIPPED_ANNOTATION_PREFIXES = (f"{GROUP}/", "kopf.zalando.org/")
+
+
+class BuildNewState:
+    name = "BuildNewState"
+
+    def run(self, ctx: RequestContext[Resource]) -> None:
+        existing = _existing(ctx)
+        state = ctx.new_state
+        state.Clear()
+        state.api_version = API_VERSION
+        state.kind = ctx.kind.value
+        rid = _id(ctx, existing)
+        _fill_metadata(ctx, state.metadata, rid)
+        spec = ctx.values.get(SPEC)
+        if isinstance(state, agent_pb2.Agent) and isinstance(spec, AgentSpec):
+            state.spec.CopyFrom(agent_spec_to_proto(spec))
+            _fill_agent_status(state, existing)
+        elif isinstance(state, agent_instance_pb2.AgentInstance) and isinstance(
+            spec, AgentInstanceSpec
+        ):
+            state.spec.CopyFrom(agent_instance_spec_to_proto(spec))
+            state.status.agent_id = ctx.values.get(AGENT_TARGET).id
+            state.status.service_account_name = service_account_name(ctx.name)
+        else:
+            raise TypeError(f"{type(spec).__name__} does not fit {type(state).__name__}")
+        _fill_audit(ctx, state, existing)
+        ctx.values.put(RESOURCE_ID, rid)
+
+
+def _existing(ctx: RequestContext[Resource]) -> Resource | None:
+    """The store's entry for this object; an entry of a same-named former object is stale."""
+    try:
+        found = ctx.deps.store.get_by_name(ctx.kind, ctx.namespace, ctx.name)
+    except NotFoundError:
+        return None
+    if found.metadata.uid == ctx.uid:
+        ctx.values.put(EXISTING, found)
+        return found
+    stale = StaleEntry(ctx.kind, found.metadata.id, f"name held by former uid {found.metadata.uid}")
+    ctx.values.put(STALE_ENTRIES, (*(ctx.values.find(STALE_ENTRIES) or ()), stale))
+    return None
+
+
+def _id(ctx: RequestContext[Resource], existing: Resource | None) -> str:
+    if existing is not None and existing.metadata.id:
+        return existing.metadata.id
+    assigned = str_at(ctx.body, "status", "id")
+    if assigned.startswith(ctx.kind.id_prefix):
+        return assigned
+    return resource_id(ctx.kind, ctx.uid)
+
+
+def _fill_metadata(
+    ctx: RequestContext[Resource], meta: resource_pb2.ResourceMetadata, rid: str
+) -> None:
+    spec = ctx.values.get(SPEC)
+    meta.name = ctx.name
+    meta.display_name = spec.display_name or ctx.name
+    meta.slug = ctx.values.get(SLUG)
+    meta.id = rid
+    meta.org = ctx.values.get(ORG)
+    meta.namespace = ctx.namespace
+    meta.uid = ctx.uid
+    meta.owner_scope = scope_to_proto(spec.scope)
+    meta.labels.update({k: str(v) for k, v in ctx.labels.items()})
+    meta.annotations.update(_mirrored_annotations(ctx.annotations))
+    meta.generation = ctx.generation
+    meta.resource_version = str_at(ctx.body, "metadata", "resourceVersion")
+
+
+def _mirrored_annotations(annotations: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        key: str(value)
+        for key, value in annotations.items()
+        if key not in _SKIPPED_ANNOTATIONS and not key.startswith(_SKIPPED_ANNOTATION_PREFIXES)
+    }
+
+
+def _fill_agent_status(state: agent_pb2.Agent, existing: Resource | None) -> None:
+    if isinstance(existing, agent_pb2.Agent):
+        state.status.default_instance_id = existing.status.default_instance_id
+        state.status.default_instance_name = existing.status.default_instance_name
+
+
+def _fill_audit(ctx: RequestContext[Resource], state: Resource, existing: Resource | None) -> None:
+    audit = state.status.audit
+    now = _timestamp(ctx.deps.clock())
+    if existing is None:
+        audit.created_at.CopyFrom(_status_created_at(ctx) or now)
+        audit.updated_at.CopyFrom(now)
+        audit.event = resource_pb2.AUDIT_EVENT_CREATED
+        return
+    old = existing.status.audit
+    audit.created_at.CopyFrom(old.created_at if old.HasField("created_at") else now)
+    if existing.spec == state.spec and old.HasField("updated_at"):
+        audit.updated_at.CopyFrom(old.updated_at)
+        audit.event = old.event or resource_pb2.AUDIT_EVENT_CREATED
+    else:
+        audit.updated_at.CopyFrom(now)
+        audit.event = resource_pb2.AUDIT_EVENT_UPDATED
+
+
+def _status_created_at(ctx: RequestContext[Resource]) -> timestamp_pb2.Timestamp | None:
+    """``status.audit.createdAt`` as written earlier (the store may have been rebuilt)."""
+    text = str_at(ctx.body, "status", "audit", "createdAt")
+    if not text:
+        return None
+    try:
+        return _timestamp(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
+def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp

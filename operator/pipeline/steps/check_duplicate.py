@@ -1,0 +1,54 @@
+"""Step 4, CheckDuplicate: one slug per org and kind.
+
+The store's slug index answers "who has this slug in this org?" in one point
+lookup. Three cases:
+
+* nobody, or this very object (same Kubernetes uid: a re-run, a resume, an
+  update that kept the display name) -- fine;
+* another live object -- refused with ``DuplicateSlug``, naming it, so the
+  user knows which ``spec.displayName`` to change. Orgs can span namespaces
+  (the org label), so the other object may well live in another namespace;
+* a store entry whose object is gone from the cluster (deleted while the
+  operator was down, before the start-up sweep) -- not a duplicate; Persist
+  removes the stale entry.
+"""
+
+from __future__ import annotations
+
+from stigmer_operator.api.kinds import Resource
+from stigmer_operator.pipeline.context import RequestContext
+from stigmer_operator.pipeline.errors import PipelineError, Reason
+from stigmer_operator.pipeline.frozen import str_at
+from stigmer_operator.pipeline.keys import ORG, SLUG, STALE_ENTRIES, StaleEntry
+from stigmer_operator.pipeline.kube import ObjectKind
+from stigmer_operator.store.errors import NotFoundError
+
+
+class CheckDuplicate:
+    name = "CheckDuplicate"
+
+    def run(self, ctx: RequestContext[Resource]) -> None:
+        org, slug = ctx.values.get(ORG), ctx.values.get(SLUG)
+        try:
+            holder = ctx.deps.store.get_by_slug(ctx.kind, org, slug)
+        except NotFoundError:
+            return
+        meta = holder.metadata
+        if meta.uid == ctx.uid:
+            return
+        if not _still_exists(ctx, holder):
+            stale = StaleEntry(ctx.kind, meta.id, f"slug {slug!r} held by a deleted object")
+            ctx.values.put(STALE_ENTRIES, (*(ctx.values.find(STALE_ENTRIES) or ()), stale))
+            return
+        raise PipelineError(
+            Reason.DUPLICATE_SLUG,
+            f"slug {slug!r} (from the display name) is already used in org {org!r} by "
+            f"{ctx.kind.value} {meta.namespace}/{meta.name}; choose another spec.displayName",
+            retryable=False,
+        )
+
+
+def _still_exists(ctx: RequestContext[Resource], holder: Resource) -> bool:
+    meta = holder.metadata
+    current = ctx.deps.kube.get(ObjectKind.of(ctx.kind), meta.namespace, meta.name)
+    return current is not None and str_at(current, "metadata", "uid") == meta.uid

@@ -1,0 +1,126 @@
+"""Step 8, CreateDefaultInstance (Agent only): every Agent has one ready-to-use instance.
+
+The default instance is an ordinary AgentInstance named ``<agent>-default``
+(hash-shortened when that would exceed 253 characters) in the Agent's
+namespace, with a *controller* ownerReference to the Agent's uid
+(``blockOwnerDeletion``), so deleting the Agent garbage-collects it, and the
+level-triggered reconcile recreates it if someone deletes it alone.
+
+What it carries, and what it must not: the labels
+``agentic.stigmer.ai/agent`` (the agent's name, hash-shortened to a valid
+label value) and ``agentic.stigmer.ai/default-instance: "true"``, the
+``managed-by`` label, and the Agent's org label (so both live in one org).
+Nothing else is copied from the Agent -- in particular no GitOps tracking
+labels or annotations (``app.kubernetes.io/instance``, ``argocd.argoproj.io/*``,
+``kustomize.toolkit.fluxcd.io/*``, ``helm.sh/*``): Argo CD or Flux would
+otherwise claim the operator's child as their own and prune it.
+
+Idempotent: an existing object of that name controlled by this Agent is
+success. One controlled by anything else (or by nothing) is not touched:
+``DefaultInstanceConflict``, permanent, with a message saying what to do --
+except when its controller is a former Agent of the same name (deleted and
+re-applied): then the garbage collector is about to remove it, and the
+error is retryable.
+The step reads before it creates, because on a resume -- the common case --
+the instance already exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from stigmer_operator.api.kinds import API_VERSION, GROUP, ORG_LABEL, Kind, Resource
+from stigmer_operator.pipeline.context import RequestContext
+from stigmer_operator.pipeline.errors import PipelineError, Reason
+from stigmer_operator.pipeline.frozen import freeze, str_at
+from stigmer_operator.pipeline.keys import DEFAULT_INSTANCE
+from stigmer_operator.pipeline.kube import AlreadyExists, ObjectKind, controller_ref
+from stigmer_operator.pipeline.meta import MANAGED_BY
+from stigmer_operator.pipeline.naming import default_instance_name, label_value
+
+AGENT_LABEL = f"{GROUP}/agent"
+DEFAULT_INSTANCE_LABEL = f"{GROUP}/default-instance"
+
+
+class CreateDefaultInstance:
+    name = "CreateDefaultInstance"
+
+    def run(self, ctx: RequestContext[Resource]) -> None:
+        if ctx.kind is not Kind.AGENT:
+            raise TypeError("CreateDefaultInstance runs for Agents only")
+        name = default_instance_name(ctx.name)
+        existing = ctx.deps.kube.get(ObjectKind.AGENT_INSTANCE, ctx.namespace, name)
+        if existing is not None:
+            _check_owned(ctx, existing)
+            ctx.mark_unchanged()
+            ctx.values.put(DEFAULT_INSTANCE, freeze(existing))
+            return
+        try:
+            created = ctx.deps.kube.create_agent_instance(default_instance_body(ctx, name))
+        except AlreadyExists as exc:  # created between our read and our create
+            _check_owned(ctx, exc.existing)
+            created = dict(exc.existing)
+        ctx.values.put(DEFAULT_INSTANCE, freeze(created))
+
+
+def default_instance_body(ctx: RequestContext[Resource], name: str) -> dict[str, Any]:
+    """The AgentInstance manifest; labels are built, never copied (see module doc)."""
+    labels = {
+        AGENT_LABEL: label_value(ctx.name),
+        DEFAULT_INSTANCE_LABEL: "true",
+        MANAGED_BY[0]: MANAGED_BY[1],
+    }
+    org = ctx.labels.get(ORG_LABEL)
+    if isinstance(org, str):
+        labels[ORG_LABEL] = org
+    return {
+        "apiVersion": API_VERSION,
+        "kind": Kind.AGENT_INSTANCE.value,
+        "metadata": {
+            "name": name,
+            "namespace": ctx.namespace,
+            "labels": labels,
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": Kind.AGENT.value,
+                    "name": ctx.name,
+                    "uid": ctx.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {"agentRef": {"name": ctx.name}},
+    }
+
+
+def _check_owned(ctx: RequestContext[Resource], existing: Mapping[str, Any]) -> None:
+    owner = controller_ref(existing)
+    if owner is not None and owner.get("uid") == ctx.uid:
+        return
+    name = str_at(existing, "metadata", "name")
+    where = f"AgentInstance {ctx.namespace}/{name} already exists but is not owned by this Agent"
+    if (
+        owner is not None
+        and owner.get("kind") == Kind.AGENT.value
+        and owner.get("name") == ctx.name
+    ):
+        raise PipelineError(
+            Reason.DEFAULT_INSTANCE_CONFLICT,
+            f"{where}: it belongs to a former Agent of the same name (uid {owner.get('uid')}); "
+            "waiting for the garbage collector to delete it",
+            retryable=True,
+            delay=ctx.deps.settings.retry_delay,
+        )
+    held_by = (
+        f"it is controlled by {owner.get('kind')} {owner.get('name')} (uid {owner.get('uid')})"
+        if owner is not None
+        else "it has no controller"
+    )
+    raise PipelineError(
+        Reason.DEFAULT_INSTANCE_CONFLICT,
+        f"{where} ({held_by}); delete or rename it so the default instance can be created",
+        retryable=False,
+    )

@@ -1,0 +1,158 @@
+"""Step 7, CreateIamPolicies: least-privilege access, the Kubernetes way.
+
+For an **AgentInstance**: a ServiceAccount ``<instance>-agent``, a Role of
+the same name that can ``get`` exactly the Secrets and ConfigMaps its
+``spec.environmentRefs`` name (``resourceNames``; one rule per kind that has
+references, none for a kind without), and a RoleBinding granting that Role
+to that ServiceAccount. An instance with no references still gets all three
+objects, the Role with no rules: the set of objects never depends on the
+spec, so removing the last reference *revokes* access (the Role is emptied)
+instead of leaving a stale Role behind. All three carry a controller
+ownerReference to the instance, so the garbage collector deletes them with
+it, and the ``managed-by`` label.
+
+For an **Agent**: the ownership record (org, scope, sharing) that
+Authorize reads when an AgentInstance references the Agent.
+
+Both are create-or-update and skip the write when nothing differs. An
+existing object of that name controlled by someone else is left alone:
+``IamConflict`` -- retryable when its controller is a former AgentInstance
+of the same name (the garbage collector is about to delete it), permanent
+otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stigmer_operator.api.convert import scope_to_proto
+from stigmer_operator.api.kinds import API_VERSION, Kind, Resource
+from stigmer_operator.api.models import AgentInstanceSpec, AgentSpec, EnvironmentRefKind
+from stigmer_operator.api.v1 import store_pb2
+from stigmer_operator.pipeline.context import RequestContext
+from stigmer_operator.pipeline.errors import PipelineError, Reason
+from stigmer_operator.pipeline.keys import ORG, RESOURCE_ID, SERVICE_ACCOUNT, SPEC
+from stigmer_operator.pipeline.kube import AlreadyExists, ApplyResult, ObjectKind, controller_ref
+from stigmer_operator.pipeline.meta import MANAGED_BY
+from stigmer_operator.pipeline.naming import label_value, service_account_name
+from stigmer_operator.store.errors import NotFoundError
+
+INSTANCE_LABEL = "agentic.stigmer.ai/agent-instance"
+
+_RESOURCES = {EnvironmentRefKind.SECRET: "secrets", EnvironmentRefKind.CONFIG_MAP: "configmaps"}
+
+
+class CreateIamPolicies:
+    name = "CreateIamPolicies"
+
+    def run(self, ctx: RequestContext[Resource]) -> None:
+        spec = ctx.values.get(SPEC)
+        if isinstance(spec, AgentSpec):
+            changed = _put_ownership(ctx, spec)
+        else:
+            changed = _apply_instance_iam(ctx, spec)
+        if not changed:
+            ctx.mark_unchanged()
+
+
+def _put_ownership(ctx: RequestContext[Resource], spec: AgentSpec) -> bool:
+    record = store_pb2.OwnershipRecord(
+        agent_id=ctx.values.get(RESOURCE_ID),
+        org=ctx.values.get(ORG),
+        namespace=ctx.namespace,
+        name=ctx.name,
+        scope=scope_to_proto(spec.scope),
+        shared_with_orgs=sorted(set(spec.sharing)),
+    )
+    store = ctx.deps.store
+    try:
+        if store.get_ownership(record.agent_id) == record:
+            return False
+    except NotFoundError:
+        pass
+    store.put_ownership(record)
+    return True
+
+
+def _apply_instance_iam(ctx: RequestContext[Resource], spec: AgentInstanceSpec) -> bool:
+    name = service_account_name(ctx.name)
+    metadata = _metadata(ctx, name)
+    desired: list[tuple[ObjectKind, dict[str, Any]]] = [
+        (ObjectKind.SERVICE_ACCOUNT, {"metadata": metadata}),
+        (ObjectKind.ROLE, {"metadata": metadata, "rules": role_rules(spec)}),
+        (
+            ObjectKind.ROLE_BINDING,
+            {
+                "metadata": metadata,
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ctx.namespace}],
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": name,
+                },
+            },
+        ),
+    ]
+    results = [_apply(ctx, kind, body) for kind, body in desired]
+    ctx.values.put(SERVICE_ACCOUNT, name)
+    return any(result is not ApplyResult.UNCHANGED for result in results)
+
+
+def role_rules(spec: AgentInstanceSpec) -> list[dict[str, Any]]:
+    """``get`` on exactly the named Secrets/ConfigMaps; no rule for a kind with no refs."""
+    rules = []
+    for ref_kind, resource in _RESOURCES.items():
+        names = sorted({ref.name for ref in spec.environment_refs if ref.kind is ref_kind})
+        if names:
+            rules.append(
+                {
+                    "apiGroups": [""],
+                    "resources": [resource],
+                    "verbs": ["get"],
+                    "resourceNames": names,
+                }
+            )
+    return rules
+
+
+def _metadata(ctx: RequestContext[Resource], name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": ctx.namespace,
+        "labels": {MANAGED_BY[0]: MANAGED_BY[1], INSTANCE_LABEL: label_value(ctx.name)},
+        "ownerReferences": [
+            {
+                "apiVersion": API_VERSION,
+                "kind": Kind.AGENT_INSTANCE.value,
+                "name": ctx.name,
+                "uid": ctx.uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ],
+    }
+
+
+def _apply(ctx: RequestContext[Resource], kind: ObjectKind, body: dict[str, Any]) -> ApplyResult:
+    try:
+        return ctx.deps.kube.apply_owned(
+            kind, {"apiVersion": kind.api_version, "kind": kind.kind, **body}
+        )
+    except AlreadyExists as exc:
+        owner = controller_ref(exc.existing)
+        former_self = (
+            owner is not None
+            and owner.get("kind") == Kind.AGENT_INSTANCE.value
+            and owner.get("name") == ctx.name
+        )
+        raise PipelineError(
+            Reason.IAM_CONFLICT,
+            f"{exc}; "
+            + (
+                "waiting for the garbage collector to remove it"
+                if former_self
+                else "rename or delete it so the AgentInstance can own it"
+            ),
+            retryable=former_self,
+            delay=ctx.deps.settings.retry_delay if former_self else None,
+        ) from exc

@@ -1,0 +1,70 @@
+"""Step 10, Publish: tell the cluster what changed, exactly once.
+
+For every change-log entry of this resource not yet published -- the one
+Persist (or DeleteResource) just appended, and any a crash left behind --
+post a Kubernetes Event on the object (``Normal``; reason ``Created``,
+``Updated`` or ``Deleted``; visible in ``kubectl describe`` and
+``kubectl get events``), then mark the entry published in the store.
+
+Exactly once, across crashes:
+
+* nothing changed (a resume, a re-run) -> nothing pending -> no Event;
+* crash after Persist, before the Event -> the re-run finds the entry in
+  the outbox (:mod:`~stigmer_operator.pipeline.outbox`) and posts it;
+* crash after the Event, before ``mark_published`` -> the re-run posts an
+  Event with the *same deterministic name*, the API answers AlreadyExists,
+  and the entry is marked published without a second Event.
+"""
+
+from __future__ import annotations
+
+from stigmer_operator.api.kinds import Kind, Resource
+from stigmer_operator.api.v1 import store_pb2
+from stigmer_operator.pipeline.context import Operation, RequestContext
+from stigmer_operator.pipeline.keys import RESOURCE_ID, STALE_ENTRIES
+from stigmer_operator.pipeline.kube import EventRecord, EventType, ObjectKind, ObjectRef
+from stigmer_operator.pipeline.naming import event_name
+
+_REASONS = {
+    store_pb2.CHANGE_TYPE_CREATED: ("Created", "created"),
+    store_pb2.CHANGE_TYPE_UPDATED: ("Updated", "updated"),
+    store_pb2.CHANGE_TYPE_DELETED: ("Deleted", "deleted"),
+}
+
+
+class Publish:
+    name = "Publish"
+
+    def run(self, ctx: RequestContext[Resource]) -> None:
+        ids = [(ctx.kind, ctx.values.get(RESOURCE_ID))]
+        ids += [(stale.kind, stale.id) for stale in ctx.values.find(STALE_ENTRIES) or ()]
+        published = 0
+        for kind, resource_id in ids:
+            for entry in ctx.deps.outbox.pending(ctx.deps.store, kind, resource_id):
+                _publish(ctx, kind, entry)
+                published += 1
+        if not published:
+            ctx.mark_unchanged()
+
+
+def _publish(ctx: RequestContext[Resource], kind: Kind, entry: store_pb2.ChangeLogEntry) -> None:
+    uid = ctx.uid if entry.id == ctx.values.get(RESOURCE_ID) else ""
+    reason, verb = _REASONS.get(entry.change, ("Changed", "changed"))
+    when = " (caught up on operator start)" if ctx.operation is Operation.RESUME else ""
+    message = (
+        f"{kind.value} {entry.namespace}/{entry.name} {verb} in the operator's store{when}: "
+        f"id {entry.id}, generation {entry.generation}, change #{entry.sequence}"
+    )
+    object_kind = ObjectKind.of(kind)
+    event = EventRecord(
+        name=event_name(entry.name, entry.id, entry.sequence, entry.change, entry.spec_hash),
+        involved=ObjectRef(
+            object_kind.api_version, object_kind.kind, entry.namespace, entry.name, uid
+        ),
+        type=EventType.NORMAL,
+        reason=reason,
+        message=message,
+    )
+    ctx.deps.kube.post_event(event)
+    ctx.deps.store.mark_published(entry.sequence)
+    ctx.deps.outbox.done(entry)

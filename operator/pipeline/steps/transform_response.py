@@ -1,0 +1,109 @@
+"""Step 11, TransformResponse: the status document users and tools read.
+
+camelCase, like the rest of the API, and nothing secret: ids, slug,
+references and audit times only -- never environment values, headers or
+instructions (``kubectl get -o yaml`` is readable by many more people than
+the Secrets are).
+
+Conditions (see :mod:`~stigmer_operator.pipeline.conditions`), each with its
+own ``observedGeneration``:
+
+* ``Accepted=True`` (reason ``Accepted``): validated and authorized.
+* ``Ready=True`` (reason ``Ready``) -- except for an Agent whose default
+  instance is not Ready yet: ``Ready=False``, reason
+  ``DefaultInstanceNotReady``. False rather than Unknown because the
+  operator *knows* the instance is not ready; ``kubectl wait
+  --for=condition=Ready`` keeps waiting either way, and the Agent is
+  re-reconciled when its default instance changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+from stigmer_operator.api.kinds import Resource
+from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2, resource_pb2
+from stigmer_operator.pipeline.conditions import (
+    ConditionStatus,
+    ConditionType,
+    rfc3339,
+    set_condition,
+)
+from stigmer_operator.pipeline.context import RequestContext
+from stigmer_operator.pipeline.frozen import thaw
+from stigmer_operator.pipeline.keys import DEFAULT_INSTANCE_READY
+from stigmer_operator.pipeline.meta import conditions_of
+
+#: Condition reasons of a successful run.
+ACCEPTED = "Accepted"
+READY = "Ready"
+DEFAULT_INSTANCE_NOT_READY = "DefaultInstanceNotReady"
+
+_AUDIT_EVENTS = {
+    resource_pb2.AUDIT_EVENT_CREATED: "created",
+    resource_pb2.AUDIT_EVENT_UPDATED: "updated",
+    resource_pb2.AUDIT_EVENT_DELETED: "deleted",
+}
+
+
+class TransformResponse:
+    name = "TransformResponse"
+
+    def run(self, ctx: RequestContext[Resource]) -> None:
+        state = ctx.new_state
+        meta = state.metadata
+        status: dict[str, Any] = {
+            "observedGeneration": ctx.generation,
+            "id": meta.id,
+            "slug": meta.slug,
+        }
+        if isinstance(state, agent_pb2.Agent):
+            status["defaultInstanceId"] = state.status.default_instance_id
+            status["defaultInstanceName"] = state.status.default_instance_name
+        elif isinstance(state, agent_instance_pb2.AgentInstance):
+            status["agentId"] = state.status.agent_id
+            status["serviceAccountName"] = state.status.service_account_name
+        status["audit"] = _audit(state.status.audit)
+        status["conditions"] = _conditions(ctx)
+        ctx.status = status
+
+
+def _audit(audit: resource_pb2.Audit) -> dict[str, str]:
+    return {
+        "createdAt": _time(audit.created_at),
+        "updatedAt": _time(audit.updated_at),
+        "event": _AUDIT_EVENTS.get(audit.event, ""),
+    }
+
+
+def _time(stamp: timestamp_pb2.Timestamp) -> str:
+    return rfc3339(stamp.ToDatetime())
+
+
+def _conditions(ctx: RequestContext[Resource]) -> list[dict[str, Any]]:
+    now, generation = ctx.deps.clock(), ctx.generation
+    conditions = thaw(conditions_of(ctx.body))
+    if ctx.values.find(DEFAULT_INSTANCE_READY) is False:
+        name = (
+            ctx.new_state.status.default_instance_name
+            if isinstance(ctx.new_state, agent_pb2.Agent)
+            else ""
+        )
+        ready = (
+            ConditionStatus.FALSE,
+            DEFAULT_INSTANCE_NOT_READY,
+            f"the default AgentInstance {ctx.namespace}/{name} is not Ready yet",
+        )
+    else:
+        ready = (ConditionStatus.TRUE, READY, f"{ctx.kind.value} is mirrored and usable")
+    conditions = set_condition(conditions, ConditionType.READY, *ready, generation, now)
+    return set_condition(
+        conditions,
+        ConditionType.ACCEPTED,
+        ConditionStatus.TRUE,
+        ACCEPTED,
+        "spec is valid and authorized",
+        generation,
+        now,
+    )

@@ -1,0 +1,60 @@
+"""Step 1, ValidateFieldConstraints: refuse what the CRD schema cannot.
+
+The CRD's OpenAPI schema and CEL rules already refuse most bad input at
+``kubectl apply`` time, but not everything (cross-field rules CEL cannot
+express, objects created before a rule existed, clusters that skipped
+validation). This step runs the full pydantic contract of
+:mod:`stigmer_operator.api.models`, plus the metadata rules the CRD cannot
+state (the org label's value format), and reports *every* violation in one
+message with its field path -- one fix-and-apply cycle, not one per error.
+A refusal is permanent: retrying the same spec cannot help.
+"""
+
+from __future__ import annotations
+
+from stigmer_operator.api.kinds import Resource
+from stigmer_operator.api.models import (
+    AgentInstanceSpec,
+    AgentSpec,
+    SpecInvalid,
+    Violation,
+    validate_spec,
+)
+from stigmer_operator.pipeline.context import RequestContext
+from stigmer_operator.pipeline.errors import PipelineError, Reason
+from stigmer_operator.pipeline.frozen import thaw
+from stigmer_operator.pipeline.keys import ORG, SPEC
+from stigmer_operator.pipeline.meta import InvalidOrgLabel, org_of
+
+
+class ValidateFieldConstraints:
+    name = "ValidateFieldConstraints"
+
+    def run(self, ctx: RequestContext[Resource]) -> None:
+        violations: list[Violation] = []
+        org = _org(ctx, violations)
+        model = _spec(ctx, violations)
+        if violations or org is None or model is None:
+            raise PipelineError(
+                Reason.VALIDATION_FAILED, str(SpecInvalid(violations)), retryable=False
+            )
+        ctx.values.put(SPEC, model)
+        ctx.values.put(ORG, org)
+
+
+def _org(ctx: RequestContext[Resource], violations: list[Violation]) -> str | None:
+    try:
+        return org_of(ctx.namespace, ctx.labels)
+    except InvalidOrgLabel as exc:
+        violations.append(Violation(exc.path, str(exc)))
+        return None
+
+
+def _spec(
+    ctx: RequestContext[Resource], violations: list[Violation]
+) -> AgentSpec | AgentInstanceSpec | None:
+    try:
+        return validate_spec(ctx.kind, thaw(ctx.spec))
+    except SpecInvalid as exc:
+        violations.extend(exc.violations)
+        return None
