@@ -23,7 +23,11 @@ from typing import NoReturn
 from stigmer_operator import __version__
 
 #: Modules that each add one subcommand (``register(subparsers)``), in help order.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("stigmer_operator.store.cli",)
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "stigmer_operator.runtime",
+    "stigmer_operator.store.cli",
+    "stigmer_operator.api.crdgen",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 

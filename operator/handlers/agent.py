@@ -1,0 +1,132 @@
+"""The Agent lifecycle, top to bottom.
+
+=================================  =========================================
+What happens                       What the operator does
+=================================  =========================================
+Agent created                      agent-create pipeline: validate, authorize,
+                                   slug, duplicate check, build, persist, IAM
+                                   records, default instance, status, publish
+Agent spec/labels edited           agent-update pipeline (re-validates;
+                                   history grows only when the spec changed)
+operator (re)started               agent-resume pipeline (re-mirror; steps
+                                   already done are no-ops)
+Agent deleted                      agent-delete pipeline (mirror entry goes,
+                                   history stays); the garbage collector
+                                   deletes the default instance it owns
+default instance deleted, or its   agent-resume pipeline for the owner:
+Ready condition flipped            recreates the instance / updates Ready
+Agent appears or goes              instances that reference it are re-run
+=================================  =========================================
+
+No finalizer: the mirror is rebuilt and swept on every start, so deletion
+never waits for the operator (an Argo CD prune or ``kubectl delete`` must not
+hang while the operator is down). kopf calls no ``on.delete`` handler for an
+object that is already gone, so deletion is handled from the watch's DELETED
+event; objects deleted while the operator was down are swept at start-up
+(:mod:`.lifecycle`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from stigmer_operator.api.kinds import GROUP, VERSION, Kind
+from stigmer_operator.handlers.common import is_deletion, reconcile, reconcile_quietly
+from stigmer_operator.pipeline.conditions import ConditionType, is_true
+from stigmer_operator.pipeline.context import Operation
+from stigmer_operator.pipeline.deps import Deps
+from stigmer_operator.pipeline.kube import ObjectKind, controller_ref
+from stigmer_operator.pipeline.meta import conditions_of
+from stigmer_operator.pipeline.steps.create_default_instance import DEFAULT_INSTANCE_LABEL
+
+AGENTS = (GROUP, VERSION, Kind.AGENT.plural)
+INSTANCES = (GROUP, VERSION, Kind.AGENT_INSTANCE.plural)
+
+
+@kopf.on.create(*AGENTS)
+def agent_created(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    reconcile(Kind.AGENT, Operation.CREATE, body, memo)
+    wake_instances(body, memo, kwargs["instances_by_agent"], only_waiting=True)
+
+
+@kopf.on.update(*AGENTS)
+def agent_updated(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    reconcile(Kind.AGENT, Operation.UPDATE, body, memo)
+    wake_instances(body, memo, kwargs["instances_by_agent"])
+
+
+@kopf.on.resume(*AGENTS)
+def agent_resumed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    reconcile(Kind.AGENT, Operation.RESUME, body, memo)
+    wake_instances(body, memo, kwargs["instances_by_agent"], only_waiting=True)
+
+
+@kopf.on.event(*AGENTS, when=is_deletion)
+def agent_deleted(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    reconcile_quietly(Kind.AGENT, Operation.DELETE, body, memo)
+    wake_instances(body, memo, kwargs["instances_by_agent"])
+
+
+@kopf.index(*INSTANCES)
+def instances_by_agent(
+    namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+) -> dict[tuple[str | None, str], tuple[str | None, str]]:
+    """(agent namespace, agent name) -> the instances that reference it."""
+    ref = spec.get("agentRef") or {}
+    return {(ref.get("namespace") or namespace, ref.get("name", "")): (namespace, name)}
+
+
+@kopf.on.event(*INSTANCES, labels={DEFAULT_INSTANCE_LABEL: "true"})
+def default_instance_changed(
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    """Level-triggered: a deleted or flipped default instance re-runs its Agent."""
+    owner = controller_ref(body)
+    if owner is None or owner.get("kind") != Kind.AGENT.value:
+        return
+    uid = str(body.get("metadata", {}).get("uid", ""))
+    deleted = event.get("type") == "DELETED"
+    if deleted:
+        memo.coordination.forget(
+            (Kind.AGENT_INSTANCE, body["metadata"]["namespace"], body["metadata"]["name"]), uid
+        )
+    elif not memo.coordination.readiness_changed(uid, _is_ready(body)):
+        return
+    deps: Deps = memo.deps
+    agent = deps.kube.get(ObjectKind.AGENT, body["metadata"]["namespace"], owner["name"])
+    if agent is None or agent.get("metadata", {}).get("deletionTimestamp"):
+        return  # the Agent is going away; the garbage collector handles the rest
+    if agent.get("metadata", {}).get("uid") != owner.get("uid"):
+        return  # an Agent of the same name, but not the owner
+    reconcile_quietly(Kind.AGENT, Operation.RESUME, agent, memo)
+
+
+def wake_instances(
+    body: Mapping[str, Any],
+    memo: kopf.Memo,
+    index: kopf.Index[Any, Any],
+    *,
+    only_waiting: bool = False,
+) -> None:
+    """Re-run the AgentInstances that reference this Agent.
+
+    After a create or resume only instances that are not Ready can change (they
+    were waiting for this Agent); after an edit or a delete every referencing
+    instance is re-authorized against the new state.
+    """
+    metadata = body.get("metadata", {})
+    deps: Deps = memo.deps
+    for namespace, name in index.get((metadata.get("namespace"), metadata.get("name")), []):
+        instance = deps.kube.get(ObjectKind.AGENT_INSTANCE, namespace, name)
+        if instance is None or instance.get("metadata", {}).get("deletionTimestamp"):
+            continue
+        if only_waiting and _is_ready(instance):
+            continue
+        reconcile_quietly(Kind.AGENT_INSTANCE, Operation.RESUME, instance, memo)
+
+
+def _is_ready(body: Mapping[str, Any]) -> bool:
+    return is_true(conditions_of(body), ConditionType.READY)

@@ -1,0 +1,172 @@
+"""What every handler does: build a context, run a pipeline, report the outcome.
+
+The handlers in :mod:`.agent` and :mod:`.agent_instance` are one line each;
+this module holds the shared mechanics:
+
+* one lock per object, so a pipeline triggered by another object (a default
+  instance turning Ready, an Agent appearing) never interleaves with the
+  object's own kopf handler and overwrites fresher status with staler;
+* ``Ready=Unknown`` on first sight, so ``kubectl wait`` and kstatus see the
+  condition from the start;
+* failures: status + Warning Event via :func:`report_failure`, then kopf's
+  ``TemporaryError`` (a retry can help) or ``PermanentError`` (it cannot: no
+  retry storm). ``AgentNotFound`` is permanent here because the Agent's own
+  handler re-runs waiting instances the moment it appears (see
+  :func:`stigmer_operator.handlers.agent.wake_instances`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from stigmer_operator import metrics
+from stigmer_operator.api.kinds import Kind
+from stigmer_operator.pipeline.conditions import (
+    ConditionStatus,
+    ConditionType,
+    find_condition,
+    set_condition,
+)
+from stigmer_operator.pipeline.context import Operation, RequestContext
+from stigmer_operator.pipeline.deps import Deps
+from stigmer_operator.pipeline.errors import PipelineError, Reason
+from stigmer_operator.pipeline.failure import report_failure
+from stigmer_operator.pipeline.meta import conditions_of
+from stigmer_operator.pipeline.pipelines import PIPELINES
+
+logger = logging.getLogger(__name__)
+
+ObjectKey = tuple[Kind, str, str]
+
+
+@dataclass
+class Coordination:
+    """Process-wide state the handlers share (kopf shallow-copies ``memo``)."""
+
+    _locks: dict[ObjectKey, threading.Lock] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+    _readiness: dict[str, bool] = field(default_factory=dict)
+
+    def lock(self, key: ObjectKey) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def forget(self, key: ObjectKey, uid: str = "") -> None:
+        with self._guard:
+            self._locks.pop(key, None)
+            self._readiness.pop(uid, None)
+
+    def readiness_changed(self, uid: str, ready: bool) -> bool:
+        """Remember ``ready`` for ``uid``; True when it differs from last time."""
+        with self._guard:
+            changed = self._readiness.get(uid) != ready
+            self._readiness[uid] = ready
+            return changed
+
+
+def key_of(kind: Kind, body: Mapping[str, Any]) -> ObjectKey:
+    metadata = body.get("metadata", {})
+    return (kind, str(metadata.get("namespace", "")), str(metadata.get("name", "")))
+
+
+def reconcile(kind: Kind, operation: Operation, body: Mapping[str, Any], memo: Any) -> None:
+    """Run the pipeline for ``kind``/``operation`` on ``body``; raise kopf errors on failure."""
+    deps: Deps = memo.deps
+    coordination: Coordination = memo.coordination
+    with coordination.lock(key_of(kind, body)):
+        try:
+            if operation is not Operation.DELETE:
+                mark_unknown_on_first_sight(kind, body, deps)
+            run_pipeline(kind, operation, body, deps)
+        except PipelineError as error:
+            metrics.RECONCILES.labels(kind.value, operation.value, error.reason.value).inc()
+            _report(error)
+            raise _kopf_error(error) from None
+    metrics.RECONCILES.labels(kind.value, operation.value, "Succeeded").inc()
+
+
+def reconcile_quietly(kind: Kind, operation: Operation, body: Mapping[str, Any], memo: Any) -> None:
+    """:func:`reconcile` for event handlers, which kopf does not retry: log, don't raise."""
+    try:
+        reconcile(kind, operation, body, memo)
+    except (kopf.TemporaryError, kopf.PermanentError) as error:
+        _, namespace, name = key_of(kind, body)
+        logger.warning("%s %s/%s (%s): %s", kind.value, namespace, name, operation.value, error)
+
+
+def is_deletion(event: kopf.RawEvent, **_: Any) -> bool:
+    """kopf ``when=`` filter: the watch says the object is gone."""
+    return event.get("type") == "DELETED"
+
+
+def run_pipeline(
+    kind: Kind, operation: Operation, body: Mapping[str, Any], deps: Deps
+) -> RequestContext[Any]:
+    ctx = RequestContext.for_kind(kind, body, operation, deps)
+    return _OBSERVED[(kind, operation)].run(ctx)
+
+
+def mark_unknown_on_first_sight(kind: Kind, body: Mapping[str, Any], deps: Deps) -> None:
+    """Write ``Ready=Unknown`` when the object has no Ready condition yet."""
+    conditions = conditions_of(body)
+    if find_condition(conditions, ConditionType.READY) is not None:
+        return
+    metadata = body.get("metadata", {})
+    generation = int(metadata.get("generation", 0) or 0)
+    status = {
+        "conditions": set_condition(
+            conditions,
+            ConditionType.READY,
+            ConditionStatus.UNKNOWN,
+            "Reconciling",
+            "The operator is reconciling this object.",
+            generation,
+            deps.clock(),
+        )
+    }
+    deps.kube.patch_status(kind, metadata["namespace"], metadata["name"], status)
+
+
+def _report(error: PipelineError) -> None:
+    if error.context is None:
+        logger.error("pipeline failed without a context: %r", error)
+        return
+    try:
+        report_failure(error.context, error)
+    except Exception:  # reporting must not hide the original failure
+        logger.exception("could not report %r", error)
+
+
+def _kopf_error(error: PipelineError) -> Exception:
+    if error.retryable and error.reason is not Reason.AGENT_NOT_FOUND:
+        return kopf.TemporaryError(str(error), delay=error.delay or 5.0)
+    return kopf.PermanentError(str(error))
+
+
+class MetricsObserver:
+    """Pipeline span hook: step durations and failures into Prometheus."""
+
+    def on_step_start(self, pipeline: str, step: str, ctx: RequestContext[Any]) -> None:
+        return None
+
+    def on_step_end(
+        self,
+        pipeline: str,
+        step: str,
+        ctx: RequestContext[Any],
+        duration: float,
+        error: PipelineError | None,
+    ) -> None:
+        metrics.STEP_DURATION.labels(pipeline, step).observe(duration)
+        if error is not None:
+            metrics.STEP_FAILURES.labels(pipeline, step, error.reason.value).inc()
+
+
+OBSERVER = MetricsObserver()
+_OBSERVED = {key: pipeline.with_observer(OBSERVER) for key, pipeline in PIPELINES.items()}

@@ -1,0 +1,82 @@
+"""Prometheus metrics: what a platform team graphs and alerts on.
+
+Step durations and failures come from the pipeline's observer hook, so steps
+stay free of metrics code. Store size is read on scrape by a collector, so an
+idle operator does no work to keep it current.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from stigmer_operator.store import Store, StoreError
+
+logger = logging.getLogger(__name__)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+STEP_DURATION = Histogram(
+    "stigmer_pipeline_step_duration_seconds",
+    "Duration of one pipeline step.",
+    ["pipeline", "step"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+    registry=REGISTRY,
+)
+STEP_FAILURES = Counter(
+    "stigmer_pipeline_step_failures_total",
+    "Pipeline steps that raised, by reason.",
+    ["pipeline", "step", "reason"],
+    registry=REGISTRY,
+)
+RECONCILES = Counter(
+    "stigmer_reconcile_total",
+    "Handler invocations by kind, operation and result.",
+    ["kind", "operation", "result"],
+    registry=REGISTRY,
+)
+API_WRITES = Counter(
+    "stigmer_kubernetes_writes_total",
+    "Writes the operator sent to the Kubernetes API, by verb and resource.",
+    ["verb", "resource"],
+    registry=REGISTRY,
+)
+
+
+class StoreCollector(Collector):
+    """Reads store counts and size at scrape time."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            stats = self._store.stats()
+        except StoreError as error:  # a closed store during shutdown
+            logger.debug("store stats unavailable: %s", error)
+            return
+        resources = GaugeMetricFamily(
+            "stigmer_store_resources", "Live mirrored resources.", labels=["kind"]
+        )
+        resources.add_metric(["Agent"], stats.agents)
+        resources.add_metric(["AgentInstance"], stats.agent_instances)
+        yield resources
+        yield GaugeMetricFamily(
+            "stigmer_store_bytes", "Bytes the store occupies on disk.", value=stats.bytes_on_disk
+        )
+        yield GaugeMetricFamily(
+            "stigmer_store_last_sequence", "Newest change-log sequence.", value=stats.last_sequence
+        )
+
+
+def serve(port: int, store: Store) -> None:
+    """Expose ``/metrics`` on ``port`` (0 disables) with the store collector attached."""
+    if port == 0:
+        return
+    REGISTRY.register(StoreCollector(store))
+    start_http_server(port, registry=REGISTRY)
+    logger.info("metrics on :%d/metrics", port)

@@ -1,0 +1,164 @@
+"""``stigmer-operator run``: open the store, configure kopf, run until signalled.
+
+Everything that lives for the whole process is built here once (settings,
+store, Kubernetes client, metrics) and handed to the handlers through kopf's
+``memo``, so the handlers stay thin and tests can build the same objects.
+The store is closed on every exit path: kopf returns on SIGTERM/SIGINT, and
+the ``finally`` flushes RocksDB before the process ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shutil
+import sys
+from typing import Any
+
+import kopf
+import kubernetes
+
+from stigmer_operator import logs, metrics
+from stigmer_operator.handlers.common import Coordination
+from stigmer_operator.pipeline.deps import Deps, PipelineSettings
+from stigmer_operator.pipeline.kube_api import ApiKubeEffects
+from stigmer_operator.settings import LogFormat, OperatorSettings
+from stigmer_operator.store import Store, StoreOpenError
+from stigmer_operator.store.rocks import OpenMode, RocksStore
+
+logger = logging.getLogger(__name__)
+
+FIELD_MANAGER = "stigmer-operator"
+EXIT_STORE = 3
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``run`` subcommand."""
+    parser = subparsers.add_parser("run", help="run the operator against the current cluster")
+    parser.add_argument(
+        "--namespace",
+        dest="namespaces",
+        action="append",
+        help="namespace to watch (repeatable); default: all namespaces",
+    )
+    parser.add_argument("--store-path", help="RocksDB store directory (default .stigmer/store)")
+    parser.add_argument(
+        "--platform-namespace",
+        dest="platform_namespaces",
+        action="append",
+        help="namespace whose Agents may use scope: platform (repeatable)",
+    )
+    parser.add_argument("--log-format", choices=[f.value for f in LogFormat])
+    parser.add_argument("--log-level")
+    parser.add_argument("--metrics-port", type=int)
+    parser.add_argument("--health-port", type=int)
+    parser.add_argument("--peering", help="kopf peering name; empty = standalone")
+    parser.add_argument("--priority", type=int)
+    parser.add_argument("--max-workers", type=int)
+    parser.add_argument(
+        "--rebuild-store",
+        action="store_true",
+        default=None,
+        help="wipe the store and rebuild it from the cluster (history is lost)",
+    )
+    parser.set_defaults(func=_run_command)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    fields = (
+        "namespaces",
+        "store_path",
+        "platform_namespaces",
+        "log_format",
+        "log_level",
+        "metrics_port",
+        "health_port",
+        "peering",
+        "priority",
+        "max_workers",
+        "rebuild_store",
+    )
+    overrides = {f: getattr(args, f) for f in fields if getattr(args, f, None) is not None}
+    return run(OperatorSettings(**overrides))
+
+
+def run(settings: OperatorSettings) -> int:
+    """Run the operator until it is told to stop; returns the process exit code."""
+    logs.configure(settings.log_format, settings.log_level)
+    try:
+        store = open_store(settings)
+    except StoreOpenError as error:
+        print(f"stigmer-operator: {error}", file=sys.stderr)
+        return EXIT_STORE
+    try:
+        api_client = load_api_client()
+        deps = build_deps(settings, store, api_client)
+        metrics.serve(settings.metrics_port, store)
+        _import_handlers()
+        asyncio.run(_operate(settings, deps, api_client))
+    finally:
+        store.close()
+        logger.info("store closed")
+    return 0
+
+
+def open_store(settings: OperatorSettings) -> Store:
+    """Open (or create) the store read-write; ``--rebuild-store`` starts it empty."""
+    path = settings.store_path
+    if settings.rebuild_store and path.exists():
+        logger.warning(
+            "--rebuild-store: removing %s; the mirror is rebuilt from the cluster "
+            "and version history is lost",
+            path,
+        )
+        shutil.rmtree(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return RocksStore.open(path, OpenMode.READ_WRITE, create=True)
+
+
+def build_deps(
+    settings: OperatorSettings, store: Store, api_client: kubernetes.client.ApiClient
+) -> Deps:
+    """The objects every pipeline run needs, built once per process."""
+    pipeline_settings = PipelineSettings(
+        platform_namespaces=frozenset(settings.platform_namespaces),
+        field_manager=FIELD_MANAGER,
+    )
+    return Deps(
+        store=store,
+        kube=ApiKubeEffects.from_settings(pipeline_settings, api_client),
+        settings=pipeline_settings,
+    )
+
+
+def load_api_client() -> kubernetes.client.ApiClient:
+    """In-cluster credentials when present, else ``$KUBECONFIG`` / ``~/.kube/config``."""
+    configuration = kubernetes.client.Configuration()
+    try:
+        kubernetes.config.load_incluster_config(client_configuration=configuration)
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config(client_configuration=configuration)
+    return kubernetes.client.ApiClient(configuration)
+
+
+def _import_handlers() -> None:
+    """Importing the handler modules registers them with kopf's default registry."""
+    import stigmer_operator.handlers  # noqa: F401
+
+
+async def _operate(
+    settings: OperatorSettings, deps: Deps, api_client: kubernetes.client.ApiClient
+) -> None:
+    liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    await kopf.operator(
+        clusterwide=settings.clusterwide,
+        namespaces=settings.namespaces,
+        standalone=not settings.peering,
+        peering_name=settings.peering or None,
+        priority=settings.priority,
+        liveness_endpoint=liveness,
+        memo=kopf.Memo(
+            deps=deps, settings=settings, api_client=api_client, coordination=Coordination()
+        ),
+    )

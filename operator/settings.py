@@ -1,0 +1,61 @@
+"""Operator configuration: flags and ``STIGMER_*`` environment variables.
+
+One pydantic-settings model so the Helm chart (env vars), a developer (flags)
+and the tests (constructor keywords) configure the same fields, validated the
+same way. Flags win over environment, environment over defaults.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class LogFormat(enum.StrEnum):
+    JSON = "json"
+    TEXT = "text"
+
+
+class OperatorSettings(BaseSettings):
+    """Everything ``stigmer-operator run`` can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="STIGMER_", extra="ignore")
+
+    namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Namespaces to watch; empty means every namespace (cluster-wide).",
+    )
+    store_path: Path = Field(
+        default=Path(".stigmer/store"), description="Directory of the RocksDB store."
+    )
+    platform_namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["stigmer-system"],
+        description="Namespaces whose Agents may use scope: platform.",
+    )
+    log_format: LogFormat = LogFormat.TEXT
+    log_level: str = "INFO"
+    metrics_port: int = Field(default=8080, ge=0, le=65535, description="0 disables /metrics.")
+    health_port: int = Field(default=8081, ge=0, le=65535, description="0 disables /healthz.")
+    peering: str = Field(default="", description="kopf peering name; empty = standalone.")
+    priority: int = Field(default=0, description="kopf peering priority.")
+    rebuild_store: bool = Field(
+        default=False,
+        description="Wipe the store and rebuild it from the cluster (history is lost).",
+    )
+    max_workers: int = Field(default=8, ge=1, le=256, description="Threads for sync handlers.")
+
+    @field_validator("namespaces", "platform_namespaces", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        """``STIGMER_NAMESPACES=a,b`` and ``--namespace a --namespace b`` mean the same."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
