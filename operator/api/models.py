@@ -1027,6 +1027,9 @@ def _strings(value: object, loc: Loc) -> Iterator[Found]:
 # validate_spec: pydantic errors -> violations with CR paths
 # --------------------------------------------------------------------------
 
+#: Pydantic's last location segment when a map *key* (not its value) is invalid.
+_KEY_MARKER: Final = "[key]"
+
 #: camelCase names of the map-valued fields: the segment after one is a key.
 MAP_FIELDS: Final = frozenset({"envPlaceholders", "headers", "queryParams", "mcpToolSelections"})
 
@@ -1096,6 +1099,8 @@ def _violations(exc: ValidationError, root: Loc) -> Iterator[Violation]:
         if isinstance(nested, _RuleViolations):
             for relative, message in nested.found:
                 yield Violation(format_path((*loc, *relative)), message)
+        elif loc[-1] == _KEY_MARKER:
+            yield Violation(format_path(loc[:-1]), f"key {_human_message(error)}")
         else:
             yield Violation(format_path(loc), _human_message(error))
 
@@ -1109,9 +1114,7 @@ def format_path(loc: Loc) -> str:
     parts: list[str] = []
     previous: str | int | None = None
     for segment in loc:
-        if segment == "[key]":
-            parts.append(" (key)")
-        elif isinstance(segment, int) or previous in MAP_FIELDS:
+        if isinstance(segment, int) or previous in MAP_FIELDS:
             parts.append(f"[{segment}]")
         else:
             parts.append(f".{segment}" if parts else segment)

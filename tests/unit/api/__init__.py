@@ -1,0 +1,1 @@
+"""Tests of the API layer: validation contract, converters, generated CRDs, examples."""
