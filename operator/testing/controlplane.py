@@ -928,8 +928,11 @@ class ControlPlane:
             f"--service-account-key-file={pki.sa_pub}",
             f"--service-account-signing-key-file={pki.sa_key}",
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+            # The lease reconciler refuses a loopback advertise address; no
+            # pod ever dials the `kubernetes` Service here, so none is needed.
+            "--endpoint-reconciler-type=none",
             "--profiling=false",
-            "--v=1",
+            "--v=0",
         ]
 
     def _kcm_argv(self) -> list[str]:
@@ -944,7 +947,7 @@ class ControlPlane:
             f"--controllers={','.join(_KCM_CONTROLLERS)}",
             f"--service-account-private-key-file={pki.sa_key}",
             f"--root-ca-file={pki.ca_cert}",
-            "--use-service-account-credentials=false",
+            "--use-service-account-credentials=true",  # kubeadm-style: a role per controller
             "--profiling=false",
             "--v=1",
         ]
