@@ -14,7 +14,7 @@ from typing import Any
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.models import AgentInstanceSpec, AgentSpec, Scope
 from stigmer_operator.api.v1 import store_pb2
-from stigmer_operator.pipeline.context import Key
+from stigmer_operator.pipeline.context import Key, Values
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +61,10 @@ SERVICE_ACCOUNT: Key[str] = Key("service_account")
 DEFAULT_INSTANCE: Key[Mapping[str, Any]] = Key("default_instance")
 #: UpdateAgentStatusWithDefaultInstance: whether the default instance is Ready.
 DEFAULT_INSTANCE_READY: Key[bool] = Key("default_instance_ready")
+
+
+def add_stale_entry(values: Values, entry: StaleEntry) -> None:
+    """Append to :data:`STALE_ENTRIES` unless that (kind, id) is already listed."""
+    listed = values.find(STALE_ENTRIES) or ()
+    if all((s.kind, s.id) != (entry.kind, entry.id) for s in listed):
+        values.put(STALE_ENTRIES, (*listed, entry))

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind
 from stigmer_operator.pipeline.deps import PipelineSettings
 from stigmer_operator.pipeline.kube import (

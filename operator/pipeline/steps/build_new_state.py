@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf import timestamp_pb2
+
 from stigmer_operator.api.convert import (
     agent_instance_spec_to_proto,
     agent_spec_to_proto,
@@ -42,8 +43,8 @@ from stigmer_operator.pipeline.keys import (
     RESOURCE_ID,
     SLUG,
     SPEC,
-    STALE_ENTRIES,
     StaleEntry,
+    add_stale_entry,
 )
 from stigmer_operator.pipeline.naming import resource_id, service_account_name
 from stigmer_operator.store.errors import NotFoundError
@@ -90,7 +91,7 @@ def _existing(ctx: RequestContext[Resource]) -> Resource | None:
         ctx.values.put(EXISTING, found)
         return found
     stale = StaleEntry(ctx.kind, found.metadata.id, f"name held by former uid {found.metadata.uid}")
-    ctx.values.put(STALE_ENTRIES, (*(ctx.values.find(STALE_ENTRIES) or ()), stale))
+    add_stale_entry(ctx.values, stale)
     return None
 
 

@@ -19,7 +19,7 @@ from stigmer_operator.api.kinds import Resource
 from stigmer_operator.pipeline.context import RequestContext
 from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.frozen import str_at
-from stigmer_operator.pipeline.keys import ORG, SLUG, STALE_ENTRIES, StaleEntry
+from stigmer_operator.pipeline.keys import ORG, SLUG, StaleEntry, add_stale_entry
 from stigmer_operator.pipeline.kube import ObjectKind
 from stigmer_operator.store.errors import NotFoundError
 
@@ -38,7 +38,7 @@ class CheckDuplicate:
             return
         if not _still_exists(ctx, holder):
             stale = StaleEntry(ctx.kind, meta.id, f"slug {slug!r} held by a deleted object")
-            ctx.values.put(STALE_ENTRIES, (*(ctx.values.find(STALE_ENTRIES) or ()), stale))
+            add_stale_entry(ctx.values, stale)
             return
         raise PipelineError(
             Reason.DUPLICATE_SLUG,

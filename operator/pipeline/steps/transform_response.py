@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf import timestamp_pb2
+
 from stigmer_operator.api.kinds import Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2, resource_pb2
 from stigmer_operator.pipeline.conditions import (
