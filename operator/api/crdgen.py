@@ -33,6 +33,7 @@ from typing import Any, Final
 
 import yaml
 from pydantic import BaseModel
+
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind
 from stigmer_operator.api.models import (
     AgentInstanceSpec,
@@ -84,6 +85,8 @@ _KEPT_KEYWORDS: Final = (
     "x-kubernetes-list-map-keys",
     "x-kubernetes-validations",
 )
+#: Keys of an ``x-kubernetes-validations`` entry, in output order.
+_RULE_KEYS: Final = ("rule", "message", "fieldPath")
 #: Keywords pydantic emits that a CRD does not need.
 _DROPPED_KEYWORDS: Final = frozenset({"title", "propertyNames", "$defs"})
 
@@ -213,7 +216,7 @@ def _convert_keyword(key: str, value: Any, defs: Mapping[str, Any], path: str) -
     if key == "default":
         return None if _is_zero(value) else value
     if key == "x-kubernetes-validations":
-        return [{"rule": rule["rule"], "message": rule["message"]} for rule in value]
+        return [{key: rule[key] for key in _RULE_KEYS if key in rule} for rule in value]
     return value
 
 

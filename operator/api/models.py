@@ -46,6 +46,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
+
 from stigmer_operator.api.kinds import Kind
 
 __all__ = [
@@ -246,8 +247,16 @@ class ConditionStatus(enum.StrEnum):
 # --------------------------------------------------------------------------
 
 
-def _cel(rule: str, message: str) -> dict[str, str]:
-    return {"rule": rule, "message": message}
+def _cel(rule: str, message: str, field_path: str = "") -> dict[str, str]:
+    """One ``x-kubernetes-validations`` entry.
+
+    ``field_path`` (relative, e.g. ``.subAgents``) makes the API server report
+    a rule written on a parent at the child it is about.
+    """
+    rule_doc = {"rule": rule, "message": message}
+    if field_path:
+        rule_doc["fieldPath"] = field_path
+    return rule_doc
 
 
 def _cel_extra(*rules: dict[str, str]) -> dict[str, Any]:
@@ -255,10 +264,16 @@ def _cel_extra(*rules: dict[str, str]) -> dict[str, Any]:
 
 
 def _check_http_url(value: str) -> str:
-    parts = urllib.parse.urlsplit(value)
-    if not _HTTP_URL_RE.match(value) or not parts.hostname:
+    if not _HTTP_URL_RE.match(value) or not _hostname(value):
         raise ValueError("must be an http(s) URL with a host")
     return value
+
+
+def _hostname(url: str) -> str | None:
+    try:
+        return urllib.parse.urlsplit(url).hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return None
 
 
 def _check_optional_http_url(value: str) -> str:
@@ -617,10 +632,12 @@ class AgentSpec(
         _cel(
             _SUB_AGENT_SERVERS_CEL,
             "spec.subAgents[].mcpServers must name servers defined in spec.mcpServers",
+            field_path=".subAgents",
         ),
         _cel(
             _SUB_AGENT_SELECTIONS_CEL,
             "spec.subAgents[].mcpToolSelections keys must name servers defined in spec.mcpServers",
+            field_path=".subAgents",
         ),
     ),
 ):

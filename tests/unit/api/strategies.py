@@ -42,7 +42,7 @@ def _maybe(
 
 def _templated(draw: Draw[Any], env: Sequence[str]) -> str:
     """Text that may embed ``${VAR}`` placeholders of declared variables."""
-    text = draw(texts)
+    text: str = draw(texts)
     if env and draw(st.booleans()):
         text += "${" + draw(st.sampled_from(env)) + "}"
     return text

@@ -397,13 +397,17 @@ def test_sub_agent_references_are_checked_by_cel() -> None:
         in messages
     )
     assert all("self.mcpServers.exists(m, m.name == n)" in rule for rule in rules)
+    field_paths = {
+        rule.get("fieldPath") for rule in _node(Kind.AGENT, "spec")["x-kubernetes-validations"]
+    }
+    assert field_paths == {".subAgents"}
 
 
 @pytest.mark.parametrize("kind", list(Kind))
 def test_every_cel_rule_has_a_message_naming_a_spec_field(kind: Kind) -> None:
     for path, node in _walk(_root(kind), kind.value):
         for rule in node.get("x-kubernetes-validations", []):
-            assert set(rule) == {"rule", "message"}, path
+            assert {"rule", "message"} <= set(rule) <= {"rule", "message", "fieldPath"}, path
             assert rule["message"].startswith("spec."), (path, rule)
 
 

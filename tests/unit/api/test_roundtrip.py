@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from hypothesis import HealthCheck, given, settings
 from pydantic import BaseModel
 
@@ -248,24 +248,24 @@ def _field_disagreements(annotation: Any, field: FieldDescriptor, path: str) -> 
 
 
 def _value_disagreements(annotation: Any, field: FieldDescriptor, path: str) -> list[str]:
-    if field.type == FieldDescriptor.TYPE_MESSAGE:
+    if field.message_type is not None:
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return [f"{path}: protobuf message, pydantic {annotation}"]
         return _disagreements(annotation, field.message_type, path)
-    if field.type == FieldDescriptor.TYPE_ENUM:
-        return _enum_disagreements(annotation, field, path)
+    if field.enum_type is not None:
+        return _enum_disagreements(annotation, field.enum_type, path)
     expected = _SCALARS[field.type]
     if not (isinstance(annotation, type) and issubclass(annotation, expected)):
         return [f"{path}: protobuf {expected}, pydantic {annotation}"]
     return []
 
 
-def _enum_disagreements(annotation: Any, field: FieldDescriptor, path: str) -> list[str]:
+def _enum_disagreements(annotation: Any, proto_enum: EnumDescriptor, path: str) -> list[str]:
     to_proto = _ENUM_TO_PROTO.get(annotation)
     if to_proto is None:
-        return [f"{path}: protobuf enum {field.enum_type.full_name}, pydantic {annotation}"]
+        return [f"{path}: protobuf enum {proto_enum.full_name}, pydantic {annotation}"]
     mapped = {to_proto(member) for member in annotation}
-    meaningful = {value.number for value in field.enum_type.values if value.number != 0}
+    meaningful = {value.number for value in proto_enum.values if value.number != 0}
     if mapped != meaningful:
         return [f"{path}: {annotation.__name__} maps to {mapped}, protobuf has {meaningful}"]
     return []

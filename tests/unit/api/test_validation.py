@@ -8,7 +8,7 @@ violation names the field in CR terms and says what is wrong in words a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -16,6 +16,8 @@ from pydantic import ValidationError
 
 from stigmer_operator.api.kinds import Kind
 from stigmer_operator.api.models import (
+    MAP_FIELDS,
+    PATTERN_MEANINGS,
     AgentInstanceSpec,
     AgentSpec,
     EnvironmentRefKind,
@@ -77,6 +79,7 @@ AGENT_CASES = [
     Case("iconUrl scheme", {"iconUrl": "ftp://example.com/i.png"}, "spec.iconUrl", URL),
     Case("iconUrl host", {"iconUrl": "https:///i.png"}, "spec.iconUrl", URL),
     Case("iconUrl relative", {"iconUrl": "/i.png"}, "spec.iconUrl", URL),
+    Case("iconUrl broken IPv6 host", {"iconUrl": "https://[::1/i.png"}, "spec.iconUrl", URL),
     Case("unknown field", {"model": "gpt"}, "spec.model", "is not a known field"),
     Case(
         "unknown nested field",
@@ -589,7 +592,7 @@ def test_models_are_immutable() -> None:
     spec = validate_agent_spec(agent_spec())
 
     with pytest.raises(ValidationError):
-        spec.instructions = "changed"  # type: ignore[misc]
+        spec.instructions = "changed"
 
 
 def test_model_validators_enforce_cross_field_rules_without_validate_spec() -> None:
@@ -616,3 +619,41 @@ def test_model_validators_enforce_cross_field_rules_without_validate_spec() -> N
 )
 def test_format_path(loc: tuple[str | int, ...], path: str) -> None:
     assert format_path(loc) == path
+
+
+_ALL_MODELS = (AgentSpec, AgentInstanceSpec)
+
+
+def _schema_values(node: Any, key: str) -> Iterator[Any]:
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name == key and not isinstance(value, dict):
+                yield value
+            yield from _schema_values(value, key)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _schema_values(item, key)
+
+
+def test_every_pattern_has_a_human_meaning() -> None:
+    patterns = {
+        pattern
+        for model in _ALL_MODELS
+        for pattern in _schema_values(model.model_json_schema(by_alias=True), "pattern")
+    }
+
+    assert patterns
+    assert patterns <= set(PATTERN_MEANINGS)
+
+
+def test_map_fields_lists_every_map_valued_field() -> None:
+    maps = set()
+    for model in _ALL_MODELS:
+        for definition in model.model_json_schema(by_alias=True).get("$defs", {}).values():
+            for name, prop in definition.get("properties", {}).items():
+                if prop.get("type") == "object" and (
+                    "additionalProperties" in prop or "patternProperties" in prop
+                ):
+                    maps.add(name)
+
+    assert maps == MAP_FIELDS
