@@ -3,8 +3,10 @@
 This module is only a dispatcher. Each subcommand lives in its own module,
 which exposes ``register(subparsers)``: it adds its parser and sets
 ``func`` (``Callable[[argparse.Namespace], int]``) as the parser default.
-Adding a subcommand means adding its module to :data:`SUBCOMMAND_MODULES`;
-nothing here knows what any subcommand does.
+Adding a subcommand means adding its name and module to :data:`SUBCOMMANDS`;
+nothing here knows what any subcommand does. Only the module of the chosen
+subcommand is imported (all of them for top-level ``--help``), so
+``stigmer-operator store get`` does not pay for importing kopf.
 
 Exit codes are shared by every subcommand (:class:`ExitCode`), and errors
 are one line on stderr, never a traceback: the people reading them are
@@ -22,12 +24,12 @@ from typing import NoReturn
 
 from stigmer_operator import __version__
 
-#: Modules that each add one subcommand (``register(subparsers)``), in help order.
-SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "stigmer_operator.runtime",
-    "stigmer_operator.store.cli",
-    "stigmer_operator.api.crdgen",
-)
+#: Subcommand name -> module whose ``register(subparsers)`` adds it, in help order.
+SUBCOMMANDS: dict[str, str] = {
+    "run": "stigmer_operator.runtime",
+    "store": "stigmer_operator.store.cli",
+    "crds": "stigmer_operator.api.crdgen",
+}
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -55,22 +57,32 @@ def fail(message: object) -> None:
     print(f"stigmer-operator: {text}", file=sys.stderr)
 
 
-def build_parser() -> Parser:
+def build_parser(argv: Sequence[str] | None = None) -> Parser:
+    """The parser with the subcommand ``argv`` names registered (every one if none)."""
+    chosen = _chosen_subcommand(sys.argv[1:] if argv is None else argv)
     parser = Parser(
         prog="stigmer-operator",
         description="Kubernetes operator for Agent and AgentInstance resources.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module_name in SUBCOMMAND_MODULES:
-        module = importlib.import_module(module_name)
-        module.register(subparsers)
+    for name, module_name in SUBCOMMANDS.items():
+        if chosen is None or name == chosen:
+            importlib.import_module(module_name).register(subparsers)
     return parser
+
+
+def _chosen_subcommand(argv: Sequence[str]) -> str | None:
+    """The known subcommand ``argv`` starts with (after global options), if any."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in SUBCOMMANDS else None
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default: ``sys.argv[1:]``), run the subcommand, return its exit code."""
-    parser = build_parser()
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors

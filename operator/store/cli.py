@@ -252,7 +252,7 @@ def _handler(run: Run) -> Handler:
 def _execute(run: Run, args: argparse.Namespace) -> int:
     try:
         store = open_for_reading(store_path(args.path))
-    except StoreOpenError as exc:
+    except StoreError as exc:
         fail(exc)
         return ExitCode.CANNOT_OPEN
     try:

@@ -20,8 +20,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from google.protobuf import timestamp_pb2
+
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2, store_pb2
+from stigmer_operator.store import keys
 from stigmer_operator.store.errors import NotFoundError, StoreError
 from stigmer_operator.store.protocol import StoreStats, spec_hash
 
@@ -291,6 +293,17 @@ class MemoryStore:
 
 
 def _require_id(resource: Resource) -> str:
-    if not resource.metadata.id:
+    """The resource's id, after checking every indexed field is storable.
+
+    The RocksDB store cannot put a NUL byte in a key; refusing it here too
+    keeps the two stores' behaviour identical.
+    """
+    meta = resource.metadata
+    if not meta.id:
         raise ValueError(f"cannot save a {Kind.of(resource).value} without metadata.id")
-    return resource.metadata.id
+    fields = [meta.id, meta.org, meta.slug, meta.namespace, meta.name]
+    if isinstance(resource, agent_instance_pb2.AgentInstance):
+        fields.append(resource.status.agent_id)
+    for text in fields:
+        keys.component(text)
+    return meta.id

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from google.protobuf import json_format
 from google.protobuf.message import Message
+
 from stigmer_operator.store.protocol import StoreStats
 
 Document = dict[str, Any] | list[Any]

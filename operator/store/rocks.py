@@ -34,6 +34,7 @@ says what to do.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import enum
 import json
 import os
@@ -45,10 +46,12 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import rocksdict
 from google.protobuf import timestamp_pb2
+from google.protobuf.message import DecodeError, Message
+
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, store_pb2
 from stigmer_operator.store import keys
@@ -100,6 +103,9 @@ class _Location(enum.Enum):
 
 _ID_ENTRY = b""  # value of index entries whose key already ends in the id
 
+_M = TypeVar("_M", bound=Message)
+_RdictKey = str | int | float | bytes | bool
+
 
 class RocksStore:
     """A :class:`Store` in a RocksDB directory; see the module docstring."""
@@ -121,7 +127,7 @@ class RocksStore:
         self._write_lock = threading.Lock()
         self._write_options = rocksdict.WriteOptions()
         self._write_options.sync = sync_writes
-        self._last_sequence = self._read_last_sequence()
+        self._last_sequence = 0
 
     # -- opening -------------------------------------------------------------
     @classmethod
@@ -157,7 +163,8 @@ class RocksStore:
             _open_rdict(location, OpenMode.READ_ONLY, create=False).close()
         secondary_dir = _secondary_dir() if mode is OpenMode.SECONDARY else None
         db = _open_rdict(location, mode, create=False, secondary_dir=secondary_dir)
-        return cls(db, location, mode, sync_writes=sync_writes, secondary_dir=secondary_dir)
+        store = cls(db, location, mode, sync_writes=sync_writes, secondary_dir=secondary_dir)
+        return store._started()
 
     @classmethod
     def _create(cls, location: Path, *, sync_writes: bool) -> RocksStore:
@@ -166,13 +173,30 @@ class RocksStore:
         except OSError as exc:
             raise StoreOpenError(f"cannot create store directory {location}: {exc}") from exc
         db = _open_rdict(location, OpenMode.READ_WRITE, create=True)
+        store = cls(db, location, OpenMode.READ_WRITE, sync_writes=sync_writes)
         batch = rocksdict.WriteBatch(raw_mode=True)
         batch.put(keys.FORMAT_KEY, keys.FORMAT_MARKER)
         batch.put(keys.LAST_SEQUENCE_KEY, keys.encode_sequence_value(0))
-        durable = rocksdict.WriteOptions()
-        durable.sync = True
-        db.write(batch, durable)
-        return cls(db, location, OpenMode.READ_WRITE, sync_writes=sync_writes)
+        store._write_options.sync = True  # the marker is what makes the directory ours
+        try:
+            store._write(batch)
+        except StoreError as exc:
+            store.close()
+            raise StoreOpenError(f"cannot create a store at {location}: {exc}") from exc
+        store._write_options.sync = sync_writes
+        return store._started()
+
+    def _started(self) -> Self:
+        """Load the last sequence; on failure release the handle and raise an open error."""
+        try:
+            self._last_sequence = self._read_last_sequence()
+        except StoreOpenError:
+            self.close()
+            raise
+        except StoreError as exc:
+            self.close()
+            raise StoreOpenError(str(exc)) from exc
+        return self
 
     @property
     def path(self) -> Path:
@@ -212,57 +236,46 @@ class RocksStore:
         new_index = _index_entries(kind, resource)
         resource_key = keys.resource(kind, resource_id)
         with self._write_lock:
-            db = self._writable()
-            previous = _get(db, resource_key)
-            old = kind.message_type.FromString(previous) if previous is not None else None
+            self._writable()
+            previous = self._get(resource_key)
+            old = self._parse(kind.message_type, previous) if previous is not None else None
             batch = rocksdict.WriteBatch(raw_mode=True)
-            self._move_indexes(db, batch, resource_id, old, new_index)
+            self._move_indexes(batch, resource_id, old, new_index)
             if previous != value:
                 batch.put(resource_key, value)
             newest = self._newest_history(kind, resource_id)
-            if (
-                old is not None
-                and newest is not None
-                and newest.spec_hash == digest
-                and newest.generation == resource.metadata.generation
-            ):
+            if old is not None and _same_version(newest, digest, resource.metadata.generation):
                 if len(batch):
-                    self._write(db, batch)
+                    self._write(batch)
                 return None
             change = store_pb2.CHANGE_TYPE_CREATED if old is None else store_pb2.CHANGE_TYPE_UPDATED
             version = newest.version + 1 if newest is not None else 1
-            sequence = self._last_sequence + 1
             batch.put(
                 keys.history(kind, resource_id, version),
                 _history_bytes(kind, resource, value, digest, change, version),
             )
-            entry = _change_entry(sequence, kind, resource, digest, change)
-            self._append_log(batch, entry)
-            self._write(db, batch)
-            self._last_sequence = sequence
-            return entry
+            return self._commit(batch, kind, resource, digest, change)
 
     def get(self, kind: Kind, resource_id: str) -> Resource:
-        data = _get(self._handle(), keys.resource(kind, resource_id))
+        data = self._get(keys.resource(kind, resource_id))
         if data is None:
             raise NotFoundError(f"{kind.value} {resource_id} not found")
-        return kind.message_type.FromString(data)
+        return self._parse(kind.message_type, data)
 
     def get_by_slug(self, kind: Kind, org: str, slug: str) -> Resource:
-        resource_id = _get(self._handle(), keys.slug_index(kind, org, slug))
+        resource_id = self._get(keys.slug_index(kind, org, slug))
         if resource_id is None:
             raise NotFoundError(f"no {kind.value} with slug {slug!r} in org {org!r}")
         return self.get(kind, resource_id.decode("utf-8"))
 
     def get_by_name(self, kind: Kind, namespace: str, name: str) -> Resource:
-        resource_id = _get(self._handle(), keys.name_index(kind, namespace, name))
+        resource_id = self._get(keys.name_index(kind, namespace, name))
         if resource_id is None:
             raise NotFoundError(f"{kind.value} {namespace}/{name} not found")
         return self.get(kind, resource_id.decode("utf-8"))
 
     def list(self, kind: Kind) -> Iterator[Resource]:
-        parse = kind.message_type.FromString
-        return (parse(value) for _key, value in self._scan(keys.resources_of(kind)))
+        return self._messages(keys.resources_of(kind), kind.message_type)
 
     def list_by_org(self, kind: Kind, org: str) -> Iterator[Resource]:
         ids = (keys.last_component(key) for key in self._scan_keys(keys.org_prefix(kind, org)))
@@ -278,24 +291,17 @@ class RocksStore:
     def delete(self, kind: Kind, resource_id: str) -> store_pb2.ChangeLogEntry | None:
         resource_key = keys.resource(kind, resource_id)
         with self._write_lock:
-            db = self._writable()
-            previous = _get(db, resource_key)
+            self._writable()
+            previous = self._get(resource_key)
             if previous is None:
                 return None
-            old = kind.message_type.FromString(previous)
+            old = self._parse(kind.message_type, previous)
             batch = rocksdict.WriteBatch(raw_mode=True)
             batch.delete(resource_key)
-            self._move_indexes(db, batch, resource_id, old, {})
+            self._move_indexes(batch, resource_id, old, {})
             if kind is Kind.AGENT:
                 batch.delete(keys.ownership(resource_id))
-            sequence = self._last_sequence + 1
-            entry = _change_entry(
-                sequence, kind, old, spec_hash(old), store_pb2.CHANGE_TYPE_DELETED
-            )
-            self._append_log(batch, entry)
-            self._write(db, batch)
-            self._last_sequence = sequence
-            return entry
+            return self._commit(batch, kind, old, spec_hash(old), store_pb2.CHANGE_TYPE_DELETED)
 
     def delete_kind(self, kind: Kind) -> int:
         self._writable()
@@ -306,70 +312,60 @@ class RocksStore:
     # -- history -----------------------------------------------------------
     def history(self, kind: Kind, resource_id: str) -> builtins.list[store_pb2.HistoryEntry]:
         prefix = keys.history_prefix(kind, resource_id)
-        return [store_pb2.HistoryEntry.FromString(value) for _key, value in self._scan(prefix)]
+        return builtins.list(self._messages(prefix, store_pb2.HistoryEntry))
 
     def purge_history(self, kind: Kind, resource_id: str) -> int:
         prefix = keys.history_prefix(kind, resource_id)
         with self._write_lock:
-            db = self._writable()
+            self._writable()
             batch = rocksdict.WriteBatch(raw_mode=True)
             for key in self._scan_keys(prefix):
                 batch.delete(key)
             count = len(batch)
             if count:
-                self._write(db, batch)
+                self._write(batch)
             return count
 
     def iter_history(self) -> Iterator[store_pb2.HistoryEntry]:
         """Every history entry of every resource (live or deleted), by kind and id."""
-        prefix = keys.section_prefix(keys.Section.HISTORY)
-        return (store_pb2.HistoryEntry.FromString(value) for _key, value in self._scan(prefix))
+        return self._messages(keys.section_prefix(keys.Section.HISTORY), store_pb2.HistoryEntry)
 
     # -- change log --------------------------------------------------------
     def changes(self, since: int = 0) -> Iterator[store_pb2.ChangeLogEntry]:
         prefix = keys.section_prefix(keys.Section.LOG)
         start = keys.change(max(since, 0) + 1)
-        return (
-            store_pb2.ChangeLogEntry.FromString(value)
-            for _key, value in self._scan(prefix, start=start)
-        )
+        return self._messages(prefix, store_pb2.ChangeLogEntry, start=start)
 
     def mark_published(self, sequence: int) -> None:
         key = keys.change(sequence)
         with self._write_lock:
-            db = self._writable()
-            data = _get(db, key)
+            self._writable()
+            data = self._get(key)
             if data is None:
                 raise NotFoundError(f"change-log entry {sequence} not found")
-            entry = store_pb2.ChangeLogEntry.FromString(data)
-            if entry.published:
-                return
-            entry.published = True
-            batch = rocksdict.WriteBatch(raw_mode=True)
-            batch.put(key, entry.SerializeToString())
-            self._write(db, batch)
+            entry = self._parse(store_pb2.ChangeLogEntry, data)
+            if not entry.published:
+                entry.published = True
+                self._put(key, entry.SerializeToString())
 
     # -- ownership ---------------------------------------------------------
     def put_ownership(self, record: store_pb2.OwnershipRecord) -> None:
         if not record.agent_id:
             raise ValueError("an ownership record needs agent_id")
-        key = keys.ownership(record.agent_id)
         with self._write_lock:
-            db = self._writable()
-            batch = rocksdict.WriteBatch(raw_mode=True)
-            batch.put(key, record.SerializeToString())
-            self._write(db, batch)
+            self._writable()
+            self._put(keys.ownership(record.agent_id), record.SerializeToString())
 
     def get_ownership(self, agent_id: str) -> store_pb2.OwnershipRecord:
-        data = _get(self._handle(), keys.ownership(agent_id))
+        data = self._get(keys.ownership(agent_id))
         if data is None:
             raise NotFoundError(f"no ownership record for Agent {agent_id}")
-        return store_pb2.OwnershipRecord.FromString(data)
+        return self._parse(store_pb2.OwnershipRecord, data)
 
     def iter_ownership(self) -> Iterator[store_pb2.OwnershipRecord]:
         """Every ownership record, ordered by agent id."""
         prefix = keys.section_prefix(keys.Section.OWNERSHIP)
-        return (store_pb2.OwnershipRecord.FromString(value) for _key, value in self._scan(prefix))
+        return self._messages(prefix, store_pb2.OwnershipRecord)
 
     # -- housekeeping ------------------------------------------------------
     def stats(self) -> StoreStats:
@@ -401,7 +397,7 @@ class RocksStore:
             if self._secondary_dir is not None:
                 shutil.rmtree(self._secondary_dir, ignore_errors=True)
 
-    # -- internals ---------------------------------------------------------
+    # -- writing -------------------------------------------------------------
     def _handle(self) -> rocksdict.Rdict:
         if self._db is None:
             raise StoreError(f"the store at {self._path} is closed")
@@ -416,19 +412,40 @@ class RocksStore:
             )
         return db
 
-    def _write(self, db: rocksdict.Rdict, batch: rocksdict.WriteBatch) -> None:
+    def _write(self, batch: rocksdict.WriteBatch) -> None:
         try:
-            db.write(batch, self._write_options)
+            self._handle().write(batch, self._write_options)
         except Exception as exc:
             raise StoreError(f"write to the store at {self._path} failed: {exc}") from exc
 
-    def _append_log(self, batch: rocksdict.WriteBatch, entry: store_pb2.ChangeLogEntry) -> None:
-        batch.put(keys.change(entry.sequence), entry.SerializeToString())
-        batch.put(keys.LAST_SEQUENCE_KEY, keys.encode_sequence_value(entry.sequence))
+    def _put(self, key: bytes, value: bytes) -> None:
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        batch.put(key, value)
+        self._write(batch)
+
+    def _commit(
+        self,
+        batch: rocksdict.WriteBatch,
+        kind: Kind,
+        resource: Resource,
+        digest: str,
+        change: store_pb2.ChangeType.ValueType,
+    ) -> store_pb2.ChangeLogEntry:
+        """Append the next change-log entry (and last sequence) to ``batch`` and write it.
+
+        The sequence only advances once the write succeeded, so a failed
+        write leaves no gap in the log.
+        """
+        sequence = self._last_sequence + 1
+        entry = _change_entry(sequence, kind, resource, digest, change)
+        batch.put(keys.change(sequence), entry.SerializeToString())
+        batch.put(keys.LAST_SEQUENCE_KEY, keys.encode_sequence_value(sequence))
+        self._write(batch)
+        self._last_sequence = sequence
+        return entry
 
     def _move_indexes(
         self,
-        db: rocksdict.Rdict,
         batch: rocksdict.WriteBatch,
         resource_id: str,
         old: Resource | None,
@@ -447,53 +464,100 @@ class RocksStore:
         for key, value in old_index.items():
             if key in new_index:
                 continue
-            if value == _ID_ENTRY or _get(db, key) == own_id:
+            if value == _ID_ENTRY or self._get(key) == own_id:
                 batch.delete(key)
         for key, value in new_index.items():
-            if key in old_index and (value == _ID_ENTRY or _get(db, key) == value):
+            if key in old_index and (value == _ID_ENTRY or self._get(key) == value):
                 continue
             batch.put(key, value)
 
-    def _newest_history(self, kind: Kind, resource_id: str) -> store_pb2.HistoryEntry | None:
-        for _key, value in self._scan(keys.history_prefix(kind, resource_id)):
-            return store_pb2.HistoryEntry.FromString(value)
-        return None
+    # -- reading -------------------------------------------------------------
+    # Every read goes through these helpers, so a failure inside RocksDB or a
+    # value that does not parse surfaces as a StoreError naming the store,
+    # never as a bare rocksdict exception.
 
-    def _resources(self, kind: Kind, ids: Iterable[str]) -> Iterator[Resource]:
-        """Point-get the live resources of ``ids`` (multi-get, in chunks), in order."""
+    def _get(self, key: bytes) -> bytes | None:
         db = self._handle()
-        parse = kind.message_type.FromString
-        chunk: builtins.list[bytes] = []
-        for resource_id in ids:
-            chunk.append(keys.resource(kind, resource_id))
-            if len(chunk) == _MULTI_GET_CHUNK:
-                yield from (parse(value) for value in _multi_get(db, chunk) if value is not None)
-                chunk = []
-        if chunk:
-            yield from (parse(value) for value in _multi_get(db, chunk) if value is not None)
+        with self._reading():
+            value = db.get(key)
+        return None if value is None else _as_bytes(value)
+
+    def _parse(self, message_type: type[_M], data: bytes) -> _M:
+        with self._reading():
+            return message_type.FromString(data)
 
     def _scan(self, prefix: bytes, *, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         db = self._handle()
         read = _bounded(prefix)  # must outlive the iterator, see _bounded
-        for key, value in db.items(from_key=start or prefix, read_opt=read):
-            yield _as_bytes(key), _as_bytes(value)
+        with self._reading():
+            for key, value in db.items(from_key=start or prefix, read_opt=read):
+                yield _as_bytes(key), _as_bytes(value)
 
     def _scan_keys(self, prefix: bytes) -> Iterator[bytes]:
         db = self._handle()
         read = _bounded(prefix)  # must outlive the iterator, see _bounded
-        for key in db.keys(from_key=prefix, read_opt=read):
-            yield _as_bytes(key)
+        with self._reading():
+            for key in db.keys(from_key=prefix, read_opt=read):
+                yield _as_bytes(key)
+
+    def _messages(
+        self, prefix: bytes, message_type: type[_M], *, start: bytes | None = None
+    ) -> Iterator[_M]:
+        for _key, value in self._scan(prefix, start=start):
+            yield self._parse(message_type, value)
+
+    def _resources(self, kind: Kind, ids: Iterable[str]) -> Iterator[Resource]:
+        """Point-get the live resources of ``ids`` (multi-get, in chunks), in order."""
+        chunk: builtins.list[bytes] = []
+        for resource_id in ids:
+            chunk.append(keys.resource(kind, resource_id))
+            if len(chunk) == _MULTI_GET_CHUNK:
+                yield from self._get_many(kind, chunk)
+                chunk = []
+        if chunk:
+            yield from self._get_many(kind, chunk)
+
+    def _get_many(self, kind: Kind, resource_keys: builtins.list[bytes]) -> Iterator[Resource]:
+        db = self._handle()
+        with self._reading():
+            values: Any = db.get(builtins.list[_RdictKey](resource_keys))  # one multi-get
+        for value in values:
+            if value is not None:
+                yield self._parse(kind.message_type, _as_bytes(value))
+
+    def _newest_history(self, kind: Kind, resource_id: str) -> store_pb2.HistoryEntry | None:
+        prefix = keys.history_prefix(kind, resource_id)
+        return next(self._messages(prefix, store_pb2.HistoryEntry), None)
 
     def _count(self, prefix: bytes) -> int:
         return sum(1 for _key in self._scan_keys(prefix))
 
     def _read_last_sequence(self) -> int:
-        db = self._handle()
-        stored = _get(db, keys.LAST_SEQUENCE_KEY)
+        stored = self._get(keys.LAST_SEQUENCE_KEY)
         from_meta = keys.decode_sequence_value(stored) if stored is not None else 0
-        last_key = _last_key(db, keys.section_prefix(keys.Section.LOG))
-        from_log = keys.change_sequence(last_key) if last_key is not None else 0
+        log_prefix = keys.section_prefix(keys.Section.LOG)
+        db = self._handle()
+        read = _bounded(log_prefix)  # must outlive the iterator, see _bounded
+        with self._reading():
+            iterator = db.iter(read)
+            iterator.seek_to_last()
+            last = _as_bytes(iterator.key()) if iterator.valid() else b""
+        from_log = keys.change_sequence(last) if last.startswith(log_prefix) else 0
         return max(from_meta, from_log)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise _read_error(self._path, exc) from exc
+
+
+def _same_version(newest: store_pb2.HistoryEntry | None, digest: str, generation: int) -> bool:
+    """Whether a save matches the newest history entry (and so appends nothing)."""
+    return newest is not None and newest.spec_hash == digest and newest.generation == generation
 
 
 # -- records ------------------------------------------------------------------
@@ -589,32 +653,6 @@ def _as_bytes(value: Any) -> bytes:
     return value
 
 
-def _get(db: rocksdict.Rdict, key: bytes) -> bytes | None:
-    value = db.get(key)
-    return None if value is None else _as_bytes(value)
-
-
-def _multi_get(db: rocksdict.Rdict, batch: list[bytes]) -> list[bytes | None]:
-    values: Any = db.get(list(batch))
-    return [None if value is None else _as_bytes(value) for value in values]
-
-
-def _last_key(db: rocksdict.Rdict, prefix: bytes) -> bytes | None:
-    """The greatest key starting with ``prefix``.
-
-    Seeks to the last key below the prefix's upper bound and checks the
-    prefix. (rocksdict 0.3.29's ``set_iterate_lower_bound`` sets the upper
-    bound, so a backward scan cannot be bounded below.)
-    """
-    read = _bounded(prefix)  # must outlive the iterator, see _bounded
-    iterator = db.iter(read)
-    iterator.seek_to_last()
-    if not iterator.valid():
-        return None
-    key = _as_bytes(iterator.key())
-    return key if key.startswith(prefix) else None
-
-
 def _bounded(prefix: bytes) -> rocksdict.ReadOptions:
     """Read options that end a scan at the end of ``prefix``.
 
@@ -681,20 +719,28 @@ def _open_rdict(
             access_type=_access(mode, secondary_dir),
         )
     except Exception as exc:
-        if secondary_dir is not None:
-            shutil.rmtree(secondary_dir, ignore_errors=True)
+        _discard(None, secondary_dir)
         raise _open_error(location, mode, exc) from exc
     try:
         if mode is OpenMode.SECONDARY:
             db.try_catch_up_with_primary()
         if not create:
             _check_marker(db, location)
-    except BaseException:
-        db.close()
-        if secondary_dir is not None:
-            shutil.rmtree(secondary_dir, ignore_errors=True)
+    except StoreOpenError:
+        _discard(db, secondary_dir)
         raise
+    except Exception as exc:
+        _discard(db, secondary_dir)
+        raise _open_error(location, mode, exc) from exc
     return db
+
+
+def _discard(db: rocksdict.Rdict | None, secondary_dir: Path | None) -> None:
+    """Release what a failed open acquired."""
+    if db is not None:
+        db.close()
+    if secondary_dir is not None:
+        shutil.rmtree(secondary_dir, ignore_errors=True)
 
 
 def _check_marker(db: rocksdict.Rdict, location: Path) -> None:
@@ -764,6 +810,16 @@ def _refuse_foreign_rocksdict(location: Path) -> None:
             f"{location} holds a rocksdict database not written by stigmer-operator "
             "(not in raw mode); refusing to touch it: point --path elsewhere"
         )
+
+
+def _read_error(location: Path, exc: Exception) -> StoreError:
+    detail = _one_line(str(exc)) or type(exc).__name__
+    if isinstance(exc, DecodeError) or "corrupt" in detail.lower():
+        return StoreCorruptError(
+            f"the store at {location} is corrupt ({detail}): restore a backup, or move it "
+            "aside and let the operator rebuild it from the cluster"
+        )
+    return StoreError(f"reading the store at {location} failed: {detail}")
 
 
 def _one_line(text: str) -> str:
