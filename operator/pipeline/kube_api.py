@@ -121,8 +121,8 @@ class ApiKubeEffects:
     def _to_dict(self, obj: Any) -> dict[str, Any]:
         if isinstance(obj, dict):
             return obj
-        # The generated client leaves this helper unannotated; it returns JSON-ready dicts.
-        result: dict[str, Any] = self._client.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+        # An unannotated helper of the generated client; it returns JSON-ready dicts.
+        result: dict[str, Any] = self._client.sanitize_for_serialization(obj)
         return result
 
     def _reader(self, kind: ObjectKind, namespace: str, name: str) -> Callable[[], Any]:

@@ -3,10 +3,11 @@
 It keeps objects in a dict and records every call, so a test can assert
 "exactly one Event", "no status patch" or "the Role names exactly these
 Secrets" without a cluster, and the benchmark can time the steps without API
-round trips. It mimics the API semantics the steps rely on (AlreadyExists on
-create, 404 on a missing status target, merge-patch on ``/status``, uids,
-``resourceVersion``), not the whole server; end-to-end tests use the real
-control plane and never this class.
+round trips. Uids are deterministic (a counter), so two runs of the same
+scenario can be compared object for object. It mimics the API semantics the
+steps rely on (AlreadyExists on create, 404 on a missing status target,
+merge-patch on ``/status``, uids, ``resourceVersion``), not the whole
+server; end-to-end tests use the real control plane and never this class.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class RecordingKubeEffects:
         self.events: dict[tuple[str, str], dict[str, Any]] = {}
         self.calls: list[Call] = []
         self._versions = itertools.count(1)
+        self._uids = itertools.count(1)
         self._failures: dict[str, list[KubeError]] = {}
 
     # -- test helpers --------------------------------------------------------
@@ -71,7 +73,8 @@ class RecordingKubeEffects:
         """Store an object as if someone else created it (assigns uid etc.)."""
         stored = copy.deepcopy(dict(obj))
         metadata = stored.setdefault("metadata", {})
-        metadata.setdefault("uid", str(uuid.uuid4()))
+        if "uid" not in metadata:
+            metadata["uid"] = str(uuid.UUID(int=next(self._uids), version=4))
         metadata.setdefault("generation", 1)
         metadata["resourceVersion"] = str(next(self._versions))
         stored.setdefault("apiVersion", kind.api_version)

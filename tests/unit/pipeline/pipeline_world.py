@@ -20,7 +20,7 @@ from stigmer_operator.pipeline.kube import ObjectKind
 from stigmer_operator.pipeline.kube_recording import RecordingKubeEffects
 from stigmer_operator.pipeline.pipelines import pipeline_for
 from stigmer_operator.pipeline.runner import Pipeline
-from stigmer_operator.store.memory import MemoryStore
+from stigmer_operator.store.protocol import Store
 
 PLATFORM_NS = "stigmer-platform"
 INSTRUCTIONS = "You answer support questions politely and precisely."
@@ -84,7 +84,7 @@ def instance_manifest(
 class World:
     """A fake cluster plus the store: apply objects, run pipelines on them."""
 
-    def __init__(self, store: MemoryStore, kube: RecordingKubeEffects, clock: Clock) -> None:
+    def __init__(self, store: Store, kube: RecordingKubeEffects, clock: Clock) -> None:
         self.store = store
         self.kube = kube
         self.clock = clock

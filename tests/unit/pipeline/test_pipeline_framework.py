@@ -24,7 +24,7 @@ from stigmer_operator.pipeline.context import (
 )
 from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.kube import Conflict, Invalid
-from stigmer_operator.pipeline.runner import CRASH_AFTER_STEP_ENV, Pipeline
+from stigmer_operator.pipeline.runner import CRASH_AFTER_STEP_ENV, Pipeline, Step
 from stigmer_operator.store.errors import StoreError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -95,7 +95,7 @@ def test_body_is_a_deep_read_only_copy(world: World) -> None:
     manifest["metadata"]["labels"]["team"] = "changed"  # the caller's dict is not shared
     assert ctx.labels["team"] == "a"
     with pytest.raises(TypeError):
-        ctx.body["metadata"]["labels"]["team"] = "b"  # type: ignore[index]
+        ctx.body["metadata"]["labels"]["team"] = "b"
     with pytest.raises(AttributeError):
         ctx.body["spec"]["skillRefs"].append({})  # tuples have no append
     assert ctx.name == "support-bot" and ctx.namespace == "team-a"
@@ -166,7 +166,7 @@ def test_internal_errors_log_the_traceback(
 
 def test_observer_sees_every_step_and_the_failure(ctx: RequestContext[Resource]) -> None:
     spy = SpyObserver()
-    steps = [Recorder("A", []), Raising("B", ValueError("x"))]
+    steps: list[Step] = [Recorder("A", []), Raising("B", ValueError("x"))]
     with pytest.raises(PipelineError):
         Pipeline("p", steps, observer=spy).run(ctx)
     assert spy.events == [

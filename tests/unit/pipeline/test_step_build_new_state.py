@@ -95,7 +95,9 @@ def test_resume_without_spec_change_keeps_the_whole_audit(world: World) -> None:
 def test_agent_keeps_its_default_instance_fields_for_step_9(world: World) -> None:
     world.agent()
     ctx = build(world, Kind.AGENT, "support-bot", Operation.RESUME)
-    status = ctx.new_state.status
+    state = ctx.new_state
+    assert isinstance(state, agent_pb2.Agent)
+    status = state.status
     assert status.default_instance_name == "support-bot-default"
     assert status.default_instance_id.startswith("ain-")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from pipeline_world import World, agent_manifest, step_of
 
 from stigmer_operator.api.kinds import Kind
@@ -64,11 +65,9 @@ def test_crash_before_publish_is_caught_up_once_after_restart(world: World) -> N
 def test_crash_between_event_and_mark_published_does_not_duplicate(world: World) -> None:
     world.apply(agent_manifest())
     ctx = world.run_until(STEP, Kind.AGENT, "support-bot")
-    store = world.store
-    original = store.mark_published
-    store.mark_published = lambda seq: None  # type: ignore[method-assign]  # "crash"
-    Pipeline("p", [step_of(Kind.AGENT, STEP).steps[0]]).run(ctx)
-    store.mark_published = original  # type: ignore[method-assign]
+    with pytest.MonkeyPatch.context() as patch:  # "crash" before mark_published
+        patch.setattr(world.store, "mark_published", lambda sequence: None)
+        Pipeline("p", [step_of(Kind.AGENT, STEP).steps[0]]).run(ctx)
     assert len(unpublished(world)) == 1
     world.restart()
     world.run(Kind.AGENT, "support-bot", op=Operation.RESUME)

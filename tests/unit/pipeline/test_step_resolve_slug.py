@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pipeline_world import World, agent_manifest, step_of
 
@@ -13,7 +15,7 @@ from stigmer_operator.pipeline.naming import is_dns_label
 STEP = "ResolveSlug"
 
 
-def slug_of(world: World, name: str = "support-bot", **spec: object) -> str:
+def slug_of(world: World, name: str = "support-bot", **spec: Any) -> str:
     world.apply(agent_manifest(name, **spec))
     ctx = world.run_until(STEP, Kind.AGENT, name)
     step_of(Kind.AGENT, STEP).run(ctx)
