@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+
 from stigmer_operator.api.models import (
     AgentInstanceSpec,
     AgentSpec,
