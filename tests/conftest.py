@@ -51,11 +51,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
     try:
-        plane = ControlPlane()
+        plane = ControlPlane(crds=CRDS_DIR)
     except BinariesMissingError as exc:
         pytest.fail(str(exc), pytrace=False)
     with plane:
-        plane.apply_crds(CRDS_DIR)
         yield plane
 
 

@@ -521,8 +521,13 @@ class ControlPlane:
         keep_workdir: bool = False,
         startup_timeout: float = 120.0,
         stop_timeout: float = 10.0,
+        crds: Path | None = None,
     ) -> None:
         self.bin_dir = find_binaries(bin_dir)
+        #: CRDs applied *before* kube-controller-manager starts, so its garbage
+        #: collector knows the custom kinds from the first moment (it only
+        #: re-reads discovery every 30 s).
+        self.crds = crds
         self.versions = pinned_versions()
         self._own_workdir = workdir is None
         self.workdir = (
@@ -621,6 +626,8 @@ class ControlPlane:
             deadline = began + self.startup_timeout
             self.start_etcd(deadline=deadline)
             self.start_apiserver(deadline=deadline)
+            if self.crds is not None:
+                self.apply_crds(self.crds)
             self._components["kube-controller-manager"].start()
             self._wait_controller_manager(deadline)
         except BaseException:

@@ -1,0 +1,77 @@
+"""e2e fixtures: the operator as a real process against the real control plane.
+
+``operator_process`` is shared by the session (starting kopf costs seconds);
+tests isolate themselves with their own namespace. Tests that kill, restart
+or stop the operator start their own :class:`OperatorProcess` instead.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import kubernetes
+import pytest
+
+from stigmer_operator.testing.controlplane import ControlPlane
+from stigmer_operator.testing.operator_process import OperatorProcess
+from tests.e2e.helpers import Cluster
+
+PLATFORM_NAMESPACE = "stigmer-system"
+
+
+@pytest.fixture(scope="session")
+def store_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stores")
+
+
+@pytest.fixture(scope="session")
+def operator_process(control_plane: ControlPlane, store_root: Path) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(
+        control_plane.admin_kubeconfig,
+        store_root / "shared",
+        args=[f"--platform-namespace={PLATFORM_NAMESPACE}"],
+    )
+    with process:
+        yield process
+    assert process.returncode == 0, f"operator did not exit cleanly:\n{process.log_tail()}"
+
+
+@pytest.fixture(scope="session")
+def cluster(kube_api: kubernetes.client.ApiClient) -> Cluster:
+    return Cluster(kube_api)
+
+
+@pytest.fixture
+def namespace_factory(kube_api: kubernetes.client.ApiClient) -> Iterator[Callable[[], str]]:
+    """Extra namespaces for tests that need more than one; deleted afterwards."""
+    core = kubernetes.client.CoreV1Api(kube_api)
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"t-extra-{uuid.uuid4().hex[:8]}"
+        core.create_namespace({"metadata": {"name": name}})
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        core.delete_namespace(name)
+
+
+@pytest.fixture(autouse=True)
+def _operator_log_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Attach the shared operator's log tail to a failing e2e test's report."""
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed and "operator_process" in request.fixturenames:
+        process: OperatorProcess = request.getfixturevalue("operator_process")
+        report.sections.append(("operator log", process.log_tail(120)))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{report.when}", report)
