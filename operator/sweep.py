@@ -1,4 +1,4 @@
-"""Mirror-versus-cluster comparison, shared by the start-up sweep and ``store verify``.
+"""Mirror-versus-cluster comparison: the start-up sweep and ``store verify``.
 
 The API server is the source of truth; the store is a materialized view. An
 entry is stale when no object with its uid exists in the namespaces the
@@ -8,7 +8,9 @@ namespaced operator must not sweep what it cannot see).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import enum
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import kubernetes
@@ -55,3 +57,84 @@ def stale_entries(
             continue
         if resource.metadata.uid not in live_uids:
             yield resource
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """One disagreement between the cluster and the mirror."""
+
+    kind: Kind
+    namespace: str
+    name: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.value} {self.namespace}/{self.name}: {self.problem}"
+
+
+def compare(
+    store: Store, kind: Kind, objects: Sequence[Mapping[str, Any]], namespaces: Sequence[str]
+) -> list[Drift]:
+    """Where the mirror of ``kind`` disagrees with the cluster's ``objects``.
+
+    An object the operator accepted for its current generation must be
+    mirrored at that generation; an object it refused must not be; an
+    object it has not reconciled yet is not judged. Every mirror entry must
+    have its object.
+    """
+    drifts: list[Drift] = []
+    by_uid = {str(obj["metadata"]["uid"]): obj for obj in objects}
+    mirrored = {r.metadata.uid: r for r in store.list(kind)}
+    for uid, obj in by_uid.items():
+        metadata = obj["metadata"]
+        verdict = _verdict(obj)
+        entry = mirrored.get(uid)
+        where = (kind, str(metadata["namespace"]), str(metadata["name"]))
+        if verdict is _Verdict.ACCEPTED and entry is None:
+            drifts.append(Drift(*where, "accepted but not mirrored"))
+        elif verdict is _Verdict.ACCEPTED and entry is not None:
+            if entry.metadata.generation != metadata.get("generation"):
+                drifts.append(
+                    Drift(
+                        *where,
+                        f"mirror at generation {entry.metadata.generation}, "
+                        f"cluster at {metadata.get('generation')}",
+                    )
+                )
+        elif (
+            verdict is _Verdict.REFUSED
+            and entry is not None
+            # A refused edit keeps the last good mirror; a refused create has none.
+            and entry.metadata.generation >= int(metadata.get("generation", 0))
+        ):
+            drifts.append(Drift(*where, "refused but mirrored"))
+    for resource in stale_entries(store, kind, set(by_uid), namespaces):
+        drifts.append(
+            Drift(
+                kind,
+                resource.metadata.namespace,
+                resource.metadata.name,
+                "mirrored but the object is gone",
+            )
+        )
+    return drifts
+
+
+class _Verdict(enum.Enum):
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    PENDING = "pending"
+
+
+def _verdict(obj: Mapping[str, Any]) -> _Verdict:
+    """What the operator said about the object's *current* generation."""
+    status = obj.get("status") or {}
+    if status.get("observedGeneration") != obj["metadata"].get("generation"):
+        return _Verdict.PENDING
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Accepted":
+            if condition.get("status") == "True":
+                return _Verdict.ACCEPTED
+            if condition.get("status") == "False":
+                return _Verdict.REFUSED
+    return _Verdict.PENDING

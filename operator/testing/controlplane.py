@@ -732,7 +732,7 @@ class ControlPlane:
 
         The caller closes it (``client.close()``).
         """
-        client = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+        client = kubernetes.config.new_client_from_config(
             config_file=str(kubeconfig or self.admin_kubeconfig)
         )
         if not isinstance(client, kubernetes.client.ApiClient):
@@ -746,7 +746,7 @@ class ControlPlane:
         try:
             yield client
         finally:
-            client.close()  # type: ignore[no-untyped-call]
+            client.close()
 
     def apply_crds(self, path: Path | str, timeout: float = 60.0) -> list[str]:
         """Apply every YAML file in ``path`` and wait for its CRDs to be Established.
