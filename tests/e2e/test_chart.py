@@ -1,0 +1,368 @@
+"""The Helm chart against a real API server, and the operator running as its ServiceAccount.
+
+1. ``helm install`` (the command docs/install.md gives), then
+   ``stigmer-operator run`` out of cluster, authenticated as the chart's
+   ServiceAccount with the exact arguments of the chart's Deployment: the
+   example Agent and AgentInstance become Ready, which proves the RBAC is
+   sufficient, and the identity is refused everything outside the contract
+   (deleting or listing Secrets, deleting Agents, ...), which proves it is
+   minimal. Cluster-wide, namespaced and peering installs are each run.
+2. Every chart variant (default values and each ``ci/*-values.yaml``) is
+   rendered and applied with ``kubectl apply --server-side --dry-run=server``:
+   the API server validates every object (schemas, RBAC rules, PVCs, ...).
+
+These tests use a control plane of their own (not the session's shared one):
+the operators they start serve the whole cluster as the chart's identity, and
+the proof only holds if no other operator (such as the shared admin one) is
+reconciling the same objects; equally, they must not touch other tests'
+objects. Pods never run (there is no kubelet), which the tests do not need.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stigmer_operator.testing.controlplane import (
+    BUILD_HINT,
+    BinariesMissingError,
+    ControlPlane,
+)
+from stigmer_operator.testing.operator_process import OperatorProcess
+
+pytestmark = pytest.mark.e2e
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART = REPO_ROOT / "charts" / "stigmer-operator"
+CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+EXAMPLES = REPO_ROOT / "examples"
+DRY_RUN_NAMESPACE = "stigmer-system"
+
+Helm = Callable[..., subprocess.CompletedProcess[str]]
+
+#: A stand-in for prometheus-operator's ServiceMonitor CRD (not installed
+#: here), so the ServiceMonitor variant can be validated by the API server.
+SERVICE_MONITOR_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "scope": "Namespaced",
+        "names": {
+            "kind": "ServiceMonitor",
+            "plural": "servicemonitors",
+            "singular": "servicemonitor",
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            }
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def plane() -> Iterator[ControlPlane]:
+    try:
+        control_plane = ControlPlane()
+    except BinariesMissingError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    with control_plane:
+        # What the session fixture does: the generated CRDs, Established.
+        control_plane.apply_crds(REPO_ROOT / "crds")
+        yield control_plane
+
+
+@pytest.fixture(scope="module")
+def helm(plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    path = plane.helm_path
+    if path is None:
+        pytest.fail(f"helm is not built in {plane.bin_dir}; {BUILD_HINT}", pytrace=False)
+    home = tmp_path_factory.mktemp("helm-home")
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(plane.admin_kubeconfig),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(path), *args], capture_output=True, text=True, env=env, timeout=180
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr}{result.stdout}")
+        return result
+
+    return run
+
+
+def _ensure_namespace(plane: ControlPlane, name: str) -> None:
+    manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    plane.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(manifest))
+
+
+def _apply(plane: ControlPlane, path: Path, namespace: str) -> None:
+    plane.kubectl("apply", "-n", namespace, "-f", str(path))
+
+
+# -- 1. install, then run the operator as the chart's ServiceAccount ------------------
+
+#: (verb, resource) the operator's identity must be allowed in a namespace it serves.
+ALLOWED = [
+    ("get", "agents.agentic.stigmer.ai"),
+    ("list", "agents.agentic.stigmer.ai"),
+    ("watch", "agentinstances.agentic.stigmer.ai"),
+    ("create", "agentinstances.agentic.stigmer.ai"),
+    ("patch", "agents.agentic.stigmer.ai/status"),
+    ("update", "agentinstances.agentic.stigmer.ai/status"),
+    ("create", "events"),
+    ("patch", "events.events.k8s.io"),
+    ("create", "serviceaccounts"),
+    ("create", "roles.rbac.authorization.k8s.io"),
+    ("patch", "rolebindings.rbac.authorization.k8s.io"),
+    ("get", "secrets"),
+    ("get", "configmaps"),
+]
+
+#: ... and must be refused, anywhere.
+DENIED = [
+    ("delete", "secrets"),
+    ("list", "secrets"),
+    ("watch", "secrets"),
+    ("create", "secrets"),
+    ("list", "configmaps"),
+    ("delete", "agents.agentic.stigmer.ai"),
+    ("delete", "agentinstances.agentic.stigmer.ai"),
+    ("deletecollection", "agents.agentic.stigmer.ai"),
+    ("delete", "serviceaccounts"),
+    ("delete", "roles.rbac.authorization.k8s.io"),
+    ("delete", "rolebindings.rbac.authorization.k8s.io"),
+    ("escalate", "roles.rbac.authorization.k8s.io"),
+    ("bind", "roles.rbac.authorization.k8s.io"),
+    ("create", "pods"),
+    ("create", "clusterroles.rbac.authorization.k8s.io"),
+    ("impersonate", "serviceaccounts"),
+]
+
+
+def _can_i(plane: ControlPlane, kubeconfig: Path, verb: str, resource: str, ns: str) -> bool:
+    # `kubectl auth can-i` asks the API server with a SelfSubjectAccessReview.
+    result = plane.kubectl(
+        "auth", "can-i", verb, resource, "-n", ns, kubeconfig=kubeconfig, check=False
+    )
+    answer = result.stdout.strip()
+    assert answer in ("yes", "no"), result.stderr
+    return answer == "yes"
+
+
+def _deployments(plane: ControlPlane, namespace: str) -> list[dict[str, Any]]:
+    out = plane.kubectl("get", "deployments", "-n", namespace, "-o", "json").stdout
+    items: list[dict[str, Any]] = json.loads(out)["items"]
+    return sorted(items, key=lambda d: str(d["metadata"]["name"]))
+
+
+def _operator_args(deployment: dict[str, Any]) -> list[str]:
+    """The chart's arguments, minus what must differ out of cluster (paths, ports)."""
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = list(container["args"])
+    assert args[0] == "run"
+    local = ("--store-path=", "--metrics-port=", "--health-port=", "--log-level=")
+    return [a for a in args[1:] if not a.startswith(local)]
+
+
+def _ready(plane: ControlPlane, namespace: str, *objects: str) -> None:
+    # The command docs/install.md gives to check an Agent.
+    plane.kubectl(
+        "wait",
+        "-n",
+        namespace,
+        "--for=condition=Ready",
+        "--timeout=120s",
+        *objects,
+        timeout=150,
+    )
+
+
+MODES = {
+    "cluster-wide": [],
+    "namespaced": ["--set", "rbac.namespaces={%(agents)s}"],
+    "peering": [f"--values={CHART / 'ci' / 'peering-values.yaml'}"],
+}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_install_and_run_as_the_chart_service_account(
+    plane: ControlPlane, helm: Helm, tmp_path: Path, mode: str
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    release = "stigmer-operator" if mode == "cluster-wide" else f"so-{mode}"
+    release_ns = "stigmer-system" if mode == "cluster-wide" else f"stigmer-{mode}-{suffix}"
+    agents_ns = f"agents-{mode}-{suffix}"
+    _ensure_namespace(plane, agents_ns)  # namespaced mode binds a Role in it
+
+    extra = [arg % {"agents": agents_ns} for arg in MODES[mode]]
+    installed = helm(
+        "install",
+        release,
+        str(CHART),
+        "--namespace",
+        release_ns,
+        "--create-namespace",
+        *extra,
+    )
+    try:
+        assert "kubectl wait" in installed.stdout, "NOTES.txt tells how to check the operator"
+        # Helm created kopf's peering CRDs from the chart's crds/ directory (this
+        # module's control plane is private; nothing else applied them).
+        assert plane.kubectl("get", "crd", "kopfpeerings.kopf.dev", check=False).returncode == 0
+
+        deployments = _deployments(plane, release_ns)
+        assert len(deployments) == (2 if mode == "peering" else 1)
+        for deployment in deployments:
+            assert deployment["spec"]["replicas"] == 1
+            assert deployment["spec"]["strategy"]["type"] == "Recreate"
+        active = deployments[0]
+        service_account = active["spec"]["template"]["spec"]["serviceAccountName"]
+        args = _operator_args(active)
+        if mode == "namespaced":
+            assert f"--namespace={agents_ns}" in args
+        if mode == "peering":
+            assert any(a.startswith("--peering=") for a in args)
+            assert "--priority=50" in args
+
+        token = plane.token_for(release_ns, service_account)
+        kubeconfig = plane.kubeconfig_for_token(token, name=f"{release}-{suffix}")
+
+        # Minimal: refused everything outside the contract ...
+        for verb, resource in DENIED:
+            assert not _can_i(plane, kubeconfig, verb, resource, agents_ns), (verb, resource)
+        # ... and, in namespaced mode, everything outside its namespaces.
+        if mode == "namespaced":
+            assert not _can_i(plane, kubeconfig, "list", "agents.agentic.stigmer.ai", "default")
+            assert not _can_i(plane, kubeconfig, "get", "secrets", "default")
+        for verb, resource in ALLOWED:
+            assert _can_i(plane, kubeconfig, verb, resource, agents_ns), (verb, resource)
+
+        # Sufficient: the operator, as that identity, reconciles the examples.
+        with OperatorProcess(kubeconfig, tmp_path / "store", args=args) as operator:
+            _apply(plane, EXAMPLES / "agent.yaml", agents_ns)
+            _apply(plane, EXAMPLES / "agent-instance.yaml", agents_ns)
+            try:
+                _ready(
+                    plane,
+                    agents_ns,
+                    "agent/code-reviewer",
+                    "agentinstance/code-reviewer-default",
+                    "agentinstance/code-reviewer-prod",
+                )
+            except Exception as exc:
+                raise AssertionError(f"{exc}\noperator log:\n{operator.log_tail(80)}") from exc
+            agent = json.loads(
+                plane.kubectl("get", "agent", "code-reviewer", "-n", agents_ns, "-o", "json").stdout
+            )
+            assert agent["status"]["defaultInstanceName"] == "code-reviewer-default"
+
+            # The per-instance Role grants `get` on the named Secret: only possible
+            # because the chart gives the operator `get` on Secrets itself.
+            roles = json.loads(plane.kubectl("get", "roles", "-n", agents_ns, "-o", "json").stdout)[
+                "items"
+            ]
+            granted = {
+                (resource, name)
+                for role in roles
+                for rule in role.get("rules") or []
+                if "get" in rule["verbs"]
+                for resource in rule["resources"]
+                for name in rule.get("resourceNames", [])
+            }
+            assert ("secrets", "code-reviewer-prod-credentials") in granted
+
+            if mode == "peering":
+                peering = json.loads(
+                    plane.kubectl(
+                        "get", "clusterkopfpeering", f"{release}-stigmer-operator", "-o", "json"
+                    ).stdout
+                )
+                priorities = [peer["priority"] for peer in peering.get("status", {}).values()]
+                assert 50 in priorities, peering
+
+            # Refused when it tries.
+            for attempt in (
+                ("delete", "secret", "code-reviewer-prod-credentials"),
+                ("get", "secrets"),
+                ("delete", "agent", "code-reviewer"),
+            ):
+                result = plane.kubectl(
+                    *attempt, "-n", agents_ns, kubeconfig=kubeconfig, check=False
+                )
+                assert result.returncode != 0 and "Forbidden" in result.stderr, attempt
+            assert operator.returncode is None, operator.log_tail()
+    finally:
+        helm("uninstall", release, "--namespace", release_ns, check=False)
+
+
+# -- 2. every variant, validated by the API server ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dry_run_cluster(plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> ControlPlane:
+    """The CRDs and namespaces the variants need to exist before a dry run."""
+    extra = tmp_path_factory.mktemp("extra-crds")
+    (extra / "servicemonitor.yaml").write_text(yaml.safe_dump(SERVICE_MONITOR_CRD))
+    plane.apply_crds(extra)
+    plane.apply_crds(CHART / "crds")  # kopf's peering CRDs, as `helm install` creates them
+    for namespace in (DRY_RUN_NAMESPACE, "team-a", "team-b"):
+        _ensure_namespace(plane, namespace)
+    return plane
+
+
+@pytest.mark.parametrize(
+    "values", [None, *CI_VALUES], ids=lambda p: "default" if p is None else p.name
+)
+def test_variant_passes_server_side_dry_run(
+    dry_run_cluster: ControlPlane, helm: Helm, values: Path | None
+) -> None:
+    args = ["template", "stigmer-operator", str(CHART), f"--namespace={DRY_RUN_NAMESPACE}"]
+    if values is not None:
+        args.append(f"--values={values}")
+    manifest = helm(*args).stdout
+    kinds = {d["kind"] for d in yaml.safe_load_all(manifest) if d}
+    assert "Deployment" in kinds
+
+    result = dry_run_cluster.kubectl(
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--field-manager=stigmer-chart-e2e",
+        "-f",
+        "-",
+        input=manifest,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "(server dry run)" in result.stdout
