@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, str] = {
     "run": "stigmer_operator.runtime",
     "store": "stigmer_operator.store.cli",
     "crds": "stigmer_operator.api.crdgen",
+    "dev": "stigmer_operator.testing.local",
 }
 
 Handler = Callable[[argparse.Namespace], int]
