@@ -43,7 +43,8 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -72,6 +73,7 @@ _WRITE_BUFFER_BYTES = 16 * 1024 * 1024
 _MAX_WAL_BYTES = 64 * 1024 * 1024
 _BLOOM_BITS_PER_KEY = 10
 _MULTI_GET_CHUNK = 256
+_DELETE_CHUNK = 1000
 _ROCKSDICT_CONFIG = "rocksdict-config.json"
 
 #: Field numbers of ``HistoryEntry.agent`` / ``HistoryEntry.agent_instance``.
@@ -227,34 +229,24 @@ class RocksStore:
 
     # -- resources ---------------------------------------------------------
     def save(self, resource: Resource) -> store_pb2.ChangeLogEntry | None:
-        kind = Kind.of(resource)
-        resource_id = resource.metadata.id
-        if not resource_id:
-            raise ValueError(f"cannot save a {kind.value} without metadata.id")
-        value = resource.SerializeToString()
-        digest = spec_hash(resource)
-        new_index = _index_entries(kind, resource)
-        resource_key = keys.resource(kind, resource_id)
+        return self.save_many([resource])[0]
+
+    def save_many(
+        self, resources: Sequence[Resource]
+    ) -> builtins.list[store_pb2.ChangeLogEntry | None]:
+        """Save several resources in one atomic WriteBatch, in order.
+
+        The result equals calling :meth:`save` for each in turn, except that
+        all of them land in one write (or none do). The operator's start-up
+        re-mirror and bulk imports use it; it is not part of the protocol.
+        """
+        prepared = [_Prepared.of(resource) for resource in resources]
         with self._write_lock:
             self._writable()
-            previous = self._get(resource_key)
-            old = self._parse(kind.message_type, previous) if previous is not None else None
-            batch = rocksdict.WriteBatch(raw_mode=True)
-            self._move_indexes(batch, resource_id, old, new_index)
-            if previous != value:
-                batch.put(resource_key, value)
-            newest = self._newest_history(kind, resource_id)
-            if old is not None and _same_version(newest, digest, resource.metadata.generation):
-                if len(batch):
-                    self._write(batch)
-                return None
-            change = store_pb2.CHANGE_TYPE_CREATED if old is None else store_pb2.CHANGE_TYPE_UPDATED
-            version = newest.version + 1 if newest is not None else 1
-            batch.put(
-                keys.history(kind, resource_id, version),
-                _history_bytes(kind, resource, value, digest, change, version),
-            )
-            return self._commit(batch, kind, resource, digest, change)
+            pending = _Pending(self._last_sequence)
+            entries = [self._stage_save(pending, item) for item in prepared]
+            self._write_pending(pending)
+            return entries
 
     def get(self, kind: Kind, resource_id: str) -> Resource:
         data = self._get(keys.resource(kind, resource_id))
@@ -289,25 +281,26 @@ class RocksStore:
                 yield resource
 
     def delete(self, kind: Kind, resource_id: str) -> store_pb2.ChangeLogEntry | None:
-        resource_key = keys.resource(kind, resource_id)
         with self._write_lock:
             self._writable()
-            previous = self._get(resource_key)
-            if previous is None:
-                return None
-            old = self._parse(kind.message_type, previous)
-            batch = rocksdict.WriteBatch(raw_mode=True)
-            batch.delete(resource_key)
-            self._move_indexes(batch, resource_id, old, {})
-            if kind is Kind.AGENT:
-                batch.delete(keys.ownership(resource_id))
-            return self._commit(batch, kind, old, spec_hash(old), store_pb2.CHANGE_TYPE_DELETED)
+            pending = _Pending(self._last_sequence)
+            entry = self._stage_delete(pending, kind, resource_id)
+            self._write_pending(pending)
+            return entry
 
     def delete_kind(self, kind: Kind) -> int:
+        """Delete every live resource of a kind, one WriteBatch per chunk of resources."""
         self._writable()
-        prefix = keys.resources_of(kind)
-        ids = [keys.last_component(key) for key in self._scan_keys(prefix)]
-        return sum(1 for resource_id in ids if self.delete(kind, resource_id) is not None)
+        ids = [keys.last_component(key) for key in self._scan_keys(keys.resources_of(kind))]
+        deleted = 0
+        for first in range(0, len(ids), _DELETE_CHUNK):
+            with self._write_lock:
+                pending = _Pending(self._last_sequence)
+                for resource_id in ids[first : first + _DELETE_CHUNK]:
+                    if self._stage_delete(pending, kind, resource_id) is not None:
+                        deleted += 1
+                self._write_pending(pending)
+        return deleted
 
     # -- history -----------------------------------------------------------
     def history(self, kind: Kind, resource_id: str) -> builtins.list[store_pb2.HistoryEntry]:
@@ -423,35 +416,78 @@ class RocksStore:
         batch.put(key, value)
         self._write(batch)
 
-    def _commit(
+    def _write_pending(self, pending: _Pending) -> None:
+        """Write a staged batch (with the new last sequence), then advance the sequence.
+
+        The sequence only advances once the write succeeded, so a failed
+        write leaves no gap in the log.
+        """
+        if pending.sequence != self._last_sequence:
+            pending.put(keys.LAST_SEQUENCE_KEY, keys.encode_sequence_value(pending.sequence))
+        if len(pending.batch):
+            self._write(pending.batch)
+        self._last_sequence = pending.sequence
+
+    def _stage_save(self, pending: _Pending, item: _Prepared) -> store_pb2.ChangeLogEntry | None:
+        previous = self._read(pending, item.key)
+        if previous is None:
+            old_index: dict[bytes, bytes] = {}
+        elif previous == item.value:
+            old_index = item.index  # same bytes, same index entries: no parse needed
+        else:
+            old_index = _index_entries(item.kind, self._parse(item.kind.message_type, previous))
+        self._move_indexes(pending, item.resource_id, old_index, item.index)
+        if previous != item.value:
+            pending.put(item.key, item.value)
+        head = self._head(pending, item.kind, item.resource_id)
+        if previous is not None and head is not None and head.matches(item):
+            return None
+        change = (
+            store_pb2.CHANGE_TYPE_UPDATED if previous is not None else store_pb2.CHANGE_TYPE_CREATED
+        )
+        version = head.version + 1 if head is not None else 1
+        pending.put(
+            keys.history(item.kind, item.resource_id, version),
+            _history_bytes(item, change, version),
+        )
+        pending.heads[(item.kind, item.resource_id)] = _Head(version, item.digest, item.generation)
+        return self._stage_log(pending, item.kind, item.resource, item.digest, change)
+
+    def _stage_delete(
+        self, pending: _Pending, kind: Kind, resource_id: str
+    ) -> store_pb2.ChangeLogEntry | None:
+        resource_key = keys.resource(kind, resource_id)
+        previous = self._read(pending, resource_key)
+        if previous is None:
+            return None
+        old = self._parse(kind.message_type, previous)
+        pending.delete(resource_key)
+        self._move_indexes(pending, resource_id, _index_entries(kind, old), {})
+        if kind is Kind.AGENT:
+            pending.delete(keys.ownership(resource_id))
+        return self._stage_log(pending, kind, old, spec_hash(old), store_pb2.CHANGE_TYPE_DELETED)
+
+    def _stage_log(
         self,
-        batch: rocksdict.WriteBatch,
+        pending: _Pending,
         kind: Kind,
         resource: Resource,
         digest: str,
         change: store_pb2.ChangeType.ValueType,
     ) -> store_pb2.ChangeLogEntry:
-        """Append the next change-log entry (and last sequence) to ``batch`` and write it.
-
-        The sequence only advances once the write succeeded, so a failed
-        write leaves no gap in the log.
-        """
-        sequence = self._last_sequence + 1
-        entry = _change_entry(sequence, kind, resource, digest, change)
-        batch.put(keys.change(sequence), entry.SerializeToString())
-        batch.put(keys.LAST_SEQUENCE_KEY, keys.encode_sequence_value(sequence))
-        self._write(batch)
-        self._last_sequence = sequence
+        pending.sequence += 1
+        entry = _change_entry(pending.sequence, kind, resource, digest, change)
+        pending.put(keys.change(pending.sequence), entry.SerializeToString())
         return entry
 
     def _move_indexes(
         self,
-        batch: rocksdict.WriteBatch,
+        pending: _Pending,
         resource_id: str,
-        old: Resource | None,
+        old_index: dict[bytes, bytes],
         new_index: dict[bytes, bytes],
     ) -> None:
-        """Add the batch operations that turn ``old``'s index entries into ``new_index``.
+        """Stage the operations that turn ``old_index`` entries into ``new_index``.
 
         Entries keyed by the id (org, instance) exist exactly when the old
         value exists, so they need no read. Slug and name entries hold the id
@@ -460,16 +496,30 @@ class RocksStore:
         removed, or skipped as present, when they name this resource.
         """
         own_id = resource_id.encode("utf-8")
-        old_index = _index_entries(Kind.of(old), old) if old is not None else {}
         for key, value in old_index.items():
             if key in new_index:
                 continue
-            if value == _ID_ENTRY or self._get(key) == own_id:
-                batch.delete(key)
+            if value == _ID_ENTRY or self._read(pending, key) == own_id:
+                pending.delete(key)
         for key, value in new_index.items():
-            if key in old_index and (value == _ID_ENTRY or self._get(key) == value):
+            if key in old_index and (value == _ID_ENTRY or self._read(pending, key) == value):
                 continue
-            batch.put(key, value)
+            pending.put(key, value)
+
+    def _read(self, pending: _Pending, key: bytes) -> bytes | None:
+        """A value as it will be once ``pending`` is written."""
+        if key in pending.staged:
+            return pending.staged[key]
+        return self._get(key)
+
+    def _head(self, pending: _Pending, kind: Kind, resource_id: str) -> _Head | None:
+        staged = pending.heads.get((kind, resource_id))
+        if staged is not None:
+            return staged
+        newest = self._newest_history(kind, resource_id)
+        if newest is None:
+            return None
+        return _Head(newest.version, newest.spec_hash, newest.generation)
 
     # -- reading -------------------------------------------------------------
     # Every read goes through these helpers, so a failure inside RocksDB or a
@@ -555,9 +605,70 @@ class RocksStore:
             raise _read_error(self._path, exc) from exc
 
 
-def _same_version(newest: store_pb2.HistoryEntry | None, digest: str, generation: int) -> bool:
-    """Whether a save matches the newest history entry (and so appends nothing)."""
-    return newest is not None and newest.spec_hash == digest and newest.generation == generation
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A resource ready to stage: validated, serialized and hashed outside the lock."""
+
+    kind: Kind
+    resource_id: str
+    resource: Resource
+    key: bytes
+    value: bytes
+    digest: str
+    generation: int
+    index: dict[bytes, bytes]
+
+    @classmethod
+    def of(cls, resource: Resource) -> _Prepared:
+        kind = Kind.of(resource)
+        resource_id = resource.metadata.id
+        if not resource_id:
+            raise ValueError(f"cannot save a {kind.value} without metadata.id")
+        return cls(
+            kind=kind,
+            resource_id=resource_id,
+            resource=resource,
+            key=keys.resource(kind, resource_id),
+            value=resource.SerializeToString(),
+            digest=spec_hash(resource),
+            generation=resource.metadata.generation,
+            index=_index_entries(kind, resource),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """What idempotency needs of a resource's newest history entry."""
+
+    version: int
+    spec_hash: str
+    generation: int
+
+    def matches(self, item: _Prepared) -> bool:
+        return self.spec_hash == item.digest and self.generation == item.generation
+
+
+class _Pending:
+    """A WriteBatch being built that can read its own writes.
+
+    ``save_many`` stages several resources into one batch, and a later one
+    must see what an earlier one staged (the same id twice, a slug handed
+    over), so reads look at the staged values first.
+    """
+
+    def __init__(self, last_sequence: int) -> None:
+        self.batch = rocksdict.WriteBatch(raw_mode=True)
+        self.staged: dict[bytes, bytes | None] = {}
+        self.heads: dict[tuple[Kind, str], _Head] = {}
+        self.sequence = last_sequence
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.batch.put(key, value)
+        self.staged[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self.batch.delete(key)
+        self.staged[key] = None
 
 
 # -- records ------------------------------------------------------------------
@@ -583,14 +694,7 @@ def _now() -> timestamp_pb2.Timestamp:
     return stamp
 
 
-def _history_bytes(
-    kind: Kind,
-    resource: Resource,
-    serialized: bytes,
-    digest: str,
-    change: store_pb2.ChangeType.ValueType,
-    version: int,
-) -> bytes:
+def _history_bytes(item: _Prepared, change: store_pb2.ChangeType.ValueType, version: int) -> bytes:
     """A serialized HistoryEntry, reusing the resource's serialized bytes.
 
     Protobuf writes fields in field-number order and the resource is the
@@ -599,16 +703,16 @@ def _history_bytes(
     produce, without copying and re-serializing the resource.
     """
     header = store_pb2.HistoryEntry(
-        kind=kind.proto_kind,
-        id=resource.metadata.id,
+        kind=item.kind.proto_kind,
+        id=item.resource_id,
         version=version,
-        generation=resource.metadata.generation,
-        spec_hash=digest,
+        generation=item.generation,
+        spec_hash=item.digest,
         recorded_at=_now(),
         change=change,
     ).SerializeToString()
-    tag = (_HISTORY_RESOURCE_FIELD[kind] << 3) | _WIRE_TYPE_LENGTH_DELIMITED
-    return b"".join((header, _varint(tag), _varint(len(serialized)), serialized))
+    tag = (_HISTORY_RESOURCE_FIELD[item.kind] << 3) | _WIRE_TYPE_LENGTH_DELIMITED
+    return b"".join((header, _varint(tag), _varint(len(item.value)), item.value))
 
 
 def _varint(number: int) -> bytes:

@@ -22,7 +22,9 @@ from store_factories import agent, instance, open_store
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, store_pb2
 from stigmer_operator.store.errors import NotFoundError
+from stigmer_operator.store.memory import MemoryStore
 from stigmer_operator.store.protocol import Store, spec_hash
+from stigmer_operator.store.rocks import RocksStore
 
 ORGS = ["acme", "globex", "ac"]
 AGENT_IDS = [f"agt-{n:04d}" for n in range(4)]
@@ -191,3 +193,60 @@ def test_indexes_match_the_model_after_random_operations(
             check(store, model)
         finally:
             store.close()
+
+
+def observable(store: Store) -> dict[str, object]:
+    """Everything a caller can see, with timestamps left out."""
+    seen: dict[str, object] = {}
+    for kind in Kind:
+        seen[f"list {kind}"] = [r.SerializeToString(deterministic=True) for r in store.list(kind)]
+        for org in ORGS:
+            seen[f"org {kind} {org}"] = [r.metadata.id for r in store.list_by_org(kind, org)]
+        for number in range(4):
+            resource_id = f"{kind.id_prefix}{number:04d}"
+            seen[f"history {resource_id}"] = [
+                (h.version, h.spec_hash, h.generation, h.change)
+                for h in store.history(kind, resource_id)
+            ]
+            for org in ORGS:
+                for variant in range(3):
+                    slug = f"r{number}-v{variant}"
+                    try:
+                        found = store.get_by_slug(kind, org, slug).metadata.id
+                    except NotFoundError:
+                        found = None
+                    seen[f"slug {kind} {org} {slug}"] = found
+    for agent_id in AGENT_IDS:
+        seen[f"instances {agent_id}"] = [
+            r.metadata.id for r in store.list_instances_of_agent(agent_id)
+        ]
+    seen["log"] = [(e.sequence, e.change, e.id, e.spec_hash) for e in store.changes()]
+    return seen
+
+
+@settings(max_examples=30, deadline=None)
+@given(ops=operations)
+def test_save_many_equals_saving_one_by_one(ops: list[Operation]) -> None:
+    saves = [build(op) for op in ops if isinstance(op, Save)]
+    one_by_one = MemoryStore()
+    expected = [one_by_one.save(resource) for resource in saves]
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        RocksStore.open(Path(directory) / "store", create=True) as batched,
+    ):
+        entries = batched.save_many(saves)
+        assert [(e.sequence, e.change) if e else None for e in entries] == [
+            (e.sequence, e.change) if e else None for e in expected
+        ]
+        assert observable(batched) == observable(one_by_one)
+
+
+def test_save_many_is_all_or_nothing(tmp_path: Path) -> None:
+    broken = agent(2)
+    broken.metadata.id = ""
+    with RocksStore.open(tmp_path / "store", create=True) as store:
+        with pytest.raises(ValueError, match="metadata"):
+            store.save_many([agent(1), broken])
+
+        assert list(store.changes()) == []
+        assert list(store.list(Kind.AGENT)) == []
