@@ -42,6 +42,8 @@ class ExitCode(enum.IntEnum):
     NOT_FOUND = 1
     USAGE = 2
     CANNOT_OPEN = 3
+    #: ``store verify`` found the mirror and the cluster disagreeing.
+    DRIFT = 4
     INTERRUPTED = 130
 
 

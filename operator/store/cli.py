@@ -6,8 +6,8 @@ reads the writer's latest state) and fall back to *read-only* (a snapshot
 as of opening) when a secondary cannot be set up. Nothing here writes.
 
 Every inspection command is one :class:`Command`: a name, its arguments and
-a function from an open store to a document. ``verify`` (which also needs
-the cluster) is added the same way, by appending to :data:`COMMANDS`.
+a function from an open store to a document. ``verify`` also reads the
+cluster and has an exit code of its own (4: drift), so it has its own handler.
 """
 
 from __future__ import annotations
@@ -202,6 +202,16 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         parser = commands.add_parser(command.name, help=command.help, parents=[common])
         command.add_arguments(parser)
         parser.set_defaults(func=_handler(command.run))
+    verify = commands.add_parser(
+        "verify",
+        help="compare the mirror with the cluster ($KUBECONFIG); exit 4 on drift",
+        parents=[common],
+    )
+    verify.add_argument(
+        "--namespace", dest="namespaces", action="append", default=[],
+        help="only these namespaces (repeatable; default: all)",
+    )  # fmt: skip
+    verify.set_defaults(func=_verify)
     return store_parser
 
 
@@ -265,6 +275,31 @@ def _execute(run: Run, args: argparse.Namespace) -> int:
         fail(exc)
         return ExitCode.CANNOT_OPEN
     return _write(render.render(document, args.format))
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """``store verify``: every accepted object mirrored at its generation, nothing stale."""
+    from stigmer_operator.runtime import load_api_client  # the cluster only when asked
+    from stigmer_operator.sweep import compare, list_cluster_objects
+
+    try:
+        store = open_for_reading(store_path(args.path))
+    except StoreError as exc:
+        fail(exc)
+        return ExitCode.CANNOT_OPEN
+    with store:
+        api_client = load_api_client()
+        drifts = [
+            drift
+            for kind in Kind
+            for drift in compare(
+                store, kind, list_cluster_objects(api_client, kind, args.namespaces),
+                args.namespaces,
+            )
+        ]  # fmt: skip
+        counts = {kind.value: sum(1 for _ in store.list(kind)) for kind in Kind}
+    _write(render.render({"mirrored": counts, "drift": [str(d) for d in drifts]}, args.format))
+    return ExitCode.DRIFT if drifts else ExitCode.OK
 
 
 def _write(text: str) -> int:
