@@ -16,6 +16,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+#: ``metav1.Time`` on the wire: UTC, second precision.
+RFC3339_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
 #: metav1.Condition caps ``message`` at 32768 bytes; keep far below.
 MESSAGE_MAX = 2048
 
@@ -35,7 +38,7 @@ def rfc3339(moment: datetime) -> str:
     """``2026-01-18T19:41:31Z``: UTC, second precision, as ``metav1.Time`` serializes."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime(RFC3339_FORMAT)
 
 
 def find_condition(

@@ -106,7 +106,12 @@ class RequestContext(Generic[M_co]):
     """Everything one pipeline run knows; ``M_co`` is the protobuf message type."""
 
     __slots__ = (
+        "_generation",
+        "_metadata",
+        "_name",
+        "_namespace",
         "_new_state",
+        "_uid",
         "_unchanged",
         "body",
         "deps",
@@ -128,6 +133,13 @@ class RequestContext(Generic[M_co]):
         self.kind = kind
         self.operation = operation
         self.body: FrozenObject = freeze_object(body)
+        # Read once: steps ask for these many times per run.
+        self._metadata = mapping_at(self.body, "metadata")
+        self._name = str_at(self._metadata, "name")
+        self._namespace = str_at(self._metadata, "namespace")
+        self._uid = str_at(self._metadata, "uid")
+        generation = self._metadata.get("generation")
+        self._generation = generation if isinstance(generation, int) else 0
         self.deps = deps
         self._new_state = new_state
         self.values = Values()
@@ -176,32 +188,31 @@ class RequestContext(Generic[M_co]):
     # -- the input object --------------------------------------------------
     @property
     def metadata(self) -> FrozenObject:
-        return mapping_at(self.body, "metadata")
+        return self._metadata
 
     @property
     def name(self) -> str:
-        return str_at(self.body, "metadata", "name")
+        return self._name
 
     @property
     def namespace(self) -> str:
-        return str_at(self.body, "metadata", "namespace")
+        return self._namespace
 
     @property
     def uid(self) -> str:
-        return str_at(self.body, "metadata", "uid")
+        return self._uid
 
     @property
     def generation(self) -> int:
-        value = self.metadata.get("generation")
-        return value if isinstance(value, int) else 0
+        return self._generation
 
     @property
     def labels(self) -> FrozenObject:
-        return mapping_at(self.body, "metadata", "labels")
+        return mapping_at(self._metadata, "labels")
 
     @property
     def annotations(self) -> FrozenObject:
-        return mapping_at(self.body, "metadata", "annotations")
+        return mapping_at(self._metadata, "annotations")
 
     @property
     def spec(self) -> FrozenObject:

@@ -17,14 +17,20 @@ from typing import Any
 FrozenObject = Mapping[str, Any]
 
 _EMPTY: FrozenObject = MappingProxyType({})
+_LEAVES = frozenset({str, int, bool, float, type(None)})
 
 
 def freeze(value: Any) -> Any:
     """A deep, read-only copy of a JSON-like value."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({str(k): freeze(v) for k, v in value.items()})
-    if isinstance(value, list | tuple):
-        return tuple(freeze(v) for v in value)
+    kind = type(value)
+    if kind in _LEAVES:
+        return value  # the common case, without an ABC isinstance check
+    if kind is dict or isinstance(value, Mapping):
+        return MappingProxyType(
+            {str(k): v if type(v) in _LEAVES else freeze(v) for k, v in value.items()}
+        )
+    if kind is list or kind is tuple:
+        return tuple([v if type(v) in _LEAVES else freeze(v) for v in value])
     return value
 
 
@@ -36,21 +42,29 @@ def freeze_object(obj: Mapping[str, Any]) -> FrozenObject:
 
 def thaw(value: Any) -> Any:
     """A deep, mutable plain-``dict``/``list`` copy of a (frozen) JSON-like value."""
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind in _LEAVES:
+        return value
+    if kind is MappingProxyType or kind is dict or isinstance(value, Mapping):
         return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if kind is tuple or kind is list:
         return [thaw(v) for v in value]
     return value
+
+
+def _is_mapping(value: Any) -> bool:
+    kind = type(value)
+    return kind is MappingProxyType or kind is dict or isinstance(value, Mapping)
 
 
 def mapping_at(obj: Mapping[str, Any], *path: str) -> FrozenObject:
     """The mapping at ``path`` (e.g. ``"metadata", "labels"``), empty if absent."""
     current: Any = obj
     for part in path:
-        if not isinstance(current, Mapping):
+        if not _is_mapping(current):
             return _EMPTY
         current = current.get(part)
-    return current if isinstance(current, Mapping) else _EMPTY
+    return current if _is_mapping(current) else _EMPTY
 
 
 def str_at(obj: Mapping[str, Any], *path: str) -> str:

@@ -12,7 +12,6 @@ server; end-to-end tests use the real control plane and never this class.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import uuid
 from collections.abc import Mapping
@@ -34,6 +33,7 @@ from stigmer_operator.pipeline.kube import (
 )
 
 ObjectKey = tuple[ObjectKind, str, str]
+_LEAVES = frozenset({str, int, bool, float, type(None)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,24 @@ class Call:
     name: str
 
 
+def clone(value: Any) -> Any:
+    """A deep copy of a JSON-like value (several times faster than ``copy.deepcopy``)."""
+    kind = type(value)
+    if kind is dict:
+        return {k: v if type(v) in _LEAVES else clone(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [v if type(v) in _LEAVES else clone(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: clone(v) for k, v in value.items()}
+    return value
+
+
+def clone_object(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`clone` for a top-level object."""
+    copied: dict[str, Any] = clone(obj)
+    return copied
+
+
 def merge_patch(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
     """RFC 7386 JSON merge patch, in place."""
     for key, value in patch.items():
@@ -54,7 +72,7 @@ def merge_patch(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
         elif isinstance(value, Mapping) and isinstance(target.get(key), dict):
             merge_patch(target[key], value)
         else:
-            target[key] = copy.deepcopy(dict(value) if isinstance(value, Mapping) else value)
+            target[key] = clone(value)
 
 
 class RecordingKubeEffects:
@@ -71,7 +89,7 @@ class RecordingKubeEffects:
     # -- test helpers --------------------------------------------------------
     def put(self, kind: ObjectKind, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Store an object as if someone else created it (assigns uid etc.)."""
-        stored = copy.deepcopy(dict(obj))
+        stored = clone_object(obj)
         metadata = stored.setdefault("metadata", {})
         if "uid" not in metadata:
             metadata["uid"] = str(uuid.UUID(int=next(self._uids), version=4))
@@ -80,7 +98,7 @@ class RecordingKubeEffects:
         stored.setdefault("apiVersion", kind.api_version)
         stored.setdefault("kind", kind.kind)
         self.objects[(kind, metadata.get("namespace", ""), metadata["name"])] = stored
-        return copy.deepcopy(stored)
+        return clone_object(stored)
 
     def remove(self, kind: ObjectKind, namespace: str, name: str) -> None:
         self.objects.pop((kind, namespace, name), None)
@@ -109,7 +127,7 @@ class RecordingKubeEffects:
     def get(self, kind: ObjectKind, namespace: str, name: str) -> dict[str, Any] | None:
         self._record("get", kind.kind, namespace, name)
         found = self.objects.get((kind, namespace, name))
-        return copy.deepcopy(found) if found is not None else None
+        return clone_object(found) if found is not None else None
 
     def create_agent_instance(self, body: Mapping[str, Any]) -> dict[str, Any]:
         metadata = body.get("metadata") or {}
@@ -117,7 +135,7 @@ class RecordingKubeEffects:
         self._record("create_agent_instance", "AgentInstance", namespace, name)
         existing = self.objects.get((ObjectKind.AGENT_INSTANCE, namespace, name))
         if existing is not None:
-            raise AlreadyExists(f"agentinstances {name!r} already exists", copy.deepcopy(existing))
+            raise AlreadyExists(f"agentinstances {name!r} already exists", clone_object(existing))
         return self.put(ObjectKind.AGENT_INSTANCE, body)
 
     def patch_status(
@@ -129,7 +147,7 @@ class RecordingKubeEffects:
             raise NotFound(f"{kind.plural} {name!r} not found", status=404)
         merge_patch(obj.setdefault("status", {}), status)
         obj["metadata"]["resourceVersion"] = str(next(self._versions))
-        return copy.deepcopy(obj)
+        return clone_object(obj)
 
     def post_event(self, event: EventRecord) -> bool:
         namespace = event.involved.namespace

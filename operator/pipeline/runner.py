@@ -95,13 +95,17 @@ class Pipeline:
     def run(self, ctx: RequestContext[M]) -> RequestContext[M]:
         """Run every step; raise :class:`PipelineError` at the first failure."""
         crash_after = os.environ.get(CRASH_AFTER_STEP_ENV)
+        observer = self.observer or ctx.deps.observer
+        debug = logger.isEnabledFor(logging.DEBUG)
         for step in self.steps:
-            self._run_step(step, ctx)
-            crash_if_requested(step.name, crash_after)
+            self._run_step(step, ctx, observer, debug)
+            if crash_after is not None:
+                crash_if_requested(step.name, crash_after)
         return ctx
 
-    def _run_step(self, step: Step, ctx: RequestContext[M]) -> None:
-        observer = self.observer or ctx.deps.observer
+    def _run_step(
+        self, step: Step, ctx: RequestContext[M], observer: StepObserver | None, debug: bool
+    ) -> None:
         if observer is not None:
             observer.on_step_start(self.name, step.name, ctx)
         ctx.take_unchanged()
@@ -123,7 +127,7 @@ class Pipeline:
         duration = time.perf_counter() - started
         outcome = Outcome.UNCHANGED if ctx.take_unchanged() else Outcome.SUCCEEDED
         ctx.outcomes.append(StepOutcome(step.name, outcome, duration))
-        if logger.isEnabledFor(logging.DEBUG):
+        if debug:
             logger.debug("%s %s: step %s %s in %.6fs", self.name, ctx, step.name, outcome, duration)
         if observer is not None:
             observer.on_step_end(self.name, step.name, ctx, duration, None)

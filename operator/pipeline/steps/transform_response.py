@@ -19,6 +19,7 @@ own ``observedGeneration``:
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -26,9 +27,9 @@ from google.protobuf import timestamp_pb2
 from stigmer_operator.api.kinds import Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2, resource_pb2
 from stigmer_operator.pipeline.conditions import (
+    RFC3339_FORMAT,
     ConditionStatus,
     ConditionType,
-    rfc3339,
     set_condition,
 )
 from stigmer_operator.pipeline.context import RequestContext
@@ -79,7 +80,8 @@ def _audit(audit: resource_pb2.Audit) -> dict[str, str]:
 
 
 def _time(stamp: timestamp_pb2.Timestamp) -> str:
-    return rfc3339(stamp.ToDatetime())
+    """RFC 3339 at second precision, as ``metav1.Time`` serializes (no datetime detour)."""
+    return time.strftime(RFC3339_FORMAT, time.gmtime(stamp.seconds))
 
 
 def _conditions(ctx: RequestContext[Resource]) -> list[dict[str, Any]]:

@@ -53,6 +53,12 @@ def _org(ctx: RequestContext[Resource], violations: list[Violation]) -> str | No
 def _spec(
     ctx: RequestContext[Resource], violations: list[Violation]
 ) -> AgentSpec | AgentInstanceSpec | None:
+    """The validated spec, or ``None`` with every violation appended.
+
+    Validates a plain ``dict``/``list`` copy of the frozen spec: pydantic's
+    fast paths and the cross-field rules expect real dicts and lists (the
+    copy is cheaper than letting pydantic coerce mapping proxies and tuples).
+    """
     try:
         return validate_spec(ctx.kind, thaw(ctx.spec))
     except SpecInvalid as exc:
