@@ -14,18 +14,36 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import kubernetes
+from kopf._cogs.structs.references import (  # kopf is pinned: the same semantics as kopf
+    NamespaceName,
+    match_namespace,
+)
 
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind, Resource
 from stigmer_operator.store import Store
 
 
+def watched(namespace: str, patterns: Sequence[str]) -> bool:
+    """Whether the operator watches ``namespace``: kopf's own pattern semantics.
+
+    ``--namespace`` takes names or kopf globs (``team-*``, ``!*-pr-*``); no
+    patterns means every namespace.
+    """
+    return not patterns or any(match_namespace(NamespaceName(namespace), p) for p in patterns)
+
+
+def _exact(patterns: Sequence[str]) -> bool:
+    return all(not set(p) & set("*?!,") for p in patterns)
+
+
 def list_cluster_objects(
     api_client: kubernetes.client.ApiClient, kind: Kind, namespaces: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """Every object of ``kind`` in ``namespaces`` (all namespaces when empty)."""
+    """Every object of ``kind`` in the watched namespaces (all when ``namespaces`` is empty)."""
     api = kubernetes.client.CustomObjectsApi(api_client)
-    if not namespaces:
-        return _items(api.list_cluster_custom_object(GROUP, VERSION, kind.plural))
+    if not namespaces or not _exact(namespaces):
+        everything = _items(api.list_cluster_custom_object(GROUP, VERSION, kind.plural))
+        return [o for o in everything if watched(o["metadata"]["namespace"], namespaces)]
     items: list[dict[str, Any]] = []
     for namespace in namespaces:
         items.extend(
@@ -51,9 +69,8 @@ def stale_entries(
     store: Store, kind: Kind, live_uids: set[str], namespaces: Sequence[str]
 ) -> Iterator[Resource]:
     """Store entries of ``kind`` in the watched namespaces whose object is gone."""
-    watched = set(namespaces)
     for resource in list(store.list(kind)):
-        if watched and resource.metadata.namespace not in watched:
+        if not watched(resource.metadata.namespace, namespaces):
             continue
         if resource.metadata.uid not in live_uids:
             yield resource

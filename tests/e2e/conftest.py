@@ -19,6 +19,10 @@ from stigmer_operator.testing.operator_process import OperatorProcess
 from tests.e2e.helpers import Cluster
 
 PLATFORM_NAMESPACE = "stigmer-system"
+#: The shared operator watches the per-test namespaces (``t-*``) and the platform
+#: namespace; tests that run an operator of their own use ``p-*`` namespaces, so
+#: no object is ever reconciled by two operators at once.
+SHARED_NAMESPACES = f"t-*,{PLATFORM_NAMESPACE}"
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +35,7 @@ def operator_process(control_plane: ControlPlane, store_root: Path) -> Iterator[
     process = OperatorProcess(
         control_plane.admin_kubeconfig,
         store_root / "shared",
-        args=[f"--platform-namespace={PLATFORM_NAMESPACE}"],
+        args=[f"--platform-namespace={PLATFORM_NAMESPACE}", f"--namespace={SHARED_NAMESPACES}"],
     )
     with process:
         yield process
@@ -41,6 +45,30 @@ def operator_process(control_plane: ControlPlane, store_root: Path) -> Iterator[
 @pytest.fixture(scope="session")
 def cluster(kube_api: kubernetes.client.ApiClient) -> Cluster:
     return Cluster(kube_api)
+
+
+@pytest.fixture
+def private_namespace(kube_api: kubernetes.client.ApiClient) -> Iterator[str]:
+    """A ``p-*`` namespace the shared operator does not watch (for a private operator)."""
+    core = kubernetes.client.CoreV1Api(kube_api)
+    name = f"p-{uuid.uuid4().hex[:10]}"
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.fixture
+def private_operator(
+    control_plane: ControlPlane, private_namespace: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """An operator of the test's own, watching only ``private_namespace``; not started."""
+    process = OperatorProcess(
+        control_plane.admin_kubeconfig,
+        tmp_path / "store",
+        args=[f"--namespace={private_namespace}"],
+    )
+    yield process
+    process.stop()
 
 
 @pytest.fixture
