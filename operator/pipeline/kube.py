@@ -160,7 +160,7 @@ class KubeEffects(Protocol):
 
     def patch_status(
         self, kind: Kind, namespace: str, name: str, status: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    ) -> None:
         """JSON merge patch ``{"status": status}`` on the ``/status`` subresource."""
         ...
 

@@ -183,22 +183,20 @@ class ApiKubeEffects:
 
     def patch_status(
         self, kind: Kind, namespace: str, name: str, status: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        return self._to_dict(
-            self._call(
-                f"patch {kind.plural}/status {namespace}/{name}",
-                lambda: self._custom.patch_namespaced_custom_object_status(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    kind.plural,
-                    name,
-                    {"status": dict(status)},
-                    field_manager=self._field_manager,
-                    _content_type=MERGE_PATCH,
-                    _request_timeout=self._timeout,
-                ),
-            )
+    ) -> None:
+        self._call(
+            f"patch {kind.plural}/status {namespace}/{name}",
+            lambda: self._custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                namespace,
+                kind.plural,
+                name,
+                {"status": dict(status)},
+                field_manager=self._field_manager,
+                _content_type=MERGE_PATCH,
+                _request_timeout=self._timeout,
+            ),
         )
 
     def post_event(self, event: EventRecord) -> bool:

@@ -140,14 +140,13 @@ class RecordingKubeEffects:
 
     def patch_status(
         self, kind: Kind, namespace: str, name: str, status: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    ) -> None:
         self._record("patch_status", kind.value, namespace, name)
         obj = self.objects.get((ObjectKind.of(kind), namespace, name))
         if obj is None:
             raise NotFound(f"{kind.plural} {name!r} not found", status=404)
         merge_patch(obj.setdefault("status", {}), status)
         obj["metadata"]["resourceVersion"] = str(next(self._versions))
-        return clone_object(obj)
 
     def post_event(self, event: EventRecord) -> bool:
         namespace = event.involved.namespace

@@ -33,7 +33,7 @@ from typing import Any
 from stigmer_operator.api.kinds import API_VERSION, GROUP, ORG_LABEL, Kind, Resource
 from stigmer_operator.pipeline.context import RequestContext
 from stigmer_operator.pipeline.errors import PipelineError, Reason
-from stigmer_operator.pipeline.frozen import freeze, str_at
+from stigmer_operator.pipeline.frozen import str_at
 from stigmer_operator.pipeline.keys import DEFAULT_INSTANCE
 from stigmer_operator.pipeline.kube import AlreadyExists, ObjectKind, controller_ref
 from stigmer_operator.pipeline.meta import MANAGED_BY
@@ -54,14 +54,17 @@ class CreateDefaultInstance:
         if existing is not None:
             _check_owned(ctx, existing)
             ctx.mark_unchanged()
-            ctx.values.put(DEFAULT_INSTANCE, freeze(existing))
+            ctx.values.put(DEFAULT_INSTANCE, existing)
             return
         try:
-            created = ctx.deps.kube.create_agent_instance(default_instance_body(ctx, name))
+            created: Mapping[str, Any] = ctx.deps.kube.create_agent_instance(
+                default_instance_body(ctx, name)
+            )
         except AlreadyExists as exc:  # created between our read and our create
             _check_owned(ctx, exc.existing)
-            created = dict(exc.existing)
-        ctx.values.put(DEFAULT_INSTANCE, freeze(created))
+            created = exc.existing
+        # A fresh object no one else holds: handed on as is, read-only by contract.
+        ctx.values.put(DEFAULT_INSTANCE, created)
 
 
 def default_instance_body(ctx: RequestContext[Resource], name: str) -> dict[str, Any]:

@@ -153,8 +153,8 @@ def test_recording_create_agent_instance_raises_already_exists_with_the_object()
 def test_recording_patch_status_merges_and_404s() -> None:
     kube = RecordingKubeEffects()
     kube.put(ObjectKind.AGENT, {"metadata": {"name": "a", "namespace": "n"}, "status": {"x": 1}})
-    patched = kube.patch_status(Kind.AGENT, "n", "a", {"y": 2, "x": None})
-    assert patched["status"] == {"y": 2}
+    kube.patch_status(Kind.AGENT, "n", "a", {"y": 2, "x": None})
+    assert kube.objects[(ObjectKind.AGENT, "n", "a")]["status"] == {"y": 2}
     with pytest.raises(NotFound):
         kube.patch_status(Kind.AGENT, "n", "missing", {})
 
