@@ -23,6 +23,7 @@ from pathlib import Path
 
 import kubernetes
 import pytest
+
 from stigmer_operator.testing.controlplane import (
     BinariesMissingError,
     ControlPlane,

@@ -62,10 +62,6 @@ from typing import IO, Any
 
 import kubernetes
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
     "BUILD_HINT",
@@ -98,12 +94,17 @@ SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 _KUBERNETES_SERVICE_IP = "10.0.0.1"
 _SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
+#: Controllers the operator's behaviour depends on: ownerReference garbage
+#: collection, namespace deletion, default ServiceAccounts and their tokens,
+#: the kube-root-ca.crt ConfigMap and aggregated ClusterRoles (admin/edit/view).
+#: Nothing that needs a node or pods.
 _KCM_CONTROLLERS = (
-    "garbagecollector",
-    "namespace",
-    "serviceaccount",
-    "serviceaccount-token",
-    "root-ca-cert-publisher",
+    "garbage-collector-controller",
+    "namespace-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "root-ca-certificate-publisher-controller",
+    "clusterrole-aggregation-controller",
 )
 
 
@@ -189,18 +190,6 @@ def find_binaries(bin_dir: Path | None = None) -> Path:
 # --------------------------------------------------------------------------
 
 
-def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _pem_cert(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
 @dataclass(frozen=True)
 class _Pki:
     ca_cert: Path
@@ -215,7 +204,32 @@ class _Pki:
 
 
 def _make_pki(directory: Path) -> _Pki:
-    """Generate a throw-away CA, serving/client certificates and SA keys."""
+    """Generate a throw-away CA, serving/client certificates and SA keys.
+
+    ``cryptography`` is imported here, not at module level, so that importing
+    this module (e.g. from conftest.py in a unit-test-only run) never needs it.
+    """
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ControlPlaneError(
+            "the control plane needs the 'cryptography' package to make its "
+            f"certificates: {exc}"
+        ) from exc
+
+    def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
+        return key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    def _pem_cert(cert: x509.Certificate) -> bytes:
+        return cert.public_bytes(serialization.Encoding.PEM)
+
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     not_before = now - datetime.timedelta(hours=1)
