@@ -35,3 +35,29 @@ test: venv controlplane
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # ---- further targets (protos, lint, bench, ...) go below this line ----
+
+.PHONY: run lint protos crds bench
+
+# The operator on this machine: local control plane unless $KUBECONFIG is set.
+run: venv controlplane
+	$(VENV)/bin/stigmer-operator dev
+
+# mypy sees the package by its import name through a link (the folder is operator/).
+lint: venv
+	mkdir -p .typecheck && ln -sfn ../operator .typecheck/stigmer_operator
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
+	$(VENV)/bin/mypy
+
+protos: venv
+	PATH="$(VENV)/bin:$$PATH" hack/gen_protos.sh
+
+crds: venv
+	$(VENV)/bin/stigmer-operator crds generate
+
+bench: venv controlplane
+	$(PY) bench/store_bench.py
+	$(PY) bench/pipeline_bench.py
+	$(PY) bench/reconcile_bench.py
+
+include hack/make/chart.mk

@@ -174,13 +174,10 @@ def find_binaries(bin_dir: Path | None = None) -> Path:
     required binary is absent.
     """
     directory = bin_dir if bin_dir is not None else default_bin_dir()
-    missing = [
-        name for name in REQUIRED_BINARIES if not os.access(directory / name, os.X_OK)
-    ]
+    missing = [name for name in REQUIRED_BINARIES if not os.access(directory / name, os.X_OK)]
     if missing:
         raise BinariesMissingError(
-            f"control-plane binaries missing in {directory}: {', '.join(missing)}; "
-            + BUILD_HINT
+            f"control-plane binaries missing in {directory}: {', '.join(missing)}; " + BUILD_HINT
         )
     return directory
 
@@ -216,8 +213,7 @@ def _make_pki(directory: Path) -> _Pki:
         from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ControlPlaneError(
-            "the control plane needs the 'cryptography' package to make its "
-            f"certificates: {exc}"
+            f"the control plane needs the 'cryptography' package to make its certificates: {exc}"
         ) from exc
 
     def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
@@ -545,9 +541,7 @@ class ControlPlane:
         self.versions = pinned_versions()
         self._own_workdir = workdir is None
         self.workdir = (
-            Path(tempfile.mkdtemp(prefix="stigmer-controlplane-"))
-            if workdir is None
-            else workdir
+            Path(tempfile.mkdtemp(prefix="stigmer-controlplane-")) if workdir is None else workdir
         )
         self.keep_workdir = keep_workdir
         self.startup_timeout = startup_timeout
@@ -771,9 +765,7 @@ class ControlPlane:
         folder = Path(path)
         if not folder.is_dir():
             return []
-        files = sorted(
-            p for p in folder.iterdir() if p.is_file() and p.suffix in (".yaml", ".yml")
-        )
+        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in (".yaml", ".yml"))
         docs: list[Any] = []
         for file in files:
             docs.extend(d for d in yaml.safe_load_all(file.read_text()) if d)
@@ -977,9 +969,7 @@ class ControlPlane:
         """Ready once the serviceaccount controller made default/default."""
 
         def ready() -> bool:
-            answer = self.api_request(
-                "GET", "/api/v1/namespaces/default/serviceaccounts/default"
-            )
+            answer = self.api_request("GET", "/api/v1/namespaces/default/serviceaccounts/default")
             return answer.status == 200
 
         self._wait("kube-controller-manager", ready, deadline)

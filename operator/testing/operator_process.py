@@ -9,6 +9,7 @@ test fails), and never leaves the process behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -148,7 +149,5 @@ class OperatorProcess:
     def _signal(self, sig: signal.Signals) -> None:
         if self._proc is None or self._proc.poll() is not None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self._proc.pid, sig)
-        except ProcessLookupError:
-            pass

@@ -28,7 +28,10 @@ VALID_SPEC: dict[str, Any] = {
 
 
 def wait_for(
-    probe: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.2,
+    probe: Callable[[], T | None],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.2,
     what: str = "condition",
 ) -> T:
     """Poll ``probe`` until it returns something truthy; fail with ``what`` otherwise."""
@@ -50,25 +53,42 @@ class Cluster:
         self.core = kubernetes.client.CoreV1Api(api_client)
         self.rbac = kubernetes.client.RbacAuthorizationV1Api(api_client)
 
-    def create(self, kind: Kind, namespace: str, name: str, spec: Mapping[str, Any],
-               labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def create(
+        self,
+        kind: Kind,
+        namespace: str,
+        name: str,
+        spec: Mapping[str, Any],
+        labels: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": kind.value,
             "metadata": {"name": name, "labels": dict(labels or {})},
             "spec": dict(spec),
         }
-        return dict(self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, kind.plural, body, field_manager=FIELD_MANAGER))
+        return dict(
+            self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, kind.plural, body, field_manager=FIELD_MANAGER
+            )
+        )
 
-    def create_agent(self, namespace: str, name: str, spec: Mapping[str, Any] | None = None,
-                     labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def create_agent(
+        self,
+        namespace: str,
+        name: str,
+        spec: Mapping[str, Any] | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         return self.create(Kind.AGENT, namespace, name, spec or VALID_SPEC, labels)
 
     def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return dict(self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, kind.plural, name))
+            return dict(
+                self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, kind.plural, name
+                )
+            )
         except kubernetes.client.ApiException as error:
             if error.status == 404:
                 return None
@@ -80,29 +100,43 @@ class Cluster:
 
     def patch_spec(self, kind: Kind, namespace: str, name: str, spec: Mapping[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, kind.plural, name, {"spec": dict(spec)},
-            field_manager=FIELD_MANAGER)
+            GROUP,
+            VERSION,
+            namespace,
+            kind.plural,
+            name,
+            {"spec": dict(spec)},
+            field_manager=FIELD_MANAGER,
+        )
 
     def delete(self, kind: Kind, namespace: str, name: str) -> None:
         self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, kind.plural, name)
 
     def events(self, namespace: str, name: str) -> list[Any]:
         listing = self.core.list_namespaced_event(
-            namespace, field_selector=f"involvedObject.name={name}")
+            namespace, field_selector=f"involvedObject.name={name}"
+        )
         return list(listing.items)
 
-    def wait_ready(self, kind: Kind, namespace: str, name: str,
-                   timeout: float = 30.0) -> dict[str, Any]:
-        return wait_for(lambda: _ready(self.get(kind, namespace, name)), timeout=timeout,
-                        what=f"{kind.value} {namespace}/{name} Ready=True")
+    def wait_ready(
+        self, kind: Kind, namespace: str, name: str, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        return wait_for(
+            lambda: _ready(self.get(kind, namespace, name)),
+            timeout=timeout,
+            what=f"{kind.value} {namespace}/{name} Ready=True",
+        )
 
-    def wait_condition(self, kind: Kind, namespace: str, name: str, type_: str, status: str,
-                       timeout: float = 30.0) -> dict[str, Any]:
+    def wait_condition(
+        self, kind: Kind, namespace: str, name: str, type_: str, status: str, timeout: float = 30.0
+    ) -> dict[str, Any]:
         def probe() -> dict[str, Any] | None:
             obj = self.get(kind, namespace, name)
             return obj if obj and condition(obj, type_).get("status") == status else None
-        return wait_for(probe, timeout=timeout,
-                        what=f"{kind.value} {namespace}/{name} {type_}={status}")
+
+        return wait_for(
+            probe, timeout=timeout, what=f"{kind.value} {namespace}/{name} {type_}={status}"
+        )
 
 
 def condition(obj: Mapping[str, Any], type_: str) -> dict[str, Any]:
@@ -117,7 +151,10 @@ def _ready(obj: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     ready = condition(obj, "Ready")
     generation = obj["metadata"].get("generation")
-    if ready.get("status") == "True" and obj.get("status", {}).get("observedGeneration") == generation:
+    if (
+        ready.get("status") == "True"
+        and obj.get("status", {}).get("observedGeneration") == generation
+    ):
         return obj
     return None
 

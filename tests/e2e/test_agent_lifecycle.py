@@ -92,8 +92,12 @@ def test_spec_edit_updates_status_and_history(
 ) -> None:
     cluster.create_agent(namespace, "editable")
     before = cluster.wait_ready(Kind.AGENT, namespace, "editable")
-    cluster.patch_spec(Kind.AGENT, namespace, "editable",
-                       {"instructions": "New instructions, at least ten characters."})
+    cluster.patch_spec(
+        Kind.AGENT,
+        namespace,
+        "editable",
+        {"instructions": "New instructions, at least ten characters."},
+    )
     after = cluster.wait_ready(Kind.AGENT, namespace, "editable")
     assert after["metadata"]["generation"] == before["metadata"]["generation"] + 1
     assert after["status"]["id"] == before["status"]["id"]
@@ -124,8 +128,11 @@ def test_deleting_agent_collects_instances_and_mirror(
     instance = cluster.wait_ready(Kind.AGENT_INSTANCE, namespace, "doomed-default")
     cluster.delete(Kind.AGENT, namespace, "doomed")
 
-    wait_for(lambda: cluster.get(Kind.AGENT_INSTANCE, namespace, "doomed-default") is None,
-             timeout=30, what="garbage collection of doomed-default")
+    wait_for(
+        lambda: cluster.get(Kind.AGENT_INSTANCE, namespace, "doomed-default") is None,
+        timeout=30,
+        what="garbage collection of doomed-default",
+    )
 
     def mirror_gone() -> bool:
         with read_store(operator_process.store_path) as store:

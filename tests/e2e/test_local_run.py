@@ -21,7 +21,11 @@ def test_dev_once_starts_everything_and_shows_a_ready_agent(tmp_path: Path) -> N
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
     result = subprocess.run(
         [sys.executable, "-m", "stigmer_operator", "dev", "--once", f"--state={tmp_path}"],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
     log = (tmp_path / "operator.log").read_text() if (tmp_path / "operator.log").exists() else ""
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{log[-3000:]}"

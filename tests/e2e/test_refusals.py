@@ -48,12 +48,16 @@ CEL_CASES = {
     "bad-scope": (with_spec(scope="galaxy"), "spec.scope"),
     "bad-url": (with_spec(mcpServers=[{"name": "a", "http": {"url": "ftp://x"}}]), "http.url"),
     "unknown-sub-agent-server": (
-        with_spec(subAgents=[{"name": "s", "instructions": "Helps the parent agent.",
-                              "mcpServers": ["nope"]}]),
+        with_spec(
+            subAgents=[
+                {"name": "s", "instructions": "Helps the parent agent.", "mcpServers": ["nope"]}
+            ]
+        ),
         "spec.subAgents[].mcpServers",
     ),
     "duplicate-env": (
-        with_spec(env=[{"name": "A"}, {"name": "A"}]), "spec.env",
+        with_spec(env=[{"name": "A"}, {"name": "A"}]),
+        "spec.env",
     ),
     "unknown-field": (with_spec(colour="blue"), "colour"),
 }
@@ -65,19 +69,34 @@ def test_schema_and_cel_refuse_at_apply_time(
 ) -> None:
     spec, field = CEL_CASES[case]
     result = control_plane.kubectl(
-        "apply", "--dry-run=server", "--validate=strict", "-n", namespace, "-f", "-",
-        input=yaml.safe_dump(agent(spec)), check=False,
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=yaml.safe_dump(agent(spec)),
+        check=False,
     )
     assert result.returncode != 0, f"{case} was accepted:\n{result.stdout}"
     assert field in result.stderr, result.stderr
 
 
-def test_agent_ref_is_immutable(control_plane: ControlPlane, cluster: Cluster,
-                                namespace: str) -> None:
+def test_agent_ref_is_immutable(
+    control_plane: ControlPlane, cluster: Cluster, namespace: str
+) -> None:
     cluster.create(Kind.AGENT_INSTANCE, namespace, "pinned", {"agentRef": {"name": "a"}})
     result = control_plane.kubectl(
-        "patch", "agi", "pinned", "-n", namespace, "--type=merge",
-        "-p", '{"spec":{"agentRef":{"name":"b"}}}', check=False,
+        "patch",
+        "agi",
+        "pinned",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"agentRef":{"name":"b"}}}',
+        check=False,
     )
     assert result.returncode != 0
     assert "spec.agentRef is immutable" in result.stderr
@@ -91,8 +110,14 @@ def reconcile_attempts(process: OperatorProcess, reason: str) -> float:
     return total
 
 
-def assert_refused(cluster: Cluster, process: OperatorProcess, namespace: str, name: str,
-                   reason: str, before: float) -> dict[str, Any]:
+def assert_refused(
+    cluster: Cluster,
+    process: OperatorProcess,
+    namespace: str,
+    name: str,
+    reason: str,
+    before: float,
+) -> dict[str, Any]:
     refused = cluster.wait_condition(Kind.AGENT, namespace, name, "Ready", "False")
     ready, accepted = condition(refused, "Ready"), condition(refused, "Accepted")
     assert (ready["reason"], accepted["status"], accepted["reason"]) == (reason, "False", reason)
@@ -111,11 +136,18 @@ def test_undeclared_placeholder_is_refused_by_the_pipeline(
     cluster: Cluster, namespace: str, operator_process: OperatorProcess
 ) -> None:
     before = reconcile_attempts(operator_process, "ValidationFailed")
-    spec = with_spec(mcpServers=[{"name": "gh", "stdio": {
-        "command": "npx", "envPlaceholders": {"TOKEN": "${GITHUB_TOKEN}"}}}])
+    spec = with_spec(
+        mcpServers=[
+            {
+                "name": "gh",
+                "stdio": {"command": "npx", "envPlaceholders": {"TOKEN": "${GITHUB_TOKEN}"}},
+            }
+        ]
+    )
     cluster.create_agent(namespace, "undeclared", spec)
-    refused = assert_refused(cluster, operator_process, namespace, "undeclared",
-                             "ValidationFailed", before)
+    refused = assert_refused(
+        cluster, operator_process, namespace, "undeclared", "ValidationFailed", before
+    )
     assert "GITHUB_TOKEN" in condition(refused, "Ready")["message"]
 
 
@@ -128,7 +160,9 @@ def test_platform_scope_outside_platform_namespace_is_forbidden(
 
 
 def test_duplicate_slug_across_namespaces_of_one_org(
-    cluster: Cluster, operator_process: OperatorProcess, namespace: str,
+    cluster: Cluster,
+    operator_process: OperatorProcess,
+    namespace: str,
     request: pytest.FixtureRequest,
 ) -> None:
     other = request.getfixturevalue("namespace_factory")()

@@ -41,19 +41,27 @@ def test_restart_with_drift_converges(
 
     # The world changes while nobody watches.
     cluster.create_agent(ns, "born")
-    cluster.patch_spec(Kind.AGENT, ns, "edited", {"instructions": "Edited while the operator slept."})
+    cluster.patch_spec(
+        Kind.AGENT, ns, "edited", {"instructions": "Edited while the operator slept."}
+    )
     cluster.delete(Kind.AGENT, ns, "deleted")
     cluster.delete(Kind.AGENT_INSTANCE, ns, "orphaned-default")
-    wait_for(lambda: cluster.get(Kind.AGENT_INSTANCE, ns, "deleted-default") is None,
-             timeout=30, what="garbage collection while the operator is down")
+    wait_for(
+        lambda: cluster.get(Kind.AGENT_INSTANCE, ns, "deleted-default") is None,
+        timeout=30,
+        what="garbage collection while the operator is down",
+    )
     assert verify(control_plane, private_operator, ns) == 4  # the drift is visible
 
     private_operator.start()
     for name in ("kept", "edited", "born", "orphaned"):
         agent = cluster.wait_ready(Kind.AGENT, ns, name)
         cluster.wait_ready(Kind.AGENT_INSTANCE, ns, agent["status"]["defaultInstanceName"])
-    wait_for(lambda: verify(control_plane, private_operator, ns) == 0, timeout=20,
-             what="store verify to report no drift")
+    wait_for(
+        lambda: verify(control_plane, private_operator, ns) == 0,
+        timeout=20,
+        what="store verify to report no drift",
+    )
     private_operator.stop()
     with read_store(private_operator.store_path) as store:
         try:
