@@ -1,0 +1,189 @@
+"""ApiKubeEffects and the pipelines against a real kube-apiserver (marked e2e).
+
+``RecordingKubeEffects`` only mimics the API; these tests hold the production
+implementation to the real thing: merge patches on ``/status``, 409 ->
+AlreadyExists with the existing object, Event de-duplication by name,
+create-or-update of RBAC objects with the operator's ``fieldManager``, and a
+whole agent-create + agentinstance-create whose children the API accepts.
+They use the session control plane of ``tests/conftest.py`` (so they are
+``e2e`` tests: deselect with ``-m 'not e2e'``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import kubernetes
+import pytest
+from pipeline_world import agent_manifest
+
+from stigmer_operator.api.kinds import GROUP, VERSION, Kind
+from stigmer_operator.pipeline.context import Operation
+from stigmer_operator.pipeline.deps import Deps, PipelineSettings
+from stigmer_operator.pipeline.kube import (
+    AlreadyExists,
+    ApplyResult,
+    EventRecord,
+    EventType,
+    NotFound,
+    ObjectKind,
+    ObjectRef,
+)
+from stigmer_operator.pipeline.kube_api import ApiKubeEffects
+from stigmer_operator.pipeline.pipelines import run
+from stigmer_operator.store.memory import MemoryStore
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def effects(kube_api: kubernetes.client.ApiClient) -> ApiKubeEffects:
+    return ApiKubeEffects(kube_api, field_manager="stigmer-operator", reporting_instance="test")
+
+
+@pytest.fixture
+def custom(kube_api: kubernetes.client.ApiClient) -> kubernetes.client.CustomObjectsApi:
+    return kubernetes.client.CustomObjectsApi(kube_api)
+
+
+@pytest.fixture
+def agent(custom: kubernetes.client.CustomObjectsApi, namespace: str) -> Iterator[dict[str, Any]]:
+    body = agent_manifest(namespace=namespace)
+    created: dict[str, Any] = custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "agents", body
+    )
+    yield created
+
+
+def role_body(namespace: str, owner_uid: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {
+            "name": "prod-agent",
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "stigmer-operator"},
+            "ownerReferences": [
+                {
+                    "apiVersion": "agentic.stigmer.ai/v1",
+                    "kind": "Agent",
+                    "name": "support-bot",
+                    "uid": owner_uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "rules": rules,
+    }
+
+
+def test_get_returns_dicts_or_none(
+    effects: ApiKubeEffects, agent: dict[str, Any], namespace: str
+) -> None:
+    found = effects.get(ObjectKind.AGENT, namespace, "support-bot")
+    assert found is not None and found["metadata"]["uid"] == agent["metadata"]["uid"]
+    assert effects.get(ObjectKind.AGENT, namespace, "absent") is None
+    assert effects.get(ObjectKind.SERVICE_ACCOUNT, namespace, "absent") is None
+
+
+def test_create_agent_instance_then_already_exists(effects: ApiKubeEffects, namespace: str) -> None:
+    body = {
+        "apiVersion": "agentic.stigmer.ai/v1",
+        "kind": "AgentInstance",
+        "metadata": {"name": "x-default", "namespace": namespace},
+        "spec": {"agentRef": {"name": "x"}},
+    }
+    created = effects.create_agent_instance(body)
+    with pytest.raises(AlreadyExists) as caught:
+        effects.create_agent_instance(body)
+    assert caught.value.existing["metadata"]["uid"] == created["metadata"]["uid"]
+
+
+def test_patch_status_merges_on_the_subresource(
+    effects: ApiKubeEffects,
+    custom: kubernetes.client.CustomObjectsApi,
+    agent: dict[str, Any],
+    namespace: str,
+) -> None:
+    effects.patch_status(Kind.AGENT, namespace, "support-bot", {"id": "agt-1", "slug": "s"})
+    effects.patch_status(
+        Kind.AGENT, namespace, "support-bot", {"slug": None, "observedGeneration": 1}
+    )
+    current = custom.get_namespaced_custom_object(
+        GROUP, VERSION, namespace, "agents", "support-bot"
+    )
+    assert current["status"] == {"id": "agt-1", "observedGeneration": 1}
+    assert current["spec"] == agent["spec"]  # the status subresource never touches spec
+    managers = {m["manager"] for m in current["metadata"]["managedFields"]}
+    assert "stigmer-operator" in managers
+    with pytest.raises(NotFound):
+        effects.patch_status(Kind.AGENT, namespace, "absent", {"id": "x"})
+
+
+def test_events_are_posted_once_per_name(
+    effects: ApiKubeEffects, kube_api: kubernetes.client.ApiClient, agent: dict[str, Any]
+) -> None:
+    meta = agent["metadata"]
+    involved = ObjectRef(
+        "agentic.stigmer.ai/v1", "Agent", meta["namespace"], meta["name"], meta["uid"]
+    )
+    event = EventRecord("support-bot.0123456789abcdef", involved, EventType.NORMAL, "Created", "m")
+    assert effects.post_event(event) is True
+    assert effects.post_event(event) is False
+    core = kubernetes.client.CoreV1Api(kube_api)
+    stored = core.read_namespaced_event(event.name, meta["namespace"])
+    assert stored.reporting_component == "stigmer-operator"
+    assert stored.involved_object.uid == meta["uid"] and stored.reason == "Created"
+
+
+def test_apply_owned_creates_skips_updates_and_refuses_foreign(
+    effects: ApiKubeEffects, agent: dict[str, Any], namespace: str
+) -> None:
+    uid = agent["metadata"]["uid"]
+    secret_rule = {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "verbs": ["get"],
+        "resourceNames": ["api-key"],
+    }
+    assert effects.apply_owned(ObjectKind.ROLE, role_body(namespace, uid, [secret_rule])) is (
+        ApplyResult.CREATED
+    )
+    assert effects.apply_owned(ObjectKind.ROLE, role_body(namespace, uid, [secret_rule])) is (
+        ApplyResult.UNCHANGED
+    )
+    assert effects.apply_owned(ObjectKind.ROLE, role_body(namespace, uid, [])) is (
+        ApplyResult.UPDATED
+    )
+    role = effects.get(ObjectKind.ROLE, namespace, "prod-agent")
+    assert role is not None and not role.get("rules")
+    with pytest.raises(AlreadyExists, match="controlled by Agent support-bot"):
+        effects.apply_owned(ObjectKind.ROLE, role_body(namespace, "another-uid", []))
+
+
+def test_pipelines_against_the_real_api(
+    effects: ApiKubeEffects, agent: dict[str, Any], namespace: str
+) -> None:
+    deps = Deps(MemoryStore(), effects, PipelineSettings(reporting_instance="test"))
+    run(Kind.AGENT, Operation.CREATE, agent, deps)
+    instance = effects.get(ObjectKind.AGENT_INSTANCE, namespace, "support-bot-default")
+    assert instance is not None
+    assert instance["metadata"]["ownerReferences"][0]["uid"] == agent["metadata"]["uid"]
+    run(Kind.AGENT_INSTANCE, Operation.CREATE, instance, deps)
+    for kind in (ObjectKind.SERVICE_ACCOUNT, ObjectKind.ROLE, ObjectKind.ROLE_BINDING):
+        assert effects.get(kind, namespace, "support-bot-default-agent") is not None
+    instance = effects.get(ObjectKind.AGENT_INSTANCE, namespace, "support-bot-default")
+    assert instance is not None
+    assert {c["type"]: c["status"] for c in instance["status"]["conditions"]} == {
+        "Ready": "True",
+        "Accepted": "True",
+    }
+    fresh = effects.get(ObjectKind.AGENT, namespace, "support-bot")
+    assert fresh is not None
+    ctx = run(Kind.AGENT, Operation.RESUME, fresh, deps)
+    status = effects.get(ObjectKind.AGENT, namespace, "support-bot")
+    assert status is not None
+    assert status["status"]["conditions"][0]["status"] == "True"
+    assert ctx.status["defaultInstanceId"] == instance["status"]["id"]
