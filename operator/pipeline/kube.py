@@ -253,10 +253,9 @@ def check_controller(
     if have == want:
         return
     metadata = existing.get("metadata") or {}
-    ours = (metadata.get("labels") or {}).get(MANAGED_BY_LABEL) == (
-        (desired.get("metadata") or {}).get("labels") or {}
-    ).get(MANAGED_BY_LABEL)
-    if have is None and ours:
+    want_label = ((desired.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL)
+    have_label = (metadata.get("labels") or {}).get(MANAGED_BY_LABEL)
+    if have is None and want_label is not None and have_label == want_label:
         return
     name = metadata.get("name", "?")
     owner = controller_ref(existing)

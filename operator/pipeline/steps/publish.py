@@ -14,16 +14,31 @@ Exactly once, across crashes:
 * crash after the Event, before ``mark_published`` -> the re-run posts an
   Event with the *same deterministic name*, the API answers AlreadyExists,
   and the entry is marked published without a second Event.
+
+Deleting an object in a namespace that is being deleted cannot post an
+Event (the API refuses new content there); that one case is logged and the
+entry marked published, so the deletion is not held up forever.
 """
 
 from __future__ import annotations
+
+import logging
 
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import store_pb2
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.keys import RESOURCE_ID, STALE_ENTRIES
-from stigmer_operator.pipeline.kube import EventRecord, EventType, ObjectKind, ObjectRef
+from stigmer_operator.pipeline.kube import (
+    ApiForbidden,
+    EventRecord,
+    EventType,
+    NotFound,
+    ObjectKind,
+    ObjectRef,
+)
 from stigmer_operator.pipeline.naming import event_name
+
+logger = logging.getLogger(__name__)
 
 _REASONS = {
     store_pb2.CHANGE_TYPE_CREATED: ("Created", "created"),
@@ -65,6 +80,14 @@ def _publish(ctx: RequestContext[Resource], kind: Kind, entry: store_pb2.ChangeL
         reason=reason,
         message=message,
     )
-    ctx.deps.kube.post_event(event)
+    try:
+        ctx.deps.kube.post_event(event)
+    except (ApiForbidden, NotFound) as exc:
+        if ctx.operation is not Operation.DELETE:
+            raise
+        # The namespace is being deleted (or is gone): no Event can ever be
+        # posted there. The change-log entry stays; retrying would only hold
+        # up the deletion.
+        logger.warning("cannot post the %s Event of %s: %s", reason, entry.name, exc)
     ctx.deps.store.mark_published(entry.sequence)
     ctx.deps.outbox.done(entry)

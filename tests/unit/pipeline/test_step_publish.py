@@ -7,7 +7,9 @@ from pipeline_world import World, agent_manifest, step_of
 
 from stigmer_operator.api.kinds import Kind
 from stigmer_operator.pipeline.context import Operation, Outcome
+from stigmer_operator.pipeline.errors import PipelineError
 from stigmer_operator.pipeline.keys import RESOURCE_ID
+from stigmer_operator.pipeline.kube import ApiForbidden, ServerError
 from stigmer_operator.pipeline.runner import Pipeline
 
 STEP = "Publish"
@@ -82,3 +84,19 @@ def test_delete_publishes_deleted(world: World) -> None:
     world.run(Kind.AGENT, "support-bot", op=Operation.DELETE)
     reasons = [e["reason"] for e in world.kube.events_for("support-bot")]
     assert sorted(reasons) == ["Created", "Deleted"]
+
+
+def test_delete_in_a_terminating_namespace_is_not_held_up(world: World) -> None:
+    world.agent()
+    world.kube.fail_next("post_event", ApiForbidden("namespace team-a is being terminated"))
+    world.run(Kind.AGENT, "support-bot", op=Operation.DELETE)
+    assert unpublished(world) == []
+
+
+def test_event_failures_outside_deletion_are_errors(world: World) -> None:
+    world.apply(agent_manifest())
+    world.kube.fail_next("post_event", ServerError("503"))
+    with pytest.raises(PipelineError) as caught:
+        world.run(Kind.AGENT, "support-bot")
+    assert caught.value.step == STEP and caught.value.retryable
+    assert len(unpublished(world)) == 1
