@@ -24,7 +24,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from stigmer_operator.api.kinds import Resource
@@ -70,6 +70,14 @@ def crash_if_requested(step: str, crash_after: str | None) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _observe(hook: Callable[..., None], *args: Any) -> None:
+    """Call an observer hook; a broken metrics hook must not fail a reconcile."""
+    try:
+        hook(*args)
+    except Exception:
+        logger.exception("pipeline observer %r failed", hook)
+
+
 class Pipeline:
     """A named, ordered list of steps."""
 
@@ -107,7 +115,7 @@ class Pipeline:
         self, step: Step, ctx: RequestContext[M], observer: StepObserver | None, debug: bool
     ) -> None:
         if observer is not None:
-            observer.on_step_start(self.name, step.name, ctx)
+            _observe(observer.on_step_start, self.name, step.name, ctx)
         ctx.take_unchanged()
         started = time.perf_counter()
         try:
@@ -120,7 +128,7 @@ class Pipeline:
                 "%s %s: step %s failed after %.6fs: %s", self.name, ctx, step.name, duration, error
             )
             if observer is not None:
-                observer.on_step_end(self.name, step.name, ctx, duration, error)
+                _observe(observer.on_step_end, self.name, step.name, ctx, duration, error)
             if error is exc:
                 raise
             raise error from exc
@@ -130,7 +138,7 @@ class Pipeline:
         if debug:
             logger.debug("%s %s: step %s %s in %.6fs", self.name, ctx, step.name, outcome, duration)
         if observer is not None:
-            observer.on_step_end(self.name, step.name, ctx, duration, None)
+            _observe(observer.on_step_end, self.name, step.name, ctx, duration, None)
 
     @staticmethod
     def _wrap(exc: Exception, step: str, ctx: RequestContext[Any]) -> PipelineError:

@@ -232,3 +232,16 @@ def test_crash_point_kills_the_process_right_after_the_step(tmp_path: Path) -> N
 def test_no_crash_point_by_default(ctx: RequestContext[Resource]) -> None:
     assert os.environ.get(CRASH_AFTER_STEP_ENV) is None
     Pipeline("p", [Recorder("A", [])]).run(ctx)
+
+
+def test_a_broken_observer_does_not_fail_the_pipeline(
+    ctx: RequestContext[Resource], caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(SpyObserver):
+        def on_step_start(self, pipeline: str, step: str, ctx: RequestContext[Any]) -> None:
+            raise RuntimeError("metrics registry exploded")
+
+    log: list[str] = []
+    Pipeline("p", [Recorder("A", log)], observer=Broken()).run(ctx)
+    assert log == ["A"]
+    assert any("observer" in r.getMessage() for r in caplog.records)
