@@ -66,10 +66,11 @@ def _put_ownership(ctx: RequestContext[Resource], spec: AgentSpec) -> bool:
     )
     store = ctx.deps.store
     try:
-        if store.get_ownership(record.agent_id) == record:
-            return False
+        current: store_pb2.OwnershipRecord | None = store.get_ownership(record.agent_id)
     except NotFoundError:
-        pass
+        current = None
+    if current == record:
+        return False
     store.put_ownership(record)
     return True
 
