@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from stigmer_operator import metrics
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind
 from stigmer_operator.pipeline.deps import PipelineSettings
 from stigmer_operator.pipeline.kube import (
@@ -49,6 +50,8 @@ R = TypeVar("R")
 EVENT_MESSAGE_MAX = 1024
 #: ``reportingInstance`` limit enforced by the API.
 REPORTING_INSTANCE_MAX = 128
+#: Verbs counted in ``stigmer_kubernetes_writes_total``.
+WRITE_VERBS = frozenset({"create", "patch", "delete"})
 
 
 def translate(exc: BaseException, what: str) -> KubeError:
@@ -111,6 +114,11 @@ class ApiKubeEffects:
 
     # -- plumbing ------------------------------------------------------------
     def _call(self, what: str, fn: Callable[[], R]) -> R:
+        # ``what`` is "<verb> <resource> <namespace>/<name>" at every call site;
+        # writes are counted when sent, whatever the answer.
+        verb, _, rest = what.partition(" ")
+        if verb in WRITE_VERBS:
+            metrics.API_WRITES.labels(verb, rest.partition(" ")[0]).inc()
         try:
             return fn()
         except ApiException as exc:
