@@ -6,7 +6,10 @@
 --
 --   Healthy      Ready=True, observed at the object's current generation
 --   Progressing  no status yet, generation not observed yet, Ready=Unknown,
---                or Ready=False with a transient reason (the operator retries)
+--                or Ready=False with a transient reason: the operator retries,
+--                or waits for something that GitOps applies alongside (an
+--                AgentInstance whose Agent does not exist yet: AgentNotFound;
+--                the instance is re-run as soon as the Agent appears)
 --   Degraded     Ready=False with any other (permanent) reason; the message
 --                says why, e.g. a validation error
 --
@@ -14,6 +17,7 @@
 -- examples/argocd/argocd-cm.yaml embed this file verbatim (a test checks).
 
 local TRANSIENT_REASONS = {
+  AgentNotFound = true,
   Pending = true,
   Progressing = true,
   Reconciling = true,

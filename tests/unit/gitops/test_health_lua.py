@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from lupa import lua51
 
+from stigmer_operator.pipeline.errors import Reason
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 HEALTH_LUA = REPO_ROOT / "deploy" / "argocd" / "health.lua"
 
@@ -140,25 +142,41 @@ def test_condition_without_observed_generation_uses_top_level() -> None:
     assert status == "Healthy"
 
 
-@pytest.mark.parametrize(
-    ("reason", "message"),
-    [
-        ("ValidationFailed", "spec.instructions: must be at least 10 characters"),
-        ("Unauthorized", "scope platform is only allowed in platform namespaces"),
-        ("DuplicateSlug", "slug support-bot is already used by Agent team-a/other"),
-    ],
-)
-def test_ready_false_with_permanent_reason_is_degraded_with_message(
-    reason: str, message: str
-) -> None:
+#: Refusals that only a spec change can fix. AgentNotFound is a refusal too,
+#: but the instance is re-run as soon as its Agent appears (GitOps applies both
+#: together), so it is Progressing, not Degraded.
+PERMANENT = sorted(r.value for r in Reason if r.refuses_object and r is not Reason.AGENT_NOT_FOUND)
+
+
+def test_permanent_reasons_are_the_operators_refusals() -> None:
+    assert {
+        "ValidationFailed",
+        "Forbidden",
+        "DuplicateSlug",
+        "IamConflict",
+        "DefaultInstanceConflict",
+    } <= set(PERMANENT)
+
+
+@pytest.mark.parametrize("reason", PERMANENT)
+def test_ready_false_with_permanent_reason_is_degraded_with_message(reason: str) -> None:
+    message = f"spec.instructions: refused because {reason}"
     status, text = health(_ready("False", reason, message))
     assert status == "Degraded"
+    assert text == f"{reason}: {message}"
+
+
+@pytest.mark.parametrize("reason", sorted(r.value for r in Reason if not r.refuses_object))
+def test_infrastructure_trouble_is_progressing(reason: str) -> None:
+    # The operator reports store/API/internal errors as Ready=Unknown and retries.
+    status, text = health(_ready("Unknown", reason, "the API server is unavailable"))
+    assert status == "Progressing"
     assert reason in text
-    assert message in text
 
 
 @pytest.mark.parametrize(
-    "reason", ["TemporaryError", "Retrying", "Reconciling", "WaitingForAgent", "Pending"]
+    "reason",
+    ["TemporaryError", "Retrying", "Reconciling", "WaitingForAgent", "Pending", "AgentNotFound"],
 )
 def test_ready_false_with_transient_reason_is_progressing(reason: str) -> None:
     status, text = health(_ready("False", reason, "the API server is unavailable, retrying"))
@@ -169,7 +187,7 @@ def test_ready_false_with_transient_reason_is_progressing(reason: str) -> None:
 def test_degraded_agent_instance() -> None:
     obj = _ready(
         "False",
-        "AgentNotShared",
+        "Forbidden",
         "Agent team-b/helper is not shared with org team-a",
         kind="AgentInstance",
     )
