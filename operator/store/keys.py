@@ -15,6 +15,7 @@ Layout (``·`` is the separator byte ``0x00``)::
     name·{kind}·{namespace}·{name}   -> id    (Kubernetes object -> id)
     inst·{agent id}·{instance id}    -> b""   (instances of an agent)
     hist·{kind}·{id}·{~version}      -> serialized HistoryEntry, newest first
+    head·{kind}·{id}                 -> the newest HistoryEntry without its resource
     log·{sequence}                   -> serialized ChangeLogEntry, oldest first
     own·{agent id}                   -> serialized OwnershipRecord
 
@@ -33,6 +34,10 @@ Why these choices:
   resource's history yields the newest version first.
 * Index values hold the id (or nothing) rather than a copy of the resource,
   so an update rewrites one value, not several.
+* ``head`` duplicates the header of the newest history entry so that every
+  save learns "is this a new version, and which number" from a point get
+  (answered by the bloom filter when the resource is new) instead of an
+  iterator seek across every level of the LSM tree.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ class Section(enum.Enum):
     NAME = b"name"
     INSTANCE = b"inst"
     HISTORY = b"hist"
+    HEAD = b"head"
     LOG = b"log"
     OWNERSHIP = b"own"
 
@@ -78,16 +84,30 @@ def component(text: str) -> bytes:
         raise InvalidKeyError(f"key component {text!r} is not valid UTF-8") from exc
 
 
-def _join(section: Section, *parts: bytes) -> bytes:
-    return SEPARATOR.join((section.value, *parts))
+# The section names as plain bytes: functions below run on every store call,
+# and reading ``Section.X.value`` goes through a Python-level descriptor.
+_META = Section.META.value
+_RESOURCE = Section.RESOURCE.value
+_ORG = Section.ORG.value
+_SLUG = Section.SLUG.value
+_NAME = Section.NAME.value
+_INSTANCE = Section.INSTANCE.value
+_HISTORY = Section.HISTORY.value
+_HEAD = Section.HEAD.value
+_LOG = Section.LOG.value
+_OWNERSHIP = Section.OWNERSHIP.value
 
 
-def _prefix(section: Section, *parts: bytes) -> bytes:
-    return _join(section, *parts) + SEPARATOR
+def _join(section: bytes, *parts: bytes) -> bytes:
+    return SEPARATOR.join((section, *parts))
+
+
+def _prefix(section: bytes, *parts: bytes) -> bytes:
+    return SEPARATOR.join((section, *parts, b""))
 
 
 def _kind(kind: Kind) -> bytes:
-    return kind.value.encode("ascii")
+    return kind.encode("ascii")  # a Kind is a str: its value
 
 
 def _hex(number: int) -> bytes:
@@ -98,8 +118,8 @@ def _hex(number: int) -> bytes:
 
 # -- meta -----------------------------------------------------------------
 
-FORMAT_KEY = _join(Section.META, b"format")
-LAST_SEQUENCE_KEY = _join(Section.META, b"seq")
+FORMAT_KEY = _join(_META, b"format")
+LAST_SEQUENCE_KEY = _join(_META, b"seq")
 
 
 def encode_sequence_value(sequence: int) -> bytes:
@@ -115,37 +135,37 @@ def decode_sequence_value(value: bytes) -> int:
 
 
 def resource(kind: Kind, resource_id: str) -> bytes:
-    return _join(Section.RESOURCE, _kind(kind), component(resource_id))
+    return _join(_RESOURCE, _kind(kind), component(resource_id))
 
 
 def resources_of(kind: Kind) -> bytes:
     """Prefix of every live resource of a kind, ordered by id."""
-    return _prefix(Section.RESOURCE, _kind(kind))
+    return _prefix(_RESOURCE, _kind(kind))
 
 
 def org_index(kind: Kind, org: str, resource_id: str) -> bytes:
-    return _join(Section.ORG, _kind(kind), component(org), component(resource_id))
+    return _join(_ORG, _kind(kind), component(org), component(resource_id))
 
 
 def org_prefix(kind: Kind, org: str) -> bytes:
     """Prefix of the org index entries of one org (ids follow, in order)."""
-    return _prefix(Section.ORG, _kind(kind), component(org))
+    return _prefix(_ORG, _kind(kind), component(org))
 
 
 def slug_index(kind: Kind, org: str, slug: str) -> bytes:
-    return _join(Section.SLUG, _kind(kind), component(org), component(slug))
+    return _join(_SLUG, _kind(kind), component(org), component(slug))
 
 
 def name_index(kind: Kind, namespace: str, name: str) -> bytes:
-    return _join(Section.NAME, _kind(kind), component(namespace), component(name))
+    return _join(_NAME, _kind(kind), component(namespace), component(name))
 
 
 def instance_index(agent_id: str, instance_id: str) -> bytes:
-    return _join(Section.INSTANCE, component(agent_id), component(instance_id))
+    return _join(_INSTANCE, component(agent_id), component(instance_id))
 
 
 def instances_prefix(agent_id: str) -> bytes:
-    return _prefix(Section.INSTANCE, component(agent_id))
+    return _prefix(_INSTANCE, component(agent_id))
 
 
 def last_component(key: bytes) -> str:
@@ -159,12 +179,17 @@ def last_component(key: bytes) -> str:
 def history(kind: Kind, resource_id: str, version: int) -> bytes:
     if version < 1:
         raise InvalidKeyError(f"history versions start at 1, got {version}")
-    return _join(Section.HISTORY, _kind(kind), component(resource_id), _hex(_U64_MAX - version))
+    return _join(_HISTORY, _kind(kind), component(resource_id), _hex(_U64_MAX - version))
 
 
 def history_prefix(kind: Kind, resource_id: str) -> bytes:
     """Prefix of one resource's history; a forward scan is newest first."""
-    return _prefix(Section.HISTORY, _kind(kind), component(resource_id))
+    return _prefix(_HISTORY, _kind(kind), component(resource_id))
+
+
+def history_head(kind: Kind, resource_id: str) -> bytes:
+    """The newest version of a resource, as one point get (written with each version)."""
+    return _join(_HEAD, _kind(kind), component(resource_id))
 
 
 def history_version(key: bytes) -> int:
@@ -176,7 +201,7 @@ def history_version(key: bytes) -> int:
 
 
 def change(sequence: int) -> bytes:
-    return _join(Section.LOG, _hex(sequence))
+    return _join(_LOG, _hex(sequence))
 
 
 def change_sequence(key: bytes) -> int:
@@ -188,7 +213,7 @@ def change_sequence(key: bytes) -> int:
 
 
 def ownership(agent_id: str) -> bytes:
-    return _join(Section.OWNERSHIP, component(agent_id))
+    return _join(_OWNERSHIP, component(agent_id))
 
 
 # -- whole sections and scanning helpers --------------------------------------
@@ -196,12 +221,7 @@ def ownership(agent_id: str) -> bytes:
 
 def section_prefix(section: Section) -> bytes:
     """Prefix of every key of a section (the whole history, the whole log, ...)."""
-    return _prefix(section)
-
-
-def kind_history_prefix(kind: Kind) -> bytes:
-    """Prefix of the history of every resource of a kind."""
-    return _prefix(Section.HISTORY, _kind(kind))
+    return _prefix(section.value)
 
 
 def prefix_end(prefix: bytes) -> bytes:

@@ -34,7 +34,6 @@ says what to do.
 from __future__ import annotations
 
 import builtins
-import contextlib
 import enum
 import json
 import os
@@ -44,10 +43,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, NamedTuple, Self, TypeVar
 
 import rocksdict
 from google.protobuf import timestamp_pb2
@@ -130,6 +128,7 @@ class RocksStore:
         self._write_options = rocksdict.WriteOptions()
         self._write_options.sync = sync_writes
         self._last_sequence = 0
+        self._guard = _ReadGuard(path)
 
     # -- opening -------------------------------------------------------------
     @classmethod
@@ -316,6 +315,7 @@ class RocksStore:
                 batch.delete(key)
             count = len(batch)
             if count:
+                batch.delete(keys.history_head(kind, resource_id))
                 self._write(batch)
             return count
 
@@ -433,24 +433,28 @@ class RocksStore:
         if previous is None:
             old_index: dict[bytes, bytes] = {}
         elif previous == item.value:
-            old_index = item.index  # same bytes, same index entries: no parse needed
+            old_index = item.index_entries  # same bytes, same index entries: no parse needed
         else:
             old_index = _index_entries(item.kind, self._parse(item.kind.message_type, previous))
-        self._move_indexes(pending, item.resource_id, old_index, item.index)
+        self._move_indexes(pending, item.resource_id, old_index, item.index_entries)
         if previous != item.value:
             pending.put(item.key, item.value)
         head = self._head(pending, item.kind, item.resource_id)
-        if previous is not None and head is not None and head.matches(item):
+        if (
+            previous is not None
+            and head is not None
+            and (head.spec_hash, head.generation) == (item.digest, item.generation)
+        ):
             return None
         change = (
             store_pb2.CHANGE_TYPE_UPDATED if previous is not None else store_pb2.CHANGE_TYPE_CREATED
         )
         version = head.version + 1 if head is not None else 1
+        header = _history_header(item, change, version)
         pending.put(
-            keys.history(item.kind, item.resource_id, version),
-            _history_bytes(item, change, version),
+            keys.history(item.kind, item.resource_id, version), _with_resource(item, header)
         )
-        pending.heads[(item.kind, item.resource_id)] = _Head(version, item.digest, item.generation)
+        pending.put(keys.history_head(item.kind, item.resource_id), header)
         return self._stage_log(pending, item.kind, item.resource, item.digest, change)
 
     def _stage_delete(
@@ -512,14 +516,12 @@ class RocksStore:
             return pending.staged[key]
         return self._get(key)
 
-    def _head(self, pending: _Pending, kind: Kind, resource_id: str) -> _Head | None:
-        staged = pending.heads.get((kind, resource_id))
-        if staged is not None:
-            return staged
-        newest = self._newest_history(kind, resource_id)
-        if newest is None:
-            return None
-        return _Head(newest.version, newest.spec_hash, newest.generation)
+    def _head(
+        self, pending: _Pending, kind: Kind, resource_id: str
+    ) -> store_pb2.HistoryEntry | None:
+        """The newest history entry's header (no resource), or None without history."""
+        data = self._read(pending, keys.history_head(kind, resource_id))
+        return None if data is None else self._parse(store_pb2.HistoryEntry, data)
 
     # -- reading -------------------------------------------------------------
     # Every read goes through these helpers, so a failure inside RocksDB or a
@@ -528,25 +530,25 @@ class RocksStore:
 
     def _get(self, key: bytes) -> bytes | None:
         db = self._handle()
-        with self._reading():
+        with self._guard:
             value = db.get(key)
         return None if value is None else _as_bytes(value)
 
     def _parse(self, message_type: type[_M], data: bytes) -> _M:
-        with self._reading():
+        with self._guard:
             return message_type.FromString(data)
 
     def _scan(self, prefix: bytes, *, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         db = self._handle()
         read = _bounded(prefix)  # must outlive the iterator, see _bounded
-        with self._reading():
+        with self._guard:
             for key, value in db.items(from_key=start or prefix, read_opt=read):
                 yield _as_bytes(key), _as_bytes(value)
 
     def _scan_keys(self, prefix: bytes) -> Iterator[bytes]:
         db = self._handle()
         read = _bounded(prefix)  # must outlive the iterator, see _bounded
-        with self._reading():
+        with self._guard:
             for key in db.keys(from_key=prefix, read_opt=read):
                 yield _as_bytes(key)
 
@@ -569,15 +571,11 @@ class RocksStore:
 
     def _get_many(self, kind: Kind, resource_keys: builtins.list[bytes]) -> Iterator[Resource]:
         db = self._handle()
-        with self._reading():
+        with self._guard:
             values: Any = db.get(builtins.list[_RdictKey](resource_keys))  # one multi-get
         for value in values:
             if value is not None:
                 yield self._parse(kind.message_type, _as_bytes(value))
-
-    def _newest_history(self, kind: Kind, resource_id: str) -> store_pb2.HistoryEntry | None:
-        prefix = keys.history_prefix(kind, resource_id)
-        return next(self._messages(prefix, store_pb2.HistoryEntry), None)
 
     def _count(self, prefix: bytes) -> int:
         return sum(1 for _key in self._scan_keys(prefix))
@@ -588,25 +586,43 @@ class RocksStore:
         log_prefix = keys.section_prefix(keys.Section.LOG)
         db = self._handle()
         read = _bounded(log_prefix)  # must outlive the iterator, see _bounded
-        with self._reading():
+        with self._guard:
             iterator = db.iter(read)
             iterator.seek_to_last()
             last = _as_bytes(iterator.key()) if iterator.valid() else b""
         from_log = keys.change_sequence(last) if last.startswith(log_prefix) else 0
         return max(from_meta, from_log)
 
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[None]:
-        try:
-            yield
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise _read_error(self._path, exc) from exc
+
+class _ReadGuard:
+    """Turns any failure of a read into a StoreError naming the store.
+
+    A failure inside RocksDB, or a value that does not parse, must reach the
+    caller (and the CLI) as a store error, never as a bare rocksdict
+    exception. A class rather than ``contextlib.contextmanager``: it wraps
+    every point get, and a generator-based context manager costs more than
+    the get itself.
+    """
+
+    __slots__ = ("_location",)
+
+    def __init__(self, location: Path) -> None:
+        self._location = location
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, Exception) and not isinstance(exc, StoreError):
+            raise _read_error(self._location, exc) from exc
 
 
-@dataclass(frozen=True, slots=True)
-class _Prepared:
+class _Prepared(NamedTuple):
     """A resource ready to stage: validated, serialized and hashed outside the lock."""
 
     kind: Kind
@@ -616,7 +632,7 @@ class _Prepared:
     value: bytes
     digest: str
     generation: int
-    index: dict[bytes, bytes]
+    index_entries: dict[bytes, bytes]
 
     @classmethod
     def of(cls, resource: Resource) -> _Prepared:
@@ -632,20 +648,8 @@ class _Prepared:
             value=resource.SerializeToString(),
             digest=spec_hash(resource),
             generation=resource.metadata.generation,
-            index=_index_entries(kind, resource),
+            index_entries=_index_entries(kind, resource),
         )
-
-
-@dataclass(frozen=True, slots=True)
-class _Head:
-    """What idempotency needs of a resource's newest history entry."""
-
-    version: int
-    spec_hash: str
-    generation: int
-
-    def matches(self, item: _Prepared) -> bool:
-        return self.spec_hash == item.digest and self.generation == item.generation
 
 
 class _Pending:
@@ -659,7 +663,6 @@ class _Pending:
     def __init__(self, last_sequence: int) -> None:
         self.batch = rocksdict.WriteBatch(raw_mode=True)
         self.staged: dict[bytes, bytes | None] = {}
-        self.heads: dict[tuple[Kind, str], _Head] = {}
         self.sequence = last_sequence
 
     def put(self, key: bytes, value: bytes) -> None:
@@ -694,15 +697,9 @@ def _now() -> timestamp_pb2.Timestamp:
     return stamp
 
 
-def _history_bytes(item: _Prepared, change: store_pb2.ChangeType.ValueType, version: int) -> bytes:
-    """A serialized HistoryEntry, reusing the resource's serialized bytes.
-
-    Protobuf writes fields in field-number order and the resource is the
-    highest-numbered field, so the header's bytes followed by the resource
-    field are exactly what ``SerializeToString`` of the whole entry would
-    produce, without copying and re-serializing the resource.
-    """
-    header = store_pb2.HistoryEntry(
+def _history_header(item: _Prepared, change: store_pb2.ChangeType.ValueType, version: int) -> bytes:
+    """A serialized HistoryEntry without its resource: the ``head`` value."""
+    return store_pb2.HistoryEntry(
         kind=item.kind.proto_kind,
         id=item.resource_id,
         version=version,
@@ -711,6 +708,16 @@ def _history_bytes(item: _Prepared, change: store_pb2.ChangeType.ValueType, vers
         recorded_at=_now(),
         change=change,
     ).SerializeToString()
+
+
+def _with_resource(item: _Prepared, header: bytes) -> bytes:
+    """The full serialized HistoryEntry, reusing the resource's serialized bytes.
+
+    Protobuf writes fields in field-number order and the resource is the
+    highest-numbered field, so the header's bytes followed by the resource
+    field are exactly what ``SerializeToString`` of the whole entry would
+    produce, without copying and re-serializing the resource.
+    """
     tag = (_HISTORY_RESOURCE_FIELD[item.kind] << 3) | _WIRE_TYPE_LENGTH_DELIMITED
     return b"".join((header, _varint(tag), _varint(len(item.value)), item.value))
 

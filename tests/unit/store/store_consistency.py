@@ -56,6 +56,7 @@ def check_consistency(path: Path) -> Summary:
     history = _check_history(sections[keys.Section.HISTORY])
     live = _live(sections[keys.Section.RESOURCE])
     _check_log_matches_history(log, history)
+    _check_heads(sections[keys.Section.HEAD], history)
     _check_live_matches_log_and_history(live, log, history)
     _check_indexes(sections, live)
     for key, value in sections[keys.Section.OWNERSHIP].items():
@@ -86,6 +87,20 @@ def _check_history(entries: dict[bytes, bytes]) -> dict[_Ref, list[store_pb2.His
     for versions in history.values():  # keys sort newest first
         assert [e.version for e in versions] == list(range(len(versions), 0, -1))
     return history
+
+
+def _check_heads(
+    heads: dict[bytes, bytes], history: dict[_Ref, list[store_pb2.HistoryEntry]]
+) -> None:
+    """Each resource with history has a head: its newest entry without the resource."""
+    expected = {}
+    for (kind, resource_id), versions in history.items():
+        newest = store_pb2.HistoryEntry()
+        newest.CopyFrom(versions[0])
+        newest.ClearField("resource")
+        expected[keys.history_head(kind, resource_id)] = newest
+    actual = {key: store_pb2.HistoryEntry.FromString(value) for key, value in heads.items()}
+    assert actual == expected
 
 
 def _live(entries: dict[bytes, bytes]) -> dict[_Ref, Resource]:

@@ -188,6 +188,18 @@ def test_history_survives_delete_until_purged(store: Store) -> None:
     assert store.purge_history(Kind.AGENT, "agt-0001") == 0
 
 
+def test_purging_a_live_resource_lets_the_next_save_start_a_new_history(store: Store) -> None:
+    resource = agent(1, generation=4)
+    store.save(resource)
+    store.purge_history(Kind.AGENT, "agt-0001")
+
+    entry = store.save(resource)
+
+    assert entry is not None
+    assert entry.change == UPDATED
+    assert [(h.version, h.generation) for h in store.history(Kind.AGENT, "agt-0001")] == [(1, 4)]
+
+
 def test_purge_touches_only_that_resource(store: Store) -> None:
     store.save(agent(1))
     store.save(agent(2))

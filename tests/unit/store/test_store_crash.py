@@ -85,6 +85,7 @@ def _drop_first(path: Path, prefix: bytes) -> None:
         keys.section_prefix(keys.Section.SLUG),
         keys.section_prefix(keys.Section.INSTANCE),
         keys.section_prefix(keys.Section.HISTORY),
+        keys.section_prefix(keys.Section.HEAD),
         keys.section_prefix(keys.Section.LOG),
         keys.resources_of(Kind.AGENT_INSTANCE),
     ],
