@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from pipeline_world import World, agent_manifest
 
 from stigmer_operator.api.kinds import Kind
 from stigmer_operator.pipeline.context import Operation, Outcome
+from stigmer_operator.pipeline.errors import PipelineError, Reason
+from stigmer_operator.pipeline.kube import NotFound, ServerError
 from stigmer_operator.pipeline.steps.send_response import status_patch
 
 STEP = "SendResponse"
@@ -46,3 +49,21 @@ def test_status_patch_nulls_owned_fields_no_longer_set() -> None:
     assert status_patch(current, {"id": "x", "agentId": "old"}) is None
     assert status_patch({}, {"id": "x"}) == {"id": "x"}
     assert status_patch(None, {"id": "x"}) == {"id": "x"}
+
+
+def test_api_failures_are_reported_with_retryability(world: World) -> None:
+    world.apply(agent_manifest())
+    world.kube.fail_next("patch_status", ServerError("patch agents/status: HTTP 503"))
+    with pytest.raises(PipelineError) as caught:
+        world.run(Kind.AGENT, "support-bot")
+    error = caught.value
+    assert (error.step, error.reason, error.retryable) == (
+        STEP,
+        Reason.KUBERNETES_API_ERROR,
+        True,
+    )
+    assert "HTTP 503" in error.message
+    world.kube.fail_next("patch_status", NotFound("patch agents/status: HTTP 404"))
+    with pytest.raises(PipelineError) as caught:
+        world.run(Kind.AGENT, "support-bot", op=Operation.RESUME)
+    assert caught.value.reason is Reason.KUBERNETES_API_ERROR and not caught.value.retryable

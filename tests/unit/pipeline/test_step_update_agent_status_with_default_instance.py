@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 from pipeline_world import World, agent_manifest, step_of
 
 from stigmer_operator.api.kinds import Kind
 from stigmer_operator.api.v1 import agent_pb2
 from stigmer_operator.pipeline.context import Operation, Outcome
+from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.keys import DEFAULT_INSTANCE_READY, RESOURCE_ID
 from stigmer_operator.pipeline.kube import ObjectKind
 from stigmer_operator.pipeline.naming import resource_id
+from stigmer_operator.store.errors import StoreError
 
 STEP = "UpdateAgentStatusWithDefaultInstance"
 
@@ -72,3 +75,18 @@ def test_resource_id_is_the_agents(world: World) -> None:
     world.apply(agent_manifest())
     ctx = world.run_until(STEP, Kind.AGENT, "support-bot")
     assert ctx.values.get(RESOURCE_ID).startswith("agt-")
+
+
+def test_store_failure_is_a_retryable_store_error(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.apply(agent_manifest())
+    ctx = world.run_until(STEP, Kind.AGENT, "support-bot")
+
+    def broken(resource: object) -> None:
+        raise StoreError("write stall")
+
+    monkeypatch.setattr(world.store, "save", broken)
+    with pytest.raises(PipelineError) as caught:
+        step_of(Kind.AGENT, STEP).run(ctx)
+    assert caught.value.reason is Reason.STORE_ERROR and caught.value.retryable
