@@ -6,7 +6,9 @@
    example Agent and AgentInstance become Ready, which proves the RBAC is
    sufficient, and the identity is refused everything outside the contract
    (deleting or listing Secrets, deleting Agents, ...), which proves it is
-   minimal. Cluster-wide, namespaced and peering installs are each run.
+   minimal. Cluster-wide, namespaced and peering installs are each run, and
+   the peering install's two replicas fail over: the standby stays paused
+   while the active one runs and takes over when it stops.
 2. Every chart variant (default values and each ``ci/*-values.yaml``) is
    rendered and applied with ``kubectl apply --server-side --dry-run=server``:
    the API server validates every object (schemas, RBAC rules, PVCs, ...).
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -322,6 +325,86 @@ def test_install_and_run_as_the_chart_service_account(
                 )
                 assert result.returncode != 0 and "Forbidden" in result.stderr, attempt
             assert operator.returncode is None, operator.log_tail()
+    finally:
+        helm("uninstall", release, "--namespace", release_ns, check=False)
+
+
+def _wait_log(process: OperatorProcess, text: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in process.log_tail(400):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{text!r} not logged in {timeout}s:\n{process.log_tail(60)}")
+
+
+def _wait_peers(plane: ControlPlane, name: str, priorities: set[int]) -> None:
+    """Until the ClusterKopfPeering lists live peers with exactly these priorities."""
+    deadline = time.monotonic() + 60
+    seen: set[int] = set()
+    while time.monotonic() < deadline:
+        out = plane.kubectl("get", "clusterkopfpeering", name, "-o", "json").stdout
+        peers = json.loads(out).get("status") or {}
+        seen = {int(peer["priority"]) for peer in peers.values() if peer}
+        if seen == priorities:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"peers with priorities {priorities} not seen (last: {seen})")
+
+
+def _agent(name: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "agentic.stigmer.ai/v1",
+            "kind": "Agent",
+            "metadata": {"name": name},
+            "spec": {
+                "instructions": "Answer questions about the weather, briefly.",
+                "mcpServers": [{"name": "weather", "http": {"url": "https://weather.example/mcp"}}],
+            },
+        }
+    )
+
+
+def test_peering_standby_takes_over(plane: ControlPlane, helm: Helm, tmp_path: Path) -> None:
+    """Two replicas of the peering install: one active, the other paused until it stops."""
+    suffix = uuid.uuid4().hex[:6]
+    release, release_ns = "so-failover", f"stigmer-failover-{suffix}"
+    agents_ns = f"agents-failover-{suffix}"
+    _ensure_namespace(plane, agents_ns)
+    helm(
+        "install",
+        release,
+        str(CHART),
+        "--namespace",
+        release_ns,
+        "--create-namespace",
+        f"--values={CHART / 'ci' / 'peering-values.yaml'}",
+    )
+    try:
+        first, second = _deployments(plane, release_ns)
+        service_account = first["spec"]["template"]["spec"]["serviceAccountName"]
+        kubeconfig = plane.kubeconfig_for_token(plane.token_for(release_ns, service_account))
+        active = OperatorProcess(kubeconfig, tmp_path / "active", args=_operator_args(first))
+        standby = OperatorProcess(kubeconfig, tmp_path / "standby", args=_operator_args(second))
+        resumed = "Resuming operations after the pause"  # kopf: this peer is now active
+        with active:
+            # With --peering, kopf starts paused and resumes once the peering
+            # object shows no peer of higher priority.
+            _wait_log(active, resumed)
+            with standby:
+                _wait_peers(plane, f"{release}-stigmer-operator", {50, 49})
+                plane.kubectl("apply", "-n", agents_ns, "-f", "-", input=_agent("before-failover"))
+                _ready(plane, agents_ns, "agent/before-failover")
+                assert resumed not in standby.log_tail(400), "the standby must stay paused"
+
+                active.stop()  # a graceful stop withdraws it from the peering object
+                _wait_log(standby, resumed)
+                plane.kubectl("apply", "-n", agents_ns, "-f", "-", input=_agent("after-failover"))
+                _ready(
+                    plane, agents_ns, "agent/after-failover", "agentinstance/after-failover-default"
+                )
+                assert standby.returncode is None, standby.log_tail()
     finally:
         helm("uninstall", release, "--namespace", release_ns, check=False)
 
