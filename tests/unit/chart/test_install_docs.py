@@ -81,8 +81,12 @@ def test_kind_section_lists_what_make_kind_up_runs() -> None:
     assert dry.returncode == 0, dry.stderr
     recipe = " ".join(dry.stdout.replace("\\\n", " ").split())
     kind_block = next(b for b in _sh_blocks(INSTALL_DOC.read_text()) if "kind load" in b)
+    positions = []
     for command in _commands(kind_block):
-        assert " ".join(command) in recipe, f"{' '.join(command)!r} is not what make runs"
+        text = " ".join(command)
+        assert text in recipe, f"{text!r} is not what make runs"
+        positions.append(recipe.index(text))
+    assert positions == sorted(positions), "docs list the commands in another order than make"
 
 
 def test_documented_value_keys_exist() -> None:
