@@ -8,6 +8,7 @@ same way. Flags win over environment, environment over defaults.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -59,3 +60,17 @@ class OperatorSettings(BaseSettings):
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces
+
+    @property
+    def namespace_globs(self) -> bool:
+        """Whether ``namespaces`` holds kopf globs (``team-*``, ``!x``) rather than names.
+
+        Globs make kopf watch the Namespace list; plain names and cluster-wide
+        mode need no more than the chart's RBAC grants.
+        """
+        return has_globs(self.namespaces)
+
+
+def has_globs(patterns: Sequence[str]) -> bool:
+    """Whether any namespace pattern is a kopf glob rather than a plain name."""
+    return not all(set(pattern).isdisjoint("*?!,") for pattern in patterns)

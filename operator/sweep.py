@@ -20,6 +20,7 @@ from kopf._cogs.structs.references import (  # kopf is pinned: the same semantic
 )
 
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind, Resource
+from stigmer_operator.settings import has_globs
 from stigmer_operator.store import Store
 
 
@@ -32,16 +33,12 @@ def watched(namespace: str, patterns: Sequence[str]) -> bool:
     return not patterns or any(match_namespace(NamespaceName(namespace), p) for p in patterns)
 
 
-def _exact(patterns: Sequence[str]) -> bool:
-    return all(not set(p) & set("*?!,") for p in patterns)
-
-
 def list_cluster_objects(
     api_client: kubernetes.client.ApiClient, kind: Kind, namespaces: Sequence[str]
 ) -> list[dict[str, Any]]:
     """Every object of ``kind`` in the watched namespaces (all when ``namespaces`` is empty)."""
     api = kubernetes.client.CustomObjectsApi(api_client)
-    if not namespaces or not _exact(namespaces):
+    if not namespaces or has_globs(namespaces):
         everything = _items(api.list_cluster_custom_object(GROUP, VERSION, kind.plural))
         return [o for o in everything if watched(o["metadata"]["namespace"], namespaces)]
     items: list[dict[str, Any]] = []

@@ -75,6 +75,10 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSetti
     # The Publish step emits the Events users need; kopf's per-handler events
     # would double the API writes and say nothing a user can act on.
     kopf_settings.posting.enabled = False
+    # CRDs are installed before the operator (chart crds/, `make run`), so kopf
+    # need not list/watch CustomResourceDefinitions cluster-wide -- a permission
+    # the chart does not grant. Namespace globs still need the Namespace watch.
+    kopf_settings.scanning.disabled = not settings.namespace_globs
     kopf_settings.execution.max_workers = settings.max_workers
     # Reconnect quickly after an API server restart instead of hanging on a
     # dead watch connection.
