@@ -102,6 +102,13 @@ removed by the garbage collector.
 - apiGroups: ["agentic.stigmer.ai"]
   resources: ["agents/status", "agentinstances/status"]
   verbs: ["get", "patch", "update"]
+# Children carry blockOwnerDeletion; clusters with the
+# OwnerReferencesPermissionEnforcement admission plugin (OpenShift) require
+# `update` on the owner's finalizers subresource for that. No finalizer is
+# ever written.
+- apiGroups: ["agentic.stigmer.ai"]
+  resources: ["agents/finalizers", "agentinstances/finalizers"]
+  verbs: ["update"]
 # Kubernetes Events on the objects it reconciles.
 - apiGroups: [""]
   resources: ["events"]

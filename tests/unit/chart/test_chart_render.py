@@ -27,6 +27,8 @@ EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
     ("agentic.stigmer.ai", "agentinstances"): ALL_WRITE,
     ("agentic.stigmer.ai", "agents/status"): {"get", "patch", "update"},
     ("agentic.stigmer.ai", "agentinstances/status"): {"get", "patch", "update"},
+    ("agentic.stigmer.ai", "agents/finalizers"): {"update"},
+    ("agentic.stigmer.ai", "agentinstances/finalizers"): {"update"},
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
     ("", "serviceaccounts"): ALL_WRITE,
