@@ -446,12 +446,13 @@ class _Component:
             preexec_fn=_die_with_parent,  # only calls prctl, safe after fork
         )
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, *, kill: bool = False) -> None:
+        """SIGTERM (or, with ``kill``, SIGKILL at once), then SIGKILL after ``timeout``."""
         proc = self.proc
         if proc is not None:
             try:
                 if proc.poll() is None:
-                    self._signal(proc, signal.SIGTERM)
+                    self._signal(proc, signal.SIGKILL if kill else signal.SIGTERM)
                     try:
                         proc.wait(timeout=timeout)
                     except subprocess.TimeoutExpired:
@@ -666,8 +667,11 @@ class ControlPlane:
         if errors:
             raise ControlPlaneError("failed to stop: " + "; ".join(errors))
 
-    def stop_etcd(self) -> None:
-        self._components["etcd"].stop(self.stop_timeout)
+    def stop_etcd(self, *, kill: bool = False) -> None:
+        """Stop etcd: SIGTERM (a graceful stop takes ~7 s while the apiserver
+        holds watches), or SIGKILL with ``kill`` (a crash; no data is lost,
+        as the page cache outlives the process)."""
+        self._components["etcd"].stop(self.stop_timeout, kill=kill)
 
     def start_etcd(self, *, deadline: float | None = None) -> None:
         """Start etcd (again) on the same ports and data dir; wait for /health."""
@@ -678,25 +682,29 @@ class ControlPlane:
             deadline,
         )
 
-    def stop_apiserver(self) -> None:
-        self._components["kube-apiserver"].stop(self.stop_timeout)
+    def stop_apiserver(self, *, kill: bool = False) -> None:
+        """Stop kube-apiserver: SIGTERM, or SIGKILL with ``kill``."""
+        self._components["kube-apiserver"].stop(self.stop_timeout, kill=kill)
 
     def start_apiserver(self, *, deadline: float | None = None) -> None:
         """Start kube-apiserver (again) on the same port; wait for /readyz."""
         self._components["kube-apiserver"].start()
         self.wait_ready(deadline=deadline)
 
-    def restart_etcd(self, downtime: float = 0.0) -> None:
-        """Stop etcd, stay down ``downtime`` seconds, start it on the same data."""
-        self.stop_etcd()
+    def restart_etcd(self, downtime: float = 0.0, *, kill: bool = False) -> None:
+        """Stop etcd, stay down ``downtime`` seconds, start it on the same data.
+
+        Returns once etcd is healthy and the apiserver is ready again.
+        """
+        self.stop_etcd(kill=kill)
         time.sleep(downtime)
         deadline = time.monotonic() + self.startup_timeout
         self.start_etcd(deadline=deadline)
         self.wait_ready(deadline=deadline)
 
-    def restart_apiserver(self, downtime: float = 0.0) -> None:
+    def restart_apiserver(self, downtime: float = 0.0, *, kill: bool = False) -> None:
         """Stop kube-apiserver, stay down ``downtime`` seconds, start it again."""
-        self.stop_apiserver()
+        self.stop_apiserver(kill=kill)
         time.sleep(downtime)
         self.start_apiserver()
 

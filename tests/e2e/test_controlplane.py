@@ -103,7 +103,7 @@ def test_separate_control_plane_restarts_and_leaves_no_process(tmp_path: Path) -
         assert plane.apply_crds(crds) == ["widgets.example.stigmer.ai"]
 
         plane.kubectl("create", "configmap", "survivor", "--from-literal=k=v")
-        plane.restart_etcd()
+        plane.restart_etcd(kill=True)  # a crash: the data must survive
         plane.restart_apiserver()
         assert plane.pids["etcd"] != pids["etcd"]
         assert plane.pids["kube-apiserver"] != pids["kube-apiserver"]
