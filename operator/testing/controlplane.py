@@ -81,7 +81,7 @@ RECIPE_DIR = REPO_ROOT / "hack" / "controlplane"
 
 BUILD_HINT = (
     "build them with `make controlplane` (runs hack/controlplane/build.sh; "
-    "needs Go >= 1.26 and the Go module proxy, takes ~30 min cold on 2 cores), "
+    "needs Go >= 1.26 and the Go module proxy, about 10 minutes cold on 2 cores), "
     "or point STIGMER_CONTROLPLANE_BIN at a directory holding them"
 )
 
