@@ -54,6 +54,9 @@ case "${1:-}" in
   *) echo "usage: $0 [--print-bin-dir|--force]" >&2; exit 2 ;;
 esac
 
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
 if ! command -v go >/dev/null 2>&1; then
   echo "build.sh: 'go' is not on PATH; install Go (>= 1.26) first" >&2
   exit 1
