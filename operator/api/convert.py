@@ -1,11 +1,20 @@
 """Converters between CR dicts, the pydantic models and the protobuf messages.
 
-Why this is short: a CR's camelCase field names *are* the protobuf JSON
-names (``tests/unit/api/test_roundtrip.py`` proves the models and the
-messages agree field by field), so protobuf's own JSON mapping does the
-structural work. The one thing it cannot know is how an enum is spelled on
-each side (``platform`` in a CR, ``OWNER_SCOPE_PLATFORM`` in protobuf JSON);
-:data:`_ENUM_SPELLINGS` holds that, and a descriptor-guided walk applies it.
+Why this is short: the models' field names *are* the protobuf field names
+(snake_case in Python, camelCase -- the protobuf JSON names -- on the wire;
+``tests/unit/api/test_roundtrip.py`` proves the models and the messages
+agree field by field), so the structural work is done by protobuf itself:
+
+* model -> proto: the message's keyword constructor takes the model's
+  (snake_case) dump as is -- nested messages as dicts, repeated fields as
+  lists, maps as dicts -- in C, about ten times faster than
+  ``json_format.ParseDict`` (this conversion is on every reconcile's hot
+  path). Only enum values need a word: a descriptor-derived
+  :class:`_Plan` maps each model enum to its protobuf number and checks
+  that at most one member of each ``oneof`` is set (as ``ParseDict`` did).
+* proto -> model: protobuf's JSON mapping, with the enum spellings
+  (``platform`` in a CR, ``OWNER_SCOPE_PLATFORM`` in protobuf JSON) from
+  :data:`_ENUM_SPELLINGS`, applied by a descriptor-guided walk.
 
 Defaults policy:
 
@@ -22,6 +31,7 @@ Defaults policy:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from google.protobuf import json_format
@@ -125,9 +135,7 @@ _ENUM_READINGS: Final[Mapping[str, Mapping[str, str]]] = {
 
 def agent_spec_to_proto(spec: AgentSpec) -> agent_pb2.AgentSpec:
     """The storage form of a validated Agent spec."""
-    message = agent_pb2.AgentSpec()
-    json_format.ParseDict(_to_proto_json(_full_dump(spec), message.DESCRIPTOR), message)
-    return message
+    return agent_pb2.AgentSpec(**_proto_fields(spec, _AGENT_SPEC_PLAN))
 
 
 def agent_spec_from_proto(message: agent_pb2.AgentSpec) -> AgentSpec:
@@ -137,9 +145,7 @@ def agent_spec_from_proto(message: agent_pb2.AgentSpec) -> AgentSpec:
 
 def agent_instance_spec_to_proto(spec: AgentInstanceSpec) -> agent_instance_pb2.AgentInstanceSpec:
     """The storage form of a validated AgentInstance spec."""
-    message = agent_instance_pb2.AgentInstanceSpec()
-    json_format.ParseDict(_to_proto_json(_full_dump(spec), message.DESCRIPTOR), message)
-    return message
+    return agent_instance_pb2.AgentInstanceSpec(**_proto_fields(spec, _AGENT_INSTANCE_SPEC_PLAN))
 
 
 def agent_instance_spec_from_proto(
@@ -177,20 +183,123 @@ def spec_to_cr(spec: AgentSpec | AgentInstanceSpec) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------
-# The enum-spelling walk
+# model -> proto: keyword construction, guided by a per-message plan
 # --------------------------------------------------------------------------
 
+#: Per protobuf enum (full name): model enum value -> protobuf number.
+_ENUM_NUMBERS: Final[Mapping[str, Mapping[str, int]]] = {
+    resource_pb2.OwnerScope.DESCRIPTOR.full_name: {str(k): v for k, v in _SCOPES.items()},
+    agent_instance_pb2.EnvironmentRefKind.DESCRIPTOR.full_name: {
+        str(k): v for k, v in _ENVIRONMENT_REF_KINDS.items()
+    },
+}
 
-def _full_dump(spec: AgentSpec | AgentInstanceSpec) -> dict[str, Any]:
-    return spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+_SINGULAR, _REPEATED, _MAP = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a model dump of one message type needs before the constructor takes it.
+
+    Only the fields that need a step are listed: enums (the model's value ->
+    the protobuf number, by ``shape``: one value, a list, or map values) and
+    message fields whose type needs a step itself. ``oneofs`` lists the
+    member names of each ``oneof``: at most one may be set.
+    """
+
+    enums: tuple[tuple[str, int, Mapping[str, int], str], ...]
+    messages: tuple[tuple[str, int, _Plan], ...]
+    oneofs: tuple[tuple[str, ...], ...]
+    name: str
+
+    @property
+    def empty(self) -> bool:
+        return not (self.enums or self.messages or self.oneofs)
+
+
+def _shape(field: FieldDescriptor) -> tuple[int, FieldDescriptor]:
+    """The field's shape, and the descriptor of its values (a map's ``value`` field)."""
+    message_type = field.message_type
+    if message_type is not None and message_type.GetOptions().map_entry:
+        return _MAP, message_type.fields_by_name["value"]
+    return (_REPEATED if field.is_repeated else _SINGULAR), field
+
+
+def _plan(descriptor: Descriptor) -> _Plan:
+    enums: list[tuple[str, int, Mapping[str, int], str]] = []
+    messages: list[tuple[str, int, _Plan]] = []
+    for field in descriptor.fields:
+        shape, value_field = _shape(field)
+        if value_field.enum_type is not None:
+            name = value_field.enum_type.full_name
+            enums.append((field.name, shape, _ENUM_NUMBERS[name], name))
+        elif value_field.message_type is not None:
+            nested = _plan(value_field.message_type)
+            if not nested.empty:
+                messages.append((field.name, shape, nested))
+    oneofs = tuple(tuple(field.name for field in oneof.fields) for oneof in descriptor.oneofs)
+    return _Plan(tuple(enums), tuple(messages), oneofs, descriptor.full_name)
+
+
+def _enum_number(table: Mapping[str, int], enum_name: str, value: Any) -> int:
+    try:
+        return table[value]
+    except KeyError:
+        raise ValueError(f"{value!r} has no {enum_name} value") from None
+
+
+def _prepare(data: dict[str, Any], plan: _Plan) -> dict[str, Any]:
+    """Apply ``plan`` to one message's dump, in place (the dump is ours); returns it."""
+    for members in plan.oneofs:
+        chosen = [name for name in members if name in data]
+        if len(chosen) > 1:
+            raise ValueError(f"{plan.name}: more than one of {', '.join(chosen)} is set")
+    for name, shape, table, enum_name in plan.enums:
+        if name not in data:
+            continue
+        value = data[name]
+        if shape == _SINGULAR:
+            data[name] = _enum_number(table, enum_name, value)
+        elif shape == _REPEATED:
+            data[name] = [_enum_number(table, enum_name, item) for item in value]
+        else:
+            data[name] = {k: _enum_number(table, enum_name, v) for k, v in value.items()}
+    for name, shape, nested in plan.messages:
+        value = data.get(name)
+        if not value:
+            continue
+        if shape == _SINGULAR:
+            _prepare(value, nested)
+        elif shape == _REPEATED:
+            for item in value:
+                _prepare(item, nested)
+        else:
+            for item in value.values():
+                _prepare(item, nested)
+    return data
+
+
+def _proto_fields(spec: AgentSpec | AgentInstanceSpec, plan: _Plan) -> dict[str, Any]:
+    """The keyword arguments of the spec's message: its snake_case dump, enums as numbers.
+
+    ``exclude_none`` leaves unset ``oneof`` members (the MCP transports) out,
+    so exactly the chosen one is set. Everything else is written, defaults
+    included, as before (proto3 does not tell them apart).
+    """
+    return _prepare(spec.model_dump(exclude_none=True), plan)
+
+
+_AGENT_SPEC_PLAN: Final = _plan(agent_pb2.AgentSpec.DESCRIPTOR)
+_AGENT_INSTANCE_SPEC_PLAN: Final = _plan(agent_instance_pb2.AgentInstanceSpec.DESCRIPTOR)
+
+
+# --------------------------------------------------------------------------
+# proto -> model: the enum-spelling walk over protobuf JSON
+# --------------------------------------------------------------------------
 
 
 def _from_proto_json(message: agent_pb2.AgentSpec | agent_instance_pb2.AgentInstanceSpec) -> Any:
     return _respell(json_format.MessageToDict(message), message.DESCRIPTOR, _ENUM_READINGS)
-
-
-def _to_proto_json(cr: Mapping[str, Any], descriptor: Descriptor) -> Any:
-    return _respell(cr, descriptor, _ENUM_SPELLINGS)
 
 
 def _respell(
