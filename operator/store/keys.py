@@ -10,7 +10,7 @@ Layout (``·`` is the separator byte ``0x00``)::
     meta·format                      -> b"stigmer-operator/v1"
     meta·seq                         -> last change-log sequence (8 bytes, big-endian)
     res·{kind}·{id}                  -> serialized Agent / AgentInstance
-    org·{kind}·{org}·{id}            -> b""   (all of a kind in an org)
+    org·{kind}·{org}·{id}            -> serialized resource (all of a kind in an org)
     slug·{kind}·{org}·{slug}         -> id    (slug unique per org and kind)
     name·{kind}·{namespace}·{name}   -> id    (Kubernetes object -> id)
     inst·{agent id}·{instance id}    -> b""   (instances of an agent)
@@ -32,8 +32,11 @@ Why these choices:
   stay readable in a raw dump, and contain no separator byte. Versions are
   stored inverted (``2**64 - 1 - version``) so a forward scan of a
   resource's history yields the newest version first.
-* Index values hold the id (or nothing) rather than a copy of the resource,
-  so an update rewrites one value, not several.
+* Slug, name and instance entries hold the id (or nothing). The org entry
+  holds a copy of the resource: listing an org is the one query that returns
+  many resources, and a covering index answers it with one sequential range
+  scan instead of a random point read per resource (2x faster per resource
+  in ``bench/store_bench.py``, for ~16% more bytes on disk).
 * ``head`` duplicates the header of the newest history entry so that every
   save learns "is this a new version, and which number" from a point get
   (answered by the bloom filter when the resource is new) instead of an
@@ -43,6 +46,7 @@ Why these choices:
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 from stigmer_operator.api.kinds import Kind
 
@@ -166,6 +170,16 @@ def instance_index(agent_id: str, instance_id: str) -> bytes:
 
 def instances_prefix(agent_id: str) -> bytes:
     return _prefix(_INSTANCE, component(agent_id))
+
+
+def indexed_resources(kind: Kind, index_prefix: bytes, index_keys: Iterable[bytes]) -> list[bytes]:
+    """The resource keys named by index entries whose keys are ``index_prefix`` + id.
+
+    The id bytes are moved over as they are: no decoding, no re-validation.
+    """
+    base = resources_of(kind)
+    start = len(index_prefix)
+    return [base + key[start:] for key in index_keys]
 
 
 def last_component(key: bytes) -> str:

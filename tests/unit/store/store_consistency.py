@@ -155,7 +155,9 @@ def _check_indexes(
     for (kind, resource_id), resource in live.items():
         meta = resource.metadata
         own_id = resource_id.encode()
-        expected[keys.org_index(kind, meta.org, resource_id)] = b""
+        # the org index covers the resource: its value is the live value itself
+        live_value = sections[keys.Section.RESOURCE][keys.resource(kind, resource_id)]
+        expected[keys.org_index(kind, meta.org, resource_id)] = live_value
         expected[keys.slug_index(kind, meta.org, meta.slug)] = own_id
         expected[keys.name_index(kind, meta.namespace, meta.name)] = own_id
         if isinstance(resource, agent_instance_pb2.AgentInstance):

@@ -129,6 +129,7 @@ def test_status_only_change_rewrites_the_live_value_without_history(store: Store
 
     assert store.save(resource) is None
     assert store.get(Kind.AGENT, "agt-0001").status.default_instance_id == "ain-0001"
+    assert list(store.list_by_org(Kind.AGENT, "acme")) == [resource]
     assert len(store.history(Kind.AGENT, "agt-0001")) == 1
 
 

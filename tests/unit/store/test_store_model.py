@@ -131,8 +131,8 @@ def check(store: Store, model: Model) -> None:
         live = {rid: r for (k, rid), r in model.live.items() if k is kind}
         assert [r.metadata.id for r in store.list(kind)] == sorted(live)
         for org in ORGS:
-            expected = sorted(rid for rid, r in live.items() if r.metadata.org == org)
-            assert [r.metadata.id for r in store.list_by_org(kind, org)] == expected
+            expected = [live[rid] for rid in sorted(live) if live[rid].metadata.org == org]
+            assert list(store.list_by_org(kind, org)) == expected
         for number in range(4):
             resource_id = f"{kind.id_prefix}{number:04d}"
             check_lookups(store, kind, resource_id, live.get(resource_id), model)
