@@ -35,9 +35,10 @@ import kopf
 
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind
 from stigmer_operator.handlers.common import is_deletion, reconcile, reconcile_quietly
-from stigmer_operator.pipeline.conditions import ConditionType, is_true
+from stigmer_operator.pipeline.conditions import ConditionType, find_condition, is_true
 from stigmer_operator.pipeline.context import Operation
 from stigmer_operator.pipeline.deps import Deps
+from stigmer_operator.pipeline.errors import Reason
 from stigmer_operator.pipeline.kube import ObjectKind, controller_ref
 from stigmer_operator.pipeline.meta import conditions_of
 from stigmer_operator.pipeline.steps.create_default_instance import DEFAULT_INSTANCE_LABEL
@@ -72,11 +73,16 @@ def agent_deleted(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
 
 @kopf.index(*INSTANCES)
 def instances_by_agent(
-    namespace: str | None, name: str, spec: kopf.Spec, **_: Any
-) -> dict[tuple[str | None, str], tuple[str | None, str]]:
-    """(agent namespace, agent name) -> the instances that reference it."""
+    namespace: str | None, name: str, spec: kopf.Spec, body: kopf.Body, **_: Any
+) -> dict[tuple[str | None, str], tuple[str | None, str, bool]]:
+    """(agent namespace, agent name) -> (namespace, name, waiting) of each referencing instance.
+
+    ``waiting``: the instance was refused because the Agent did not exist.
+    """
     ref = spec.get("agentRef") or {}
-    return {(ref.get("namespace") or namespace, ref.get("name", "")): (namespace, name)}
+    ready = find_condition(conditions_of(body), ConditionType.READY) or {}
+    waiting = ready.get("reason") == Reason.AGENT_NOT_FOUND.value
+    return {(ref.get("namespace") or namespace, ref.get("name", "")): (namespace, name, waiting)}
 
 
 @kopf.on.event(*INSTANCES, labels={DEFAULT_INSTANCE_LABEL: "true"})
@@ -113,17 +119,18 @@ def wake_instances(
 ) -> None:
     """Re-run the AgentInstances that reference this Agent.
 
-    After a create or resume only instances that are not Ready can change (they
-    were waiting for this Agent); after an edit or a delete every referencing
-    instance is re-authorized against the new state.
+    After a create or resume only instances waiting for this Agent can change;
+    after an edit or a delete every referencing instance is re-authorized
+    against the new state.
     """
     metadata = body.get("metadata", {})
     deps: Deps = memo.deps
-    for namespace, name in index.get((metadata.get("namespace"), metadata.get("name")), []):
+    key = (metadata.get("namespace"), metadata.get("name"))
+    for namespace, name, waiting in index.get(key, []):
+        if only_waiting and not waiting:
+            continue
         instance = deps.kube.get(ObjectKind.AGENT_INSTANCE, namespace, name)
         if instance is None or instance.get("metadata", {}).get("deletionTimestamp"):
-            continue
-        if only_waiting and _is_ready(instance):
             continue
         reconcile_quietly(Kind.AGENT_INSTANCE, Operation.RESUME, instance, memo)
 

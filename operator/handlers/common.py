@@ -63,11 +63,15 @@ class Coordination:
             self._readiness.pop(uid, None)
 
     def readiness_changed(self, uid: str, ready: bool) -> bool:
-        """Remember ``ready`` for ``uid``; True when it differs from last time."""
+        """Remember ``ready`` for ``uid``; True when it flipped since it was last seen.
+
+        The first sight of an object is not a flip: at start-up the owner's
+        own resume handler reads the current readiness anyway.
+        """
         with self._guard:
-            changed = self._readiness.get(uid) != ready
+            previous = self._readiness.get(uid)
             self._readiness[uid] = ready
-            return changed
+            return previous is not None and previous != ready
 
 
 def key_of(kind: Kind, body: Mapping[str, Any]) -> ObjectKey:
