@@ -32,7 +32,7 @@ import urllib.parse
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Final, Self, TypeAlias, TypeVar
+from typing import Annotated, Any, Final, Self, TypeAlias, TypeGuard, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -155,6 +155,8 @@ PATTERN_MEANINGS: Final[Mapping[str, str]] = {
 
 #: ``${NAME}`` placeholders in MCP server configuration.
 PLACEHOLDER_RE: Final = re.compile(r"\$\{([^}]*)\}")
+#: What every match of ``PLACEHOLDER_RE`` starts with (a cheap pre-check).
+_PLACEHOLDER_START: Final = "${"
 
 _HTTP_URL_RE: Final = re.compile(r"^https?://[^\s/?#]+([/?#]\S*)?$")
 #: CEL twin of ``_HTTP_URL_RE`` (no ``\s`` so the rule needs no escaping).
@@ -519,7 +521,8 @@ class McpServerDefinition(
 
     @model_validator(mode="after")
     def _exactly_one_transport(self) -> Self:
-        problem = _transport_problem(self.model_dump(by_alias=True, include=set(_TRANSPORTS)))
+        # The transports themselves, not a dump of them: only "is it set" matters.
+        problem = _transport_problem({name: getattr(self, name) for name in _TRANSPORTS})
         if problem is not None:
             raise ValueError(problem)
         return self
@@ -893,18 +896,23 @@ class AgentInstanceStatus(_Model):
 Found: TypeAlias = tuple[Loc, str]
 
 
+def _is_mapping(value: object) -> TypeGuard[Mapping[Any, Any]]:
+    """``isinstance(value, Mapping)``, without the ABC check for the common ``dict``."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _items(data: object, key: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
     """``(index, item)`` for the object items of list ``data[key]``; junk is skipped."""
-    value = data.get(key) if isinstance(data, Mapping) else None
+    value = data.get(key) if _is_mapping(data) else None
     if isinstance(value, list):
         for index, item in enumerate(value):
-            if isinstance(item, Mapping):
+            if _is_mapping(item):
                 yield index, item
 
 
 def _strs(data: object, key: str) -> Iterator[tuple[int, str]]:
     """``(index, text)`` for the string items of list ``data[key]``."""
-    value = data.get(key) if isinstance(data, Mapping) else None
+    value = data.get(key) if _is_mapping(data) else None
     if isinstance(value, list):
         for index, item in enumerate(value):
             if isinstance(item, str):
@@ -1019,7 +1027,10 @@ def _placeholder_violations(spec: object) -> Iterator[Found]:
     declared = {name for name, _ in _named_items(spec, "env")}
     for index, server in _items(spec, "mcpServers"):
         for transport in _TRANSPORTS:
-            for loc, text in _strings(server.get(transport), ("mcpServers", index, transport)):
+            value = server.get(transport)
+            if value is None:
+                continue
+            for loc, text in _placeholder_strings(value, ("mcpServers", index, transport)):
                 for name in PLACEHOLDER_RE.findall(text):
                     if name not in declared:
                         yield (
@@ -1028,16 +1039,31 @@ def _placeholder_violations(spec: object) -> Iterator[Found]:
                         )
 
 
-def _strings(value: object, loc: Loc) -> Iterator[Found]:
-    """Every string inside ``value``, with its location (map keys excluded)."""
+def _placeholder_strings(value: object, loc: Loc) -> Iterator[Found]:
+    """Every string inside ``value`` that can hold a placeholder, with its location.
+
+    Map keys are excluded. A placeholder starts with ``${``, so strings
+    without one are skipped before their location is even built, and so are
+    numbers and booleans.
+    """
     if isinstance(value, str):
-        yield loc, value
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _strings(item, (*loc, str(key)))
+        if _PLACEHOLDER_START in value:
+            yield loc, value
+        return
+    if _is_mapping(value):
+        items: Iterable[tuple[str | int, object]] = (
+            (str(key), item) for key, item in value.items()
+        )
     elif isinstance(value, list):
-        for position, item in enumerate(value):
-            yield from _strings(item, (*loc, position))
+        items = enumerate(value)
+    else:
+        return
+    for segment, item in items:
+        if isinstance(item, str):
+            if _PLACEHOLDER_START in item:
+                yield (*loc, segment), item
+        elif isinstance(item, list) or _is_mapping(item):
+            yield from _placeholder_strings(item, (*loc, segment))
 
 
 # --------------------------------------------------------------------------
