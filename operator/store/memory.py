@@ -8,7 +8,11 @@ so that it also serves as the readable reference of those semantics: where
 the RocksDB store and this one disagree, read this one first.
 
 Values are kept serialized, as in RocksDB, so a caller mutating a message it
-passed in or got back can never change what the store holds.
+passed in or got back can never change what the store holds. Two small
+side tables keep ``save`` from parsing what it wrote before (it runs on
+every reconcile, often twice): the index keys each live resource holds, and
+the head (version, generation, spec hash) of each resource's history -- the
+in-memory twin of RocksDB's history head key.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from google.protobuf import timestamp_pb2
 
@@ -28,7 +33,16 @@ from stigmer_operator.store.errors import NotFoundError, StoreError
 from stigmer_operator.store.protocol import StoreStats, spec_hash
 
 _Ref = tuple[Kind, str]
+_IndexKey = tuple[Kind, str, str]
 _Predicate = Callable[[Resource], bool]
+
+
+class _Head(NamedTuple):
+    """What ``save`` needs of the newest history entry."""
+
+    version: int
+    generation: int
+    spec_hash: str
 
 
 @dataclass(slots=True)
@@ -39,15 +53,18 @@ class _State:
     slugs: dict[tuple[Kind, str, str], str] = field(default_factory=dict)
     names: dict[tuple[Kind, str, str], str] = field(default_factory=dict)
     history: dict[_Ref, list[bytes]] = field(default_factory=dict)  # oldest first
+    #: Newest history entry per resource; present exactly when ``history`` has one.
+    heads: dict[_Ref, _Head] = field(default_factory=dict)
+    #: The (slug, name) index keys a live resource was indexed under (None: not indexed).
+    indexed: dict[_Ref, tuple[_IndexKey | None, _IndexKey | None]] = field(default_factory=dict)
     log: dict[int, bytes] = field(default_factory=dict)
     ownership: dict[str, bytes] = field(default_factory=dict)
     last_sequence: int = 0
 
 
 def _now() -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(time.time_ns())
-    return stamp
+    seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
 
 
 def _parse(kind: Kind, data: bytes) -> Resource:
@@ -69,24 +86,24 @@ class MemoryStore:
         kind = Kind.of(resource)
         resource_id = _require_id(resource)
         digest = spec_hash(resource)
+        data = resource.SerializeToString()
         with self._lock:
             state = self._open_state()
             ref = (kind, resource_id)
-            previous = state.live.get(ref)
-            old = _parse(kind, previous) if previous is not None else None
-            self._unindex(kind, old)
-            state.live[ref] = resource.SerializeToString()
+            existed = ref in state.live
+            self._unindex(ref)
+            state.live[ref] = data
             self._index(kind, resource)
-            newest = self._newest_history(ref)
+            newest = state.heads.get(ref)
             unchanged = (
-                old is not None
+                existed
                 and newest is not None
                 and newest.spec_hash == digest
                 and newest.generation == resource.metadata.generation
             )
             if unchanged:
                 return None
-            change = store_pb2.CHANGE_TYPE_CREATED if old is None else store_pb2.CHANGE_TYPE_UPDATED
+            change = store_pb2.CHANGE_TYPE_UPDATED if existed else store_pb2.CHANGE_TYPE_CREATED
             version = newest.version + 1 if newest is not None else 1
             return self._record(kind, resource, digest, change, version)
 
@@ -133,7 +150,7 @@ class MemoryStore:
             if data is None:
                 return None
             old = _parse(kind, data)
-            self._unindex(kind, old)
+            self._unindex((kind, resource_id))
             if kind is Kind.AGENT:
                 state.ownership.pop(resource_id, None)
             return self._log(kind, old, spec_hash(old), store_pb2.CHANGE_TYPE_DELETED)
@@ -153,7 +170,9 @@ class MemoryStore:
 
     def purge_history(self, kind: Kind, resource_id: str) -> int:
         with self._lock:
-            return len(self._open_state().history.pop((kind, resource_id), []))
+            state = self._open_state()
+            state.heads.pop((kind, resource_id), None)
+            return len(state.history.pop((kind, resource_id), []))
 
     # -- change log --------------------------------------------------------
     def changes(self, since: int = 0) -> Iterator[store_pb2.ChangeLogEntry]:
@@ -219,28 +238,23 @@ class MemoryStore:
 
     def _index(self, kind: Kind, resource: Resource) -> None:
         meta = resource.metadata
+        slug_key = name_key = None
         if meta.slug:
-            self._state.slugs[(kind, meta.org, meta.slug)] = meta.id
+            slug_key = (kind, meta.org, meta.slug)
+            self._state.slugs[slug_key] = meta.id
         if meta.name:
-            self._state.names[(kind, meta.namespace, meta.name)] = meta.id
+            name_key = (kind, meta.namespace, meta.name)
+            self._state.names[name_key] = meta.id
+        self._state.indexed[(kind, meta.id)] = (slug_key, name_key)
 
-    def _unindex(self, kind: Kind, resource: Resource | None) -> None:
+    def _unindex(self, ref: _Ref) -> None:
         """Drop the slug/name index entries that still name this resource."""
-        if resource is None:
-            return
-        meta = resource.metadata
-        slug_key = (kind, meta.org, meta.slug)
-        if self._state.slugs.get(slug_key) == meta.id:
+        slug_key, name_key = self._state.indexed.pop(ref, (None, None))
+        resource_id = ref[1]
+        if slug_key is not None and self._state.slugs.get(slug_key) == resource_id:
             del self._state.slugs[slug_key]
-        name_key = (kind, meta.namespace, meta.name)
-        if self._state.names.get(name_key) == meta.id:
+        if name_key is not None and self._state.names.get(name_key) == resource_id:
             del self._state.names[name_key]
-
-    def _newest_history(self, ref: _Ref) -> store_pb2.HistoryEntry | None:
-        entries = self._state.history.get(ref)
-        if not entries:
-            return None
-        return store_pb2.HistoryEntry.FromString(entries[-1])
 
     def _record(
         self,
@@ -265,6 +279,7 @@ class MemoryStore:
             entry.agent_instance.CopyFrom(resource)
         ref = (kind, resource.metadata.id)
         self._state.history.setdefault(ref, []).append(entry.SerializeToString())
+        self._state.heads[ref] = _Head(version, entry.generation, digest)
         return self._log(kind, resource, digest, change)
 
     def _log(
