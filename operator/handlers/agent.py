@@ -34,12 +34,17 @@ from typing import Any
 import kopf
 
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind
-from stigmer_operator.handlers.common import is_deletion, reconcile, reconcile_quietly
+from stigmer_operator.handlers.common import (
+    is_deletion,
+    reconcile,
+    reconcile_quietly,
+    retry_soon,
+)
 from stigmer_operator.pipeline.conditions import ConditionType, find_condition, is_true
 from stigmer_operator.pipeline.context import Operation
 from stigmer_operator.pipeline.deps import Deps
 from stigmer_operator.pipeline.errors import Reason
-from stigmer_operator.pipeline.kube import ObjectKind, controller_ref
+from stigmer_operator.pipeline.kube import KubeError, ObjectKind, controller_ref
 from stigmer_operator.pipeline.meta import conditions_of
 from stigmer_operator.pipeline.steps.create_default_instance import DEFAULT_INSTANCE_LABEL
 
@@ -129,7 +134,10 @@ def wake_instances(
     for namespace, name, waiting in index.get(key, []):
         if only_waiting and not waiting:
             continue
-        instance = deps.kube.get(ObjectKind.AGENT_INSTANCE, namespace, name)
+        try:
+            instance = deps.kube.get(ObjectKind.AGENT_INSTANCE, namespace, name)
+        except KubeError as error:
+            raise retry_soon(error, deps) from None
         if instance is None or instance.get("metadata", {}).get("deletionTimestamp"):
             continue
         reconcile_quietly(Kind.AGENT_INSTANCE, Operation.RESUME, instance, memo)

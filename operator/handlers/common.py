@@ -37,6 +37,7 @@ from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.deps import Deps
 from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.failure import report_failure
+from stigmer_operator.pipeline.kube import KubeError
 from stigmer_operator.pipeline.meta import conditions_of
 from stigmer_operator.pipeline.pipelines import PIPELINES
 
@@ -92,6 +93,8 @@ def reconcile(kind: Kind, operation: Operation, body: Mapping[str, Any], memo: A
             metrics.RECONCILES.labels(kind.value, operation.value, error.reason.value).inc()
             _report(error)
             raise _kopf_error(error) from None
+        except KubeError as error:  # the first-sight status patch: the API is unreachable
+            raise retry_soon(error, deps) from None
     metrics.RECONCILES.labels(kind.value, operation.value, "Succeeded").inc()
 
 
@@ -102,6 +105,19 @@ def reconcile_quietly(kind: Kind, operation: Operation, body: Mapping[str, Any],
     except (kopf.TemporaryError, kopf.PermanentError) as error:
         _, namespace, name = key_of(kind, body)
         logger.warning("%s %s/%s (%s): %s", kind.value, namespace, name, operation.value, error)
+
+
+def retry_soon(error: KubeError, deps: Deps) -> Exception:
+    """A Kubernetes failure outside a pipeline, as kopf should see it.
+
+    Left alone a transient one (unreachable API, 5xx) would reach kopf as an
+    arbitrary exception, retried only after kopf's default back-off of 60 s:
+    a few seconds of API server restart would leave objects unreconciled for
+    a minute. Others keep that default.
+    """
+    if error.retryable:
+        return kopf.TemporaryError(str(error), delay=deps.settings.retry_delay)
+    return error
 
 
 def is_deletion(event: kopf.RawEvent, **_: Any) -> bool:

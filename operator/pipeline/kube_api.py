@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as TransportError
 
 from stigmer_operator import metrics
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind
@@ -123,7 +124,7 @@ class ApiKubeEffects:
             return fn()
         except ApiException as exc:
             raise translate(exc, what) from exc
-        except (OSError, ValueError) as exc:  # urllib3 errors derive from these
+        except (OSError, ValueError, TransportError) as exc:  # unreachable API, broken connection
             raise translate(exc, what) from exc
 
     def _to_dict(self, obj: Any) -> dict[str, Any]:
