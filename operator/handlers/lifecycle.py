@@ -10,8 +10,11 @@ which keeps their history and logs the deletion.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 import kopf
 
@@ -69,7 +72,7 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSetti
     """kopf bookkeeping under our own prefix, and no kopf chatter as Events."""
     kopf_settings.persistence.finalizer = f"{GROUP}/finalizer"
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    kopf_settings.persistence.diffbase_storage = SpecDigestDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
     # The Publish step emits the Events users need; kopf's per-handler events
@@ -86,3 +89,29 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSetti
     kopf_settings.watching.client_timeout = 330
     kopf_settings.watching.connect_timeout = 10
     kopf_settings.networking.request_timeout = 30
+
+
+class SpecDigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """kopf's last-handled-configuration annotation, with the spec as a digest.
+
+    kopf keeps the last handled "essence" of an object (spec, labels,
+    annotations) in an annotation, to tell a change from a no-op. The CRD
+    allows ``spec.instructions`` up to 1,000,000 characters, but all
+    annotations of an object together may hold only 256 KiB: an accepted
+    Agent with long instructions made kopf's bookkeeping patch fail (HTTP
+    422, logged with a traceback), so kopf re-ran the create handler on every
+    event and never ran the update handler. The handlers never read kopf's
+    field diff -- every pipeline reconciles the whole object -- so a digest
+    of the spec carries all kopf needs: whether the spec changed.
+    """
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
+    ) -> kopf.BodyEssence:
+        essence = super().build(body=body, extra_fields=extra_fields)
+        spec = essence.get("spec")
+        if spec is None:
+            return essence
+        canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        return cast(kopf.BodyEssence, {**essence, "spec": {"sha256": digest}})
