@@ -382,10 +382,16 @@ class RocksStore:
         )
 
     def compact(self) -> None:
-        """Flush the memtable and compact everything (benchmarks, backups)."""
+        """Flush the memtable and rewrite everything into the bottommost level.
+
+        Forcing the bottommost rewrite matters: a lone file would otherwise be
+        moved down as it is, still in the fast codec, without the dictionary.
+        """
         db = self._writable()
         db.flush(wait=True)
-        db.compact_range(None, None)
+        options = rocksdict.CompactOptions()
+        options.set_bottommost_level_compaction(rocksdict.BottommostLevelCompaction.force())
+        db.compact_range(None, None, options)
 
     def close(self) -> None:
         """Flush (read-write) and release the database; closing twice is harmless."""
