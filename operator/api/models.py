@@ -309,6 +309,8 @@ def _duplicates(items: Sequence[_T], key: Callable[[_T], Hashable]) -> Iterator[
 
 
 def _check_unique(items: list[str]) -> list[str]:
+    if len(set(items)) == len(items):  # the common case, without building the report
+        return items
     _raise_if_any(
         ((index,), f"duplicate entry {items[index]!r} (first at index {seen})")
         for index, seen in _duplicates(items, str)
@@ -919,20 +921,18 @@ def _strs(data: object, key: str) -> Iterator[tuple[int, str]]:
                 yield index, item
 
 
-def _names(data: object, key: str) -> Iterator[tuple[int, str]]:
-    """``(index, name)`` for the items of list ``data[key]`` that have a string name."""
-    for index, item in _items(data, key):
-        name = item.get("name")
-        if isinstance(name, str):
-            yield index, name
+def _named(
+    items: Iterable[tuple[int, Mapping[str, Any]]],
+) -> list[tuple[int, str, Mapping[str, Any]]]:
+    """``(index, name, item)`` for the ``items`` (of :func:`_items`) that have a string name."""
+    return [
+        (index, name, item) for index, item in items if isinstance(name := item.get("name"), str)
+    ]
 
 
-def _named_items(data: object, key: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """``(name, item)`` for the items of list ``data[key]`` that have a string name."""
-    for _, item in _items(data, key):
-        name = item.get("name")
-        if isinstance(name, str):
-            yield name, item
+def _names_of(items: Iterable[tuple[int, Mapping[str, Any]]]) -> list[tuple[int, str]]:
+    """``(index, name)`` for the ``items`` (of :func:`_items`) that have a string name."""
+    return [(index, name) for index, name, _ in _named(items)]
 
 
 def _transport_problem(server: Mapping[str, Any]) -> str | None:
@@ -944,12 +944,16 @@ def _transport_problem(server: Mapping[str, Any]) -> str | None:
 
 
 def _agent_rules(spec: object) -> Iterator[Found]:
-    yield from _transport_violations(spec)
-    yield from _duplicate_names(spec, "mcpServers", "MCP server")
-    yield from _duplicate_names(spec, "subAgents", "sub-agent")
-    yield from _duplicate_names(spec, "env", "environment variable")
-    yield from _sub_agent_reference_violations(spec)
-    yield from _placeholder_violations(spec)
+    # Each list is read once and shared by the rules (they run on every validation).
+    servers = list(_items(spec, "mcpServers"))
+    sub_agents = list(_items(spec, "subAgents"))
+    env = list(_items(spec, "env"))
+    yield from _transport_violations(servers)
+    yield from _duplicate_names(servers, "mcpServers", "MCP server")
+    yield from _duplicate_names(sub_agents, "subAgents", "sub-agent")
+    yield from _duplicate_names(env, "env", "environment variable")
+    yield from _sub_agent_reference_violations(servers, sub_agents)
+    yield from _placeholder_violations(servers, env)
 
 
 def _agent_instance_rules(spec: object) -> Iterator[Found]:
@@ -967,15 +971,19 @@ def _agent_instance_rules(spec: object) -> Iterator[Found]:
         )
 
 
-def _transport_violations(spec: object) -> Iterator[Found]:
-    for index, server in _items(spec, "mcpServers"):
+def _transport_violations(servers: list[tuple[int, Mapping[str, Any]]]) -> Iterator[Found]:
+    for index, server in servers:
         problem = _transport_problem(server)
         if problem is not None:
             yield ("mcpServers", index), problem
 
 
-def _duplicate_names(spec: object, field: str, what: str) -> Iterator[Found]:
-    named = list(_names(spec, field))
+def _duplicate_names(
+    items: list[tuple[int, Mapping[str, Any]]], field: str, what: str
+) -> Iterator[Found]:
+    named = _names_of(items)
+    if len({name for _, name in named}) == len(named):  # no duplicates: the common case
+        return
     for position, seen in _duplicates(named, lambda pair: pair[1]):
         index, name = named[position]
         yield (
@@ -984,9 +992,12 @@ def _duplicate_names(spec: object, field: str, what: str) -> Iterator[Found]:
         )
 
 
-def _sub_agent_reference_violations(spec: object) -> Iterator[Found]:
-    servers = {name: server for name, server in _named_items(spec, "mcpServers")}
-    for index, sub in _items(spec, "subAgents"):
+def _sub_agent_reference_violations(
+    server_items: list[tuple[int, Mapping[str, Any]]],
+    sub_agents: list[tuple[int, Mapping[str, Any]]],
+) -> Iterator[Found]:
+    servers = {name: server for _, name, server in _named(server_items)}
+    for index, sub in sub_agents:
         base: Loc = ("subAgents", index)
         for position, name in _strs(sub, "mcpServers"):
             if name not in servers:
@@ -1023,14 +1034,18 @@ def _tool_subset_violations(
             )
 
 
-def _placeholder_violations(spec: object) -> Iterator[Found]:
-    declared = {name for name, _ in _named_items(spec, "env")}
-    for index, server in _items(spec, "mcpServers"):
+def _placeholder_violations(
+    servers: list[tuple[int, Mapping[str, Any]]], env: list[tuple[int, Mapping[str, Any]]]
+) -> Iterator[Found]:
+    declared = {name for _, name in _names_of(env)}
+    for index, server in servers:
         for transport in _TRANSPORTS:
             value = server.get(transport)
             if value is None:
                 continue
-            for loc, text in _placeholder_strings(value, ("mcpServers", index, transport)):
+            strings: list[Found] = []
+            _placeholder_strings(value, ("mcpServers", index, transport), strings)
+            for loc, text in strings:
                 for name in PLACEHOLDER_RE.findall(text):
                     if name not in declared:
                         yield (
@@ -1039,8 +1054,8 @@ def _placeholder_violations(spec: object) -> Iterator[Found]:
                         )
 
 
-def _placeholder_strings(value: object, loc: Loc) -> Iterator[Found]:
-    """Every string inside ``value`` that can hold a placeholder, with its location.
+def _placeholder_strings(value: object, loc: Loc, found: list[Found]) -> None:
+    """Append every string inside ``value`` that can hold a placeholder, with its location.
 
     Map keys are excluded. A placeholder starts with ``${``, so strings
     without one are skipped before their location is even built, and so are
@@ -1048,22 +1063,21 @@ def _placeholder_strings(value: object, loc: Loc) -> Iterator[Found]:
     """
     if isinstance(value, str):
         if _PLACEHOLDER_START in value:
-            yield loc, value
-        return
-    if _is_mapping(value):
-        items: Iterable[tuple[str | int, object]] = (
-            (str(key), item) for key, item in value.items()
-        )
+            found.append((loc, value))
+    elif _is_mapping(value):
+        for key, item in value.items():
+            if isinstance(item, str):
+                if _PLACEHOLDER_START in item:
+                    found.append(((*loc, str(key)), item))
+            elif isinstance(item, list) or _is_mapping(item):
+                _placeholder_strings(item, (*loc, str(key)), found)
     elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return
-    for segment, item in items:
-        if isinstance(item, str):
-            if _PLACEHOLDER_START in item:
-                yield (*loc, segment), item
-        elif isinstance(item, list) or _is_mapping(item):
-            yield from _placeholder_strings(item, (*loc, segment))
+        for position, item in enumerate(value):
+            if isinstance(item, str):
+                if _PLACEHOLDER_START in item:
+                    found.append(((*loc, position), item))
+            elif isinstance(item, list) or _is_mapping(item):
+                _placeholder_strings(item, (*loc, position), found)
 
 
 # --------------------------------------------------------------------------
