@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2
@@ -50,8 +49,9 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True, slots=True)
-class StepOutcome:
+class StepOutcome(NamedTuple):
+    """One step's result; a named tuple, as the runner makes one per step on every run."""
+
     step: str
     outcome: Outcome
     #: Seconds, from ``time.perf_counter``.

@@ -38,6 +38,10 @@ CRASH_AFTER_STEP_ENV = "STIGMER_CRASH_AFTER_STEP"
 
 M = TypeVar("M", bound=Resource)
 
+# Read once: the runner records an outcome per step on every run.
+_SUCCEEDED = Outcome.SUCCEEDED
+_UNCHANGED = Outcome.UNCHANGED
+
 
 @runtime_checkable
 class Step(Protocol):
@@ -133,7 +137,7 @@ class Pipeline:
                 raise
             raise error from exc
         duration = time.perf_counter() - started
-        outcome = Outcome.UNCHANGED if ctx.take_unchanged() else Outcome.SUCCEEDED
+        outcome = _UNCHANGED if ctx.take_unchanged() else _SUCCEEDED
         ctx.outcomes.append(StepOutcome(step.name, outcome, duration))
         if debug:
             logger.debug("%s %s: step %s %s in %.6fs", self.name, ctx, step.name, outcome, duration)
