@@ -13,10 +13,8 @@ server; end-to-end tests use the real control plane and never this class.
 from __future__ import annotations
 
 import itertools
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from stigmer_operator.api.kinds import Kind
 from stigmer_operator.pipeline.kube import (
@@ -36,14 +34,26 @@ ObjectKey = tuple[ObjectKind, str, str]
 _LEAVES = frozenset({str, int, bool, float, type(None)})
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
     """One recorded call: method name and the target (kind, namespace, name)."""
 
     method: str
     kind: str
     namespace: str
     name: str
+
+
+#: ``uuid.UUID(int=n, version=4)``: the version and RFC 4122 variant bits.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (4 << 76) | (0x8000 << 48)
+
+
+def uuid4_of(number: int) -> str:
+    """``str(uuid.UUID(int=number, version=4))``, without building the UUID object."""
+    if not 0 <= number < 1 << 128:
+        raise ValueError("int is out of range (need a 128-bit value)")
+    digits = f"{number & _UUID4_CLEAR | _UUID4_SET:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def clone(value: Any) -> Any:
@@ -92,7 +102,7 @@ class RecordingKubeEffects:
         stored = clone_object(obj)
         metadata = stored.setdefault("metadata", {})
         if "uid" not in metadata:
-            metadata["uid"] = str(uuid.UUID(int=next(self._uids), version=4))
+            metadata["uid"] = uuid4_of(next(self._uids))
         metadata.setdefault("generation", 1)
         metadata["resourceVersion"] = str(next(self._versions))
         stored.setdefault("apiVersion", kind.api_version)
