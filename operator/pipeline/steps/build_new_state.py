@@ -21,7 +21,7 @@ mirrored: they change on every handling and would make every save differ.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -48,6 +48,10 @@ from stigmer_operator.pipeline.keys import (
 )
 from stigmer_operator.pipeline.naming import resource_id, service_account_name
 from stigmer_operator.store.errors import NotFoundError
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The range of a protobuf Timestamp: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+_SECONDS_MIN, _SECONDS_MAX = -62_135_596_800, 253_402_300_799
 
 #: Annotation keys (exact) and prefixes that are tool bookkeeping, not data.
 _SKIPPED_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
@@ -116,8 +120,13 @@ def _fill_metadata(
     meta.namespace = ctx.namespace
     meta.uid = ctx.uid
     meta.owner_scope = scope_to_proto(spec.scope)
-    meta.labels.update({k: str(v) for k, v in ctx.labels.items()})
-    meta.annotations.update(_mirrored_annotations(ctx.annotations))
+    # Item by item: a protobuf map's update() is the slow, generic MutableMapping one.
+    labels = meta.labels
+    for key, value in ctx.labels.items():
+        labels[key] = str(value)
+    annotations = meta.annotations
+    for key, text in _mirrored_annotations(ctx.annotations).items():
+        annotations[key] = text
     meta.generation = ctx.generation
     meta.resource_version = str_at(ctx.body, "metadata", "resourceVersion")
 
@@ -166,6 +175,13 @@ def _status_created_at(ctx: RequestContext[Resource]) -> timestamp_pb2.Timestamp
 
 
 def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment)
+    """``Timestamp.FromDatetime`` (naive means UTC), by integer arithmetic on the offset."""
+    if moment.utcoffset() is None:
+        moment = moment.replace(tzinfo=UTC)
+    since = moment - _EPOCH
+    stamp = timestamp_pb2.Timestamp(
+        seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1_000
+    )
+    if not _SECONDS_MIN <= stamp.seconds <= _SECONDS_MAX:
+        raise ValueError(f"{moment.isoformat()} is outside the range of a protobuf Timestamp")
     return stamp
