@@ -27,7 +27,7 @@ from typing import NamedTuple
 from google.protobuf import timestamp_pb2
 
 from stigmer_operator.api.kinds import Kind, Resource
-from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2, store_pb2
+from stigmer_operator.api.v1 import agent_instance_pb2, store_pb2
 from stigmer_operator.store import keys
 from stigmer_operator.store.errors import NotFoundError, StoreError
 from stigmer_operator.store.protocol import StoreStats, spec_hash
@@ -105,7 +105,7 @@ class MemoryStore:
                 return None
             change = store_pb2.CHANGE_TYPE_UPDATED if existed else store_pb2.CHANGE_TYPE_CREATED
             version = newest.version + 1 if newest is not None else 1
-            return self._record(kind, resource, digest, change, version)
+            return self._record(kind, resource, data, digest, change, version)
 
     def get(self, kind: Kind, resource_id: str) -> Resource:
         with self._lock:
@@ -260,11 +260,12 @@ class MemoryStore:
         self,
         kind: Kind,
         resource: Resource,
+        data: bytes,
         digest: str,
         change: store_pb2.ChangeType.ValueType,
         version: int,
     ) -> store_pb2.ChangeLogEntry:
-        entry = store_pb2.HistoryEntry(
+        header = store_pb2.HistoryEntry(
             kind=kind.proto_kind,
             id=resource.metadata.id,
             version=version,
@@ -272,14 +273,10 @@ class MemoryStore:
             spec_hash=digest,
             recorded_at=_now(),
             change=change,
-        )
-        if isinstance(resource, agent_pb2.Agent):
-            entry.agent.CopyFrom(resource)
-        else:
-            entry.agent_instance.CopyFrom(resource)
+        ).SerializeToString()
         ref = (kind, resource.metadata.id)
-        self._state.history.setdefault(ref, []).append(entry.SerializeToString())
-        self._state.heads[ref] = _Head(version, entry.generation, digest)
+        self._state.history.setdefault(ref, []).append(_with_resource(kind, header, data))
+        self._state.heads[ref] = _Head(version, resource.metadata.generation, digest)
         return self._log(kind, resource, digest, change)
 
     def _log(
@@ -305,6 +302,36 @@ class MemoryStore:
         )
         self._state.log[entry.sequence] = entry.SerializeToString()
         return entry
+
+
+#: HistoryEntry's field holding the resource, per kind: its highest-numbered fields.
+_HISTORY_RESOURCE_FIELD = {
+    Kind.AGENT: store_pb2.HistoryEntry.DESCRIPTOR.fields_by_name["agent"].number,
+    Kind.AGENT_INSTANCE: store_pb2.HistoryEntry.DESCRIPTOR.fields_by_name["agent_instance"].number,
+}
+_WIRE_TYPE_LENGTH_DELIMITED = 2
+
+
+def _with_resource(kind: Kind, header: bytes, data: bytes) -> bytes:
+    """A serialized HistoryEntry: its other fields' bytes, then the resource's.
+
+    Protobuf writes fields in field-number order and the resource is the
+    highest-numbered field, so this is what serializing the whole entry would
+    give, without copying and re-serializing the resource (as RocksStore does).
+    """
+    tag = (_HISTORY_RESOURCE_FIELD[kind] << 3) | _WIRE_TYPE_LENGTH_DELIMITED
+    return b"".join((header, _varint(tag), _varint(len(data)), data))
+
+
+def _varint(number: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, number = number & 0x7F, number >> 7
+        if number:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
 
 
 def _require_id(resource: Resource) -> str:
