@@ -83,6 +83,17 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSetti
     # the chart does not grant. Namespace globs still need the Namespace watch.
     kopf_settings.scanning.disabled = not settings.namespace_globs
     kopf_settings.execution.max_workers = settings.max_workers
+    # After its own annotation patch kopf waits for the watch to deliver that
+    # resourceVersion before it trusts the object's state again; past this
+    # timeout it assumes consistency and, on a body that still lacks its
+    # annotation, runs the create handler a second (third...) time. Under a
+    # burst the watch events of an object queue behind other handlers for
+    # longer than kopf's default 5 s: every such re-run repeated a whole
+    # pipeline (reads, writes, a status patch), which slowed the next events
+    # further -- 2.9x the AgentInstance creates and +38% API writes per Agent
+    # in a 300-Agent burst (bench/reconcile_bench.py, docs/performance.md).
+    # Waiting is free when the version arrives: it ends the moment it does.
+    kopf_settings.persistence.consistency_timeout = 30
     # Reconnect quickly after an API server restart instead of hanging on a
     # dead watch connection.
     kopf_settings.watching.server_timeout = 300
