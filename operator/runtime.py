@@ -100,7 +100,9 @@ def run(settings: OperatorSettings) -> int:
         return EXIT_STORE
     exit_code = 0
     try:
-        api_client = load_api_client()
+        # Every sync handler runs in one of max_workers threads, each holding
+        # at most one connection at a time.
+        api_client = load_api_client(pool_maxsize=settings.max_workers)
         deps = build_deps(settings, store, api_client)
         metrics.serve(settings.metrics_port, store)
         _import_handlers()
@@ -217,13 +219,23 @@ def build_deps(
     )
 
 
-def load_api_client() -> kubernetes.client.ApiClient:
-    """In-cluster credentials when present, else ``$KUBECONFIG`` / ``~/.kube/config``."""
+def load_api_client(pool_maxsize: int = 0) -> kubernetes.client.ApiClient:
+    """In-cluster credentials when present, else ``$KUBECONFIG`` / ``~/.kube/config``.
+
+    ``pool_maxsize``: keep at least this many connections to the API server
+    open. The client's default is 5 per CPU the *host* has; below the number
+    of handler threads, urllib3 drops a connection after each request
+    ("Connection pool is full, discarding connection") and the next request
+    pays a new TLS handshake. Never lowered: idle slots cost nothing.
+    """
     configuration = kubernetes.client.Configuration()
     try:
         kubernetes.config.load_incluster_config(client_configuration=configuration)
     except kubernetes.config.ConfigException:
         kubernetes.config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = max(
+        configuration.connection_pool_maxsize or 0, pool_maxsize
+    )
     return kubernetes.client.ApiClient(configuration)
 
 
