@@ -710,7 +710,10 @@ class AgentSpec(
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> Self:
-        _raise_if_any(_agent_rules(self.model_dump(by_alias=True)))
+        # The rules (and their messages) read a camelCase dump; a spec that
+        # surely passes them -- nearly every one -- needs neither.
+        if not _surely_passes_agent_rules(self):
+            _raise_if_any(_agent_rules(self.model_dump(by_alias=True)))
         return self
 
 
@@ -1078,6 +1081,65 @@ def _placeholder_strings(value: object, loc: Loc, found: list[Found]) -> None:
                     found.append(((*loc, position), item))
             elif isinstance(item, list) or _is_mapping(item):
                 _placeholder_strings(item, (*loc, position), found)
+
+
+def _surely_passes_agent_rules(spec: AgentSpec) -> bool:
+    """True only if :func:`_agent_rules` of the spec's dump would find nothing.
+
+    A shortcut on the model's own attributes for the common case, not a second
+    copy of the rules: ``False`` means "ask the rules", which then report
+    whatever they find (with their messages). Anything unexpected -- a name
+    that is not a string, a duplicate, an unknown reference, a placeholder not
+    declared -- answers ``False``.
+    """
+    servers = spec.mcp_servers
+    tools: dict[str, list[str]] = {}
+    for server in servers:
+        name = server.name
+        if type(name) is not str or name in tools:
+            return False
+        transports = (server.stdio, server.http, server.docker)
+        if sum(transport is not None for transport in transports) != 1:
+            return False
+        tools[name] = server.enabled_tools
+    sub_names: set[str] = set()
+    for sub in spec.sub_agents:
+        if type(sub.name) is not str or sub.name in sub_names:
+            return False
+        sub_names.add(sub.name)
+        if not all(type(name) is str and name in tools for name in sub.mcp_servers):
+            return False
+        for name, selection in sub.mcp_tool_selections.items():
+            allowed = tools.get(name)
+            if allowed is None or not isinstance(selection, ToolSelection):
+                return False
+            if allowed and not all(tool in allowed for tool in selection.enabled_tools):
+                return False
+    declared: set[str] = set()
+    for variable in spec.env:
+        if type(variable.name) is not str or variable.name in declared:
+            return False
+        declared.add(variable.name)
+    return all(
+        _placeholders_declared(transport, declared)
+        for server in servers
+        for transport in (server.stdio, server.http, server.docker)
+    )
+
+
+def _placeholders_declared(value: object, declared: set[str]) -> bool:
+    """Every ``${NAME}`` in the strings of ``value`` (map keys excluded) names a declared one."""
+    if isinstance(value, str):
+        return _PLACEHOLDER_START not in value or all(
+            name in declared for name in PLACEHOLDER_RE.findall(value)
+        )
+    if isinstance(value, BaseModel):
+        value = value.__dict__
+    if isinstance(value, dict):
+        return all(_placeholders_declared(item, declared) for item in value.values())
+    if isinstance(value, list):
+        return all(_placeholders_declared(item, declared) for item in value)
+    return True
 
 
 # --------------------------------------------------------------------------
