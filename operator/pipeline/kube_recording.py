@@ -59,6 +59,8 @@ def uuid4_of(number: int) -> str:
 def clone(value: Any) -> Any:
     """A deep copy of a JSON-like value (several times faster than ``copy.deepcopy``)."""
     kind = type(value)
+    if kind in _LEAVES:
+        return value
     if kind is dict:
         return {k: v if type(v) in _LEAVES else clone(v) for k, v in value.items()}
     if kind is list or kind is tuple:
@@ -79,7 +81,9 @@ def merge_patch(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
     for key, value in patch.items():
         if value is None:
             target.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(target.get(key), dict):
+        elif (type(value) is dict or isinstance(value, Mapping)) and isinstance(
+            target.get(key), dict
+        ):
             merge_patch(target[key], value)
         else:
             target[key] = clone(value)

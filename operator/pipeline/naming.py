@@ -82,7 +82,7 @@ def event_name(object_name: str, *identity: object) -> str:
     The same identity (what is being reported) always gives the same name,
     so re-posting after a crash hits AlreadyExists instead of duplicating.
     """
-    key = "/".join(str(part) for part in identity)
+    key = "/".join(map(str, identity))
     return bounded(object_name, "." + digest(key, 16), NAME_MAX)
 
 
