@@ -81,13 +81,7 @@ def _audit(audit: resource_pb2.Audit) -> dict[str, str]:
 
 def _time(stamp: timestamp_pb2.Timestamp) -> str:
     """RFC 3339 at second precision, as ``metav1.Time`` serializes (no datetime detour)."""
-    moment = time.gmtime(stamp.seconds)
-    if moment.tm_year < 1000:  # strftime's %Y does not pad those; keep its spelling
-        return time.strftime(RFC3339_FORMAT, moment)
-    return (
-        f"{moment.tm_year}-{moment.tm_mon:02d}-{moment.tm_mday:02d}"
-        f"T{moment.tm_hour:02d}:{moment.tm_min:02d}:{moment.tm_sec:02d}Z"
-    )
+    return time.strftime(RFC3339_FORMAT, time.gmtime(stamp.seconds))
 
 
 def _conditions(ctx: RequestContext[Resource]) -> list[dict[str, Any]]:
