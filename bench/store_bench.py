@@ -34,6 +34,7 @@ import json
 import random
 import shutil
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -274,7 +275,7 @@ VARIANTS = [
 
 @dataclass
 class Result:
-    """Rates are operations (or rows) per second; list times are per list."""
+    """Rates are operations (or rows) per second; list times are per list (median)."""
 
     single_writes_per_s: float
     batched_writes_per_s: float
@@ -295,23 +296,32 @@ def rate(count: int, seconds: float) -> float:
 
 def interleaved(
     stores: dict[str, Backend], rounds: Sequence[T], action: Callable[[Backend, T], object]
-) -> dict[str, float]:
-    """Seconds per store of ``action(store, item)`` over every round.
+) -> dict[str, list[float]]:
+    """Seconds of ``action(store, item)`` per store and round.
 
     Every round visits every store (in a rotating order), so a load spike on
     a shared machine hits all variants alike instead of whichever happened
-    to be running during it. Each store does exactly the same work; nothing
-    is discarded or picked as "best".
+    to be running during it. Each store does exactly the same work.
     """
     names = list(stores)
-    totals = dict.fromkeys(names, 0.0)
+    times: dict[str, list[float]] = {name: [] for name in names}
     for number, item in enumerate(rounds):
         shift = number % len(names)
         for name in names[shift:] + names[:shift]:
             start = time.perf_counter()
             action(stores[name], item)
-            totals[name] += time.perf_counter() - start
-    return totals
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def total_rate(count: int, rounds: list[float]) -> float:
+    """Operations per second over all rounds: writes include their stalls."""
+    return rate(count, sum(rounds))
+
+
+def median_rate(per_round: int, rounds: list[float]) -> float:
+    """Operations per second in the median round: reads, robust to load spikes."""
+    return rate(per_round, statistics.median(rounds))
 
 
 def _write_each(store: Backend, chunk: Sequence[agent_pb2.Agent]) -> None:
@@ -356,7 +366,8 @@ def measure(
         for store in stores.values():
             store.settle()
         rng = random.Random(SEED)
-        ids = [agent.metadata.id for agent in rng.choices(agents, k=len(agents))]
+        rounds = max(1, len(agents) // BATCH)
+        ids = [agent.metadata.id for agent in rng.choices(agents, k=rounds * BATCH)]
         id_rounds = [ids[i : i + BATCH] for i in range(0, len(ids), BATCH)]
         gets_s = interleaved(stores, id_rounds, _get_each)
         orgs = [f"org-{number:02d}" for number in range(ORGS)]
@@ -372,12 +383,12 @@ def measure(
             store.close()
     return {
         name: Result(
-            single_writes_per_s=rate(len(agents), single_s[name]),
-            batched_writes_per_s=rate(len(agents), batched_s[name]),
-            point_gets_per_s=rate(len(ids), gets_s[name]),
-            list_by_org_ms=list_s[name] / len(orgs) * 1000,
-            scan_filter_org_ms=filter_s[name] / len(filter_orgs) * 1000,
-            full_scan_rows_per_s=rate(len(agents) * scans, scan_s[name]),
+            single_writes_per_s=total_rate(len(agents), single_s[name]),
+            batched_writes_per_s=total_rate(len(agents), batched_s[name]),
+            point_gets_per_s=median_rate(BATCH, gets_s[name]),
+            list_by_org_ms=statistics.median(list_s[name]) * 1000,
+            scan_filter_org_ms=statistics.median(filter_s[name]) * 1000,
+            full_scan_rows_per_s=median_rate(len(agents), scan_s[name]),
             bytes_on_disk=sizes[name],
         )
         for name in stores
@@ -477,9 +488,10 @@ def print_footer(variants: list[Variant], agents: list[agent_pb2.Agent]) -> None
     )
     print(
         "method: all variants are open at once and measured in interleaved rounds (1000 "
-        "writes or gets, one org, one scan per round), so machine load hits them alike; "
-        "reads start after each store settled (RocksDB flushed and compacted, SQLite "
-        "checkpointed).\n"
+        "writes or gets, one org, one scan per round), so machine load hits them alike. "
+        "Write rates are totals over all rounds (stalls included); read figures come from "
+        "each variant's median round. Reads start after each store settled (RocksDB "
+        "flushed and compacted, SQLite checkpointed).\n"
         "durability: 'rocks' and the WAL/NORMAL SQLite variants survive a process crash but "
         "may lose the last writes on power loss; 'rocks-sync' and 'sqlite-json' (FULL) fsync "
         "every write. Compare like with like. rocks writes ~3 records per save "
