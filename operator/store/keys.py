@@ -35,8 +35,8 @@ Why these choices:
 * Slug, name and instance entries hold the id (or nothing). The org entry
   holds a copy of the resource: listing an org is the one query that returns
   many resources, and a covering index answers it with one sequential range
-  scan instead of a random point read per resource (2x faster per resource
-  in ``bench/store_bench.py``, for ~16% more bytes on disk).
+  scan instead of a random point read per resource, for the price of a
+  second copy of each live resource on disk.
 * ``head`` duplicates the header of the newest history entry so that every
   save learns "is this a new version, and which number" from a point get
   (answered by the bloom filter when the resource is new) instead of an

@@ -14,14 +14,12 @@ Why these settings:
   bottommost level: most bytes end up at the bottom, where the ratio matters
   and the slower codec is paid once per compaction. The dictionary is what
   makes small records compress: Agents repeat the same field names, server
-  names, env names and URLs, which no 4 KiB block holds enough of to learn
-  (one third fewer bytes on disk in ``bench/store_bench.py``).
+  names, env names and URLs, which no 4 KiB block holds enough of to learn.
 * A whole-key bloom filter and a row cache: ``get``, ``get_by_slug`` and
   ``get_by_name`` are point lookups. A miss (CheckDuplicate asking for a free
   slug) should not touch a data block, and a hit on a hot key (Authorize
   reading an Agent again and again) should not search one: the row cache
-  answers it from a hash table (halves the time of a cached get in the
-  benchmark).
+  answers it from a hash table.
 * WAL on, no fsync per write (``sync_writes=False`` by default): a killed
   operator loses nothing (the WAL is in the OS page cache); a power cut may
   lose the last writes, which the operator re-mirrors from the cluster (the
