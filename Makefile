@@ -13,6 +13,11 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := test
 
+# The repo's operator/ folder would shadow the standard library's `operator`
+# module for `python -m ...` run from here (the current directory comes first
+# on sys.path); Python 3.11's safe-path mode leaves it out.
+export PYTHONSAFEPATH := 1
+
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python

@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-python -m grpc_tools.protoc -I"$root/proto" \
+python -P -m grpc_tools.protoc -I"$root/proto" \
   --python_out="$out" --mypy_out="$out" \
   $(cd "$root/proto" && find stigmer_operator -name '*.proto' | sort)
 dest="${1:-$root/operator/api/v1}"

@@ -78,7 +78,7 @@ class OperatorProcess:
 
     def argv(self) -> list[str]:
         return [
-            sys.executable, "-m", "stigmer_operator", "run",
+            sys.executable, "-P", "-m", "stigmer_operator", "run",
             f"--store-path={self.store_path}",
             f"--health-port={self.health_port}",
             f"--metrics-port={self.metrics_port}",

@@ -16,7 +16,7 @@ from tests.e2e.helpers import Cluster, read_store, wait_for
 def verify(control_plane: ControlPlane, operator: OperatorProcess, namespace: str) -> int:
     """``stigmer-operator store verify`` exit code, as a user would run it."""
     result = subprocess.run(
-        [sys.executable, "-m", "stigmer_operator", "store", "verify",
+        [sys.executable, "-P", "-m", "stigmer_operator", "store", "verify",
          f"--path={operator.store_path}", f"--namespace={namespace}"],
         env={**os.environ, "KUBECONFIG": str(control_plane.admin_kubeconfig)},
         capture_output=True, text=True, check=False,
