@@ -16,6 +16,8 @@ Agent deleted                      agent-delete pipeline (mirror entry goes,
 default instance deleted, or its   agent-resume pipeline for the owner:
 Ready condition flipped            recreates the instance / updates Ready
 Agent appears or goes              instances that reference it are re-run
+the AgentInstance squatting a      the blocked Agent is re-run (otherwise it
+default instance's name is gone    is retried every 1-10 minutes)
 =================================  =========================================
 
 No finalizer: the mirror is rebuilt and swept on every start, so deletion
@@ -46,6 +48,7 @@ from stigmer_operator.pipeline.deps import Deps
 from stigmer_operator.pipeline.errors import Reason
 from stigmer_operator.pipeline.kube import KubeError, ObjectKind, controller_ref
 from stigmer_operator.pipeline.meta import conditions_of
+from stigmer_operator.pipeline.naming import default_instance_name
 from stigmer_operator.pipeline.steps.create_default_instance import DEFAULT_INSTANCE_LABEL
 
 AGENTS = (GROUP, VERSION, Kind.AGENT.plural)
@@ -53,20 +56,20 @@ INSTANCES = (GROUP, VERSION, Kind.AGENT_INSTANCE.plural)
 
 
 @kopf.on.create(*AGENTS)
-def agent_created(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    reconcile(Kind.AGENT, Operation.CREATE, body, memo)
+def agent_created(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
+    reconcile(Kind.AGENT, Operation.CREATE, body, memo, retry)
     wake_instances(body, memo, kwargs["instances_by_agent"], only_waiting=True)
 
 
 @kopf.on.update(*AGENTS)
-def agent_updated(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    reconcile(Kind.AGENT, Operation.UPDATE, body, memo)
+def agent_updated(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
+    reconcile(Kind.AGENT, Operation.UPDATE, body, memo, retry)
     wake_instances(body, memo, kwargs["instances_by_agent"])
 
 
 @kopf.on.resume(*AGENTS)
-def agent_resumed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    reconcile(Kind.AGENT, Operation.RESUME, body, memo)
+def agent_resumed(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
+    reconcile(Kind.AGENT, Operation.RESUME, body, memo, retry)
     wake_instances(body, memo, kwargs["instances_by_agent"], only_waiting=True)
 
 
@@ -88,6 +91,29 @@ def instances_by_agent(
     ready = find_condition(conditions_of(body), ConditionType.READY) or {}
     waiting = ready.get("reason") == Reason.AGENT_NOT_FOUND.value
     return {(ref.get("namespace") or namespace, ref.get("name", "")): (namespace, name, waiting)}
+
+
+@kopf.index(*AGENTS)
+def agents_blocked_by_instance(
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str | None, str], str] | None:
+    """(namespace, instance name) -> the Agent whose default instance name it squats."""
+    ready = find_condition(conditions_of(body), ConditionType.READY) or {}
+    if ready.get("reason") != Reason.DEFAULT_INSTANCE_CONFLICT.value:
+        return None
+    return {(namespace, default_instance_name(name)): name}
+
+
+@kopf.on.event(*INSTANCES, when=is_deletion)
+def squatter_deleted(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    """An AgentInstance that blocked an Agent's default instance is gone: re-run the Agent."""
+    metadata = body.get("metadata", {})
+    deps: Deps = memo.deps
+    key = (metadata.get("namespace"), metadata.get("name"))
+    for agent_name in kwargs["agents_blocked_by_instance"].get(key, []):
+        agent = deps.kube.get(ObjectKind.AGENT, str(metadata.get("namespace")), agent_name)
+        if agent is not None:
+            reconcile_quietly(Kind.AGENT, Operation.RESUME, agent, memo)
 
 
 @kopf.on.event(*INSTANCES, labels={DEFAULT_INSTANCE_LABEL: "true"})

@@ -31,18 +31,18 @@ INSTANCES = (GROUP, VERSION, Kind.AGENT_INSTANCE.plural)
 
 
 @kopf.on.create(*INSTANCES)
-def instance_created(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    reconcile(Kind.AGENT_INSTANCE, Operation.CREATE, body, memo)
+def instance_created(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    reconcile(Kind.AGENT_INSTANCE, Operation.CREATE, body, memo, retry)
 
 
 @kopf.on.update(*INSTANCES)
-def instance_updated(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    reconcile(Kind.AGENT_INSTANCE, Operation.UPDATE, body, memo)
+def instance_updated(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    reconcile(Kind.AGENT_INSTANCE, Operation.UPDATE, body, memo, retry)
 
 
 @kopf.on.resume(*INSTANCES)
-def instance_resumed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    reconcile(Kind.AGENT_INSTANCE, Operation.RESUME, body, memo)
+def instance_resumed(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    reconcile(Kind.AGENT_INSTANCE, Operation.RESUME, body, memo, retry)
 
 
 @kopf.on.event(*INSTANCES, when=is_deletion)

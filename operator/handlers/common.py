@@ -80,8 +80,13 @@ def key_of(kind: Kind, body: Mapping[str, Any]) -> ObjectKey:
     return (kind, str(metadata.get("namespace", "")), str(metadata.get("name", "")))
 
 
-def reconcile(kind: Kind, operation: Operation, body: Mapping[str, Any], memo: Any) -> None:
-    """Run the pipeline for ``kind``/``operation`` on ``body``; raise kopf errors on failure."""
+def reconcile(
+    kind: Kind, operation: Operation, body: Mapping[str, Any], memo: Any, retry: int = 0
+) -> None:
+    """Run the pipeline for ``kind``/``operation`` on ``body``; raise kopf errors on failure.
+
+    ``retry`` is kopf's count of earlier failed attempts of this handler.
+    """
     deps: Deps = memo.deps
     coordination: Coordination = memo.coordination
     with coordination.lock(key_of(kind, body)):
@@ -92,7 +97,7 @@ def reconcile(kind: Kind, operation: Operation, body: Mapping[str, Any], memo: A
         except PipelineError as error:
             metrics.RECONCILES.labels(kind.value, operation.value, error.reason.value).inc()
             _report(error)
-            raise _kopf_error(error) from None
+            raise _kopf_error(error, retry) from None
         except KubeError as error:  # the first-sight status patch: the API is unreachable
             raise retry_soon(error, deps) from None
     metrics.RECONCILES.labels(kind.value, operation.value, "Succeeded").inc()
@@ -163,9 +168,18 @@ def _report(error: PipelineError) -> None:
         logger.exception("could not report %r", error)
 
 
-def _kopf_error(error: PipelineError) -> Exception:
+#: First and longest wait before re-checking an object blocked by another one.
+BLOCKED_RETRY_DELAY = 60.0
+BLOCKED_RETRY_MAX = 600.0
+
+
+def _kopf_error(error: PipelineError, retry: int) -> Exception:
+    """Retry what a retry can fix; back off slowly while another object blocks this one."""
     if error.retryable and error.reason is not Reason.AGENT_NOT_FOUND:
         return kopf.TemporaryError(str(error), delay=error.delay or 5.0)
+    if error.reason.blocked_by_another_object:
+        delay = min(BLOCKED_RETRY_MAX, BLOCKED_RETRY_DELAY * 2 ** min(retry, 8))
+        return kopf.TemporaryError(str(error), delay=delay)
     return kopf.PermanentError(str(error))
 
 

@@ -40,10 +40,20 @@ class Reason(enum.StrEnum):
     def refuses_object(self) -> bool:
         """True when the object itself is the problem (``Accepted=False``).
 
-        The other reasons are infrastructure trouble: the object may be fine,
-        so only ``Ready`` goes ``Unknown``.
+        The user must change the object; retrying cannot help.
         """
         return self in _REFUSALS
+
+    @property
+    def blocked_by_another_object(self) -> bool:
+        """True when the object is fine but another object stands in its way.
+
+        ``Accepted=True`` (the spec is valid and authorized, and mirrored),
+        ``Ready=False``; it heals once the other object is gone, so it is
+        retried slowly. The other reasons are infrastructure trouble: the
+        object may be fine, so only ``Ready`` goes ``Unknown``.
+        """
+        return self in _BLOCKERS
 
 
 _REFUSALS = frozenset(
@@ -52,10 +62,9 @@ _REFUSALS = frozenset(
         Reason.FORBIDDEN,
         Reason.AGENT_NOT_FOUND,
         Reason.DUPLICATE_SLUG,
-        Reason.IAM_CONFLICT,
-        Reason.DEFAULT_INSTANCE_CONFLICT,
     }
 )
+_BLOCKERS = frozenset({Reason.IAM_CONFLICT, Reason.DEFAULT_INSTANCE_CONFLICT})
 
 
 class PipelineError(Exception):

@@ -5,9 +5,11 @@ raising kopf's ``PermanentError``/``TemporaryError``. It writes what
 ``kubectl describe``, ``kubectl wait`` and GitOps health checks read:
 
 * a refusal (the object is the problem: ``ValidationFailed``, ``Forbidden``,
-  ``DuplicateSlug``, ``AgentNotFound``, ``IamConflict``,
-  ``DefaultInstanceConflict``): ``Accepted=False`` and ``Ready=False``, both
-  with the reason and the message;
+  ``DuplicateSlug``, ``AgentNotFound``): ``Accepted=False`` and
+  ``Ready=False``, both with the reason and the message;
+* a block (another object stands in the way: ``IamConflict``,
+  ``DefaultInstanceConflict``): ``Ready=False`` with the reason, and
+  ``Accepted=True`` -- the spec is valid, authorized and mirrored;
 * infrastructure trouble (store, API, bug): ``Ready=Unknown`` with the
   reason -- the object may be perfectly fine, we just could not finish;
   ``Accepted`` is left as it was;
@@ -40,6 +42,7 @@ from stigmer_operator.pipeline.kube import (
 )
 from stigmer_operator.pipeline.meta import conditions_of
 from stigmer_operator.pipeline.naming import event_name
+from stigmer_operator.pipeline.steps.transform_response import ACCEPTED, ACCEPTED_MESSAGE
 
 logger = logging.getLogger(__name__)
 
@@ -49,20 +52,22 @@ def failure_status(ctx: RequestContext[Resource], error: PipelineError) -> dict[
     now, generation = ctx.deps.clock(), ctx.generation
     message = f"{error.step}: {error.message}" if error.step else error.message
     conditions = thaw(conditions_of(ctx.body))
-    if error.reason.refuses_object:
-        ready = ConditionStatus.FALSE
-        conditions = set_condition(
-            conditions, ConditionType.READY, ready, error.reason, message, generation, now
-        )
+    if error.reason.refuses_object or error.reason.blocked_by_another_object:
         conditions = set_condition(
             conditions,
-            ConditionType.ACCEPTED,
+            ConditionType.READY,
             ConditionStatus.FALSE,
             error.reason,
             message,
             generation,
             now,
         )
+        accepted = (
+            (ConditionStatus.FALSE, error.reason.value, message)
+            if error.reason.refuses_object
+            else (ConditionStatus.TRUE, ACCEPTED, ACCEPTED_MESSAGE)
+        )
+        conditions = set_condition(conditions, ConditionType.ACCEPTED, *accepted, generation, now)
     else:
         conditions = set_condition(
             conditions,

@@ -173,3 +173,18 @@ def test_duplicate_slug_across_namespaces_of_one_org(
     cluster.create_agent(other, "second", with_spec(displayName="Same Name"), labels=org)
     refused = assert_refused(cluster, operator_process, other, "second", "DuplicateSlug", before)
     assert f"{namespace}/first" in condition(refused, "Ready")["message"]
+
+
+def test_squatted_default_instance_blocks_then_heals(cluster: Cluster, namespace: str) -> None:
+    """Another object holding ``<agent>-default`` blocks the Agent until it is deleted."""
+    cluster.create(Kind.AGENT_INSTANCE, namespace, "squat-default", {"agentRef": {"name": "x"}})
+    cluster.create_agent(namespace, "squat")
+    blocked = cluster.wait_condition(Kind.AGENT, namespace, "squat", "Ready", "False")
+    assert condition(blocked, "Ready")["reason"] == "DefaultInstanceConflict"
+    assert condition(blocked, "Accepted")["status"] == "True"  # the spec itself is fine
+
+    cluster.delete(Kind.AGENT_INSTANCE, namespace, "squat-default")
+    agent = cluster.wait_ready(Kind.AGENT, namespace, "squat", timeout=20)
+    instance = cluster.get(Kind.AGENT_INSTANCE, namespace, "squat-default")
+    assert instance is not None
+    assert instance["metadata"]["ownerReferences"][0]["uid"] == agent["metadata"]["uid"]

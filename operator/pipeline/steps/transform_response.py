@@ -39,6 +39,7 @@ from stigmer_operator.pipeline.meta import conditions_of
 
 #: Condition reasons of a successful run.
 ACCEPTED = "Accepted"
+ACCEPTED_MESSAGE = "spec is valid and authorized"
 READY = "Ready"
 DEFAULT_INSTANCE_NOT_READY = "DefaultInstanceNotReady"
 
@@ -106,7 +107,7 @@ def _conditions(ctx: RequestContext[Resource]) -> list[dict[str, Any]]:
         ConditionType.ACCEPTED,
         ConditionStatus.TRUE,
         ACCEPTED,
-        "spec is valid and authorized",
+        ACCEPTED_MESSAGE,
         generation,
         now,
     )

@@ -114,3 +114,24 @@ def test_reporting_never_raises(world: World) -> None:
     world.kube.fail_next("patch_status", ServerError("503"))
     world.kube.fail_next("post_event", ServerError("503"))
     report_failure(ctx, PipelineError(Reason.INTERNAL_ERROR, "bug", retryable=True))
+
+
+def test_blocked_by_another_object_keeps_accepted_true_and_the_mirror(world: World) -> None:
+    """A squatted default-instance name blocks the Agent; the spec itself is fine."""
+    world.apply(agent_manifest())
+    squatter = instance_manifest("support-bot-default")
+    squatter["metadata"]["ownerReferences"] = [
+        {"kind": "Agent", "name": "other-agent", "uid": "u-other", "controller": True}
+    ]
+    world.apply(squatter)
+    error = fail(world, Kind.AGENT, "support-bot")
+    assert error.reason is Reason.DEFAULT_INSTANCE_CONFLICT
+    found = conditions(world, Kind.AGENT, "support-bot")
+    assert (found["Ready"]["status"], found["Ready"]["reason"]) == (
+        "False",
+        "DefaultInstanceConflict",
+    )
+    assert (found["Accepted"]["status"], found["Accepted"]["reason"]) == ("True", "Accepted")
+    assert world.store.get_by_name(Kind.AGENT, "team-a", "support-bot").metadata.name
+    (event,) = [e for e in world.kube.events_for("support-bot") if e["type"] == "Warning"]
+    assert event["reason"] == "DefaultInstanceConflict"
