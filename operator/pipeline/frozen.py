@@ -25,12 +25,12 @@ def freeze(value: Any) -> Any:
     kind = type(value)
     if kind in _LEAVES:
         return value  # the common case, without an ABC isinstance check
+    if kind is list or kind is tuple:  # before the (slow) ABC check below
+        return tuple([v if type(v) in _LEAVES else freeze(v) for v in value])
     if kind is dict or isinstance(value, Mapping):
         return MappingProxyType(
             {str(k): v if type(v) in _LEAVES else freeze(v) for k, v in value.items()}
         )
-    if kind is list or kind is tuple:
-        return tuple([v if type(v) in _LEAVES else freeze(v) for v in value])
     return value
 
 
@@ -45,16 +45,19 @@ def thaw(value: Any) -> Any:
     kind = type(value)
     if kind in _LEAVES:
         return value
+    if kind is tuple or kind is list:  # before the (slow) ABC check below
+        return [thaw(v) for v in value]
     if kind is MappingProxyType or kind is dict or isinstance(value, Mapping):
         return {k: thaw(v) for k, v in value.items()}
-    if kind is tuple or kind is list:
-        return [thaw(v) for v in value]
     return value
 
 
 def _is_mapping(value: Any) -> bool:
     kind = type(value)
-    return kind is MappingProxyType or kind is dict or isinstance(value, Mapping)
+    if kind is MappingProxyType or kind is dict:
+        return True
+    # Leaves (None for an absent key, most often) without the slow ABC check.
+    return kind not in _LEAVES and isinstance(value, Mapping)
 
 
 def mapping_at(obj: Mapping[str, Any], *path: str) -> FrozenObject:

@@ -76,14 +76,19 @@ def clone_object(obj: Mapping[str, Any]) -> dict[str, Any]:
     return copied
 
 
+def _is_mapping(value: Any) -> bool:
+    kind = type(value)
+    if kind is dict:
+        return True
+    return kind not in _LEAVES and kind is not list and isinstance(value, Mapping)
+
+
 def merge_patch(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
     """RFC 7386 JSON merge patch, in place."""
     for key, value in patch.items():
         if value is None:
             target.pop(key, None)
-        elif (type(value) is dict or isinstance(value, Mapping)) and isinstance(
-            target.get(key), dict
-        ):
+        elif _is_mapping(value) and isinstance(target.get(key), dict):
             merge_patch(target[key], value)
         else:
             target[key] = clone(value)
