@@ -24,6 +24,7 @@ from stigmer_operator.pipeline.context import Operation
 from stigmer_operator.pipeline.deps import Deps
 from stigmer_operator.pipeline.errors import PipelineError
 from stigmer_operator.settings import OperatorSettings
+from stigmer_operator.store import StoreError
 from stigmer_operator.sweep import list_cluster_uids, stale_entries
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,20 @@ logger = logging.getLogger(__name__)
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure_kopf(settings, memo.settings)
+
+
+@kopf.on.probe(id="store")
+def store_takes_writes(memo: kopf.Memo, **_: Any) -> str:
+    """Liveness: fail ``/healthz`` when the store cannot write (e.g. the disk filled up).
+
+    RocksDB keeps refusing writes after such a failure until it is reopened,
+    so the way out is a restart, which a failing liveness probe asks for.
+    """
+    try:
+        memo.deps.store.probe()
+    except StoreError as error:
+        raise kopf.PermanentError(f"store: {error}") from None
+    return "writable"
 
 
 @kopf.on.startup()

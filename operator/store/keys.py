@@ -124,6 +124,8 @@ def _hex(number: int) -> bytes:
 
 FORMAT_KEY = _join(_META, b"format")
 LAST_SEQUENCE_KEY = _join(_META, b"seq")
+#: Rewritten by the liveness probe to prove the store still takes writes.
+PROBE_KEY = _join(_META, b"probe")
 
 
 def encode_sequence_value(sequence: int) -> bytes:

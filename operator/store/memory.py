@@ -191,6 +191,10 @@ class MemoryStore:
             entry.published = True
             log[sequence] = entry.SerializeToString()
 
+    def probe(self) -> None:
+        with self._lock:
+            self._open_state()  # a closed store fails; memory never fills up
+
     # -- ownership ---------------------------------------------------------
     def put_ownership(self, record: store_pb2.OwnershipRecord) -> None:
         if not record.agent_id:

@@ -43,6 +43,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import tempfile
 import threading
 import time
@@ -348,6 +349,11 @@ class RocksStore:
             if not entry.published:
                 entry.published = True
                 self._put(key, entry.SerializeToString())
+
+    def probe(self) -> None:
+        with self._write_lock:
+            self._writable()
+            self._put(keys.PROBE_KEY, struct.pack(">d", time.time()))
 
     # -- ownership ---------------------------------------------------------
     def put_ownership(self, record: store_pb2.OwnershipRecord) -> None:

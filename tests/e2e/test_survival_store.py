@@ -27,6 +27,8 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -300,3 +302,35 @@ def test_rebuild_refuses_a_directory_that_is_not_a_store(seed: Seed, tmp_path: P
     line = _refused(seed, home, "--rebuild-store")
     assert "not a store's (notes.txt)" in line, line
     assert (home / "notes.txt").read_text() == "precious"
+
+
+def _healthz(operator: OperatorProcess) -> int:
+    url = f"http://127.0.0.1:{operator.health_port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def test_disk_filling_up_while_running_fails_liveness(
+    seed: Seed, small_disk: Path, kube_api: kubernetes.client.ApiClient
+) -> None:
+    """RocksDB's write error is sticky; the liveness probe turns it into a restart."""
+    store = _copy(seed, small_disk / "store")
+    cluster = Cluster(kube_api)
+    with _operator(seed, store) as operator:
+        assert _healthz(operator) == 200
+        filler = _fill(small_disk)
+        for n in range(3):  # writes the full disk cannot take
+            cluster.create_agent(seed.namespace, f"overflow-{n}",
+                                 {"instructions": "x" * 100_000})  # fmt: skip
+        # kopf caches probe results for 10 s; the next fresh probe must fail.
+        wait_for(lambda: _healthz(operator) == 500, timeout=30, interval=1,
+                 what="/healthz to fail once the store cannot write")  # fmt: skip
+        for n in range(3):  # the tiny volume is for this test, not for big Agents
+            cluster.delete(Kind.AGENT, seed.namespace, f"overflow-{n}")
+        filler.unlink()
+    # The restart Kubernetes would do recovers the same store, history intact.
+    _recovers(seed, store)
+    assert _history(store, seed.namespace) == seed.history

@@ -176,6 +176,7 @@ def test_reader_handles_refuse_every_write(rocks_path: Path, mode: OpenMode) -> 
             lambda: reader.mark_published(1),
             lambda: reader.put_ownership(record),
             reader.compact,
+            reader.probe,
         ]
         for write in writes:
             with pytest.raises(StoreReadOnlyError, match=mode.value):

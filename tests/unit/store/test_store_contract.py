@@ -7,6 +7,7 @@ the same behaviour.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterable
 
@@ -476,4 +477,15 @@ def test_a_closed_store_refuses_use(store: Store) -> None:
         store.get(Kind.AGENT, "agt-0001")
     with pytest.raises(StoreError, match="closed"):
         store.save(agent(2))
+    with pytest.raises(StoreError, match="closed"):
+        store.probe()  # the liveness probe fails
     store.close()  # closing twice is harmless
+
+
+def test_probe_of_a_healthy_store_passes_and_changes_no_resource(store: Store) -> None:
+    store.save(agent(1))
+    before = dataclasses.replace(store.stats(), bytes_on_disk=0)
+    store.probe()
+    store.probe()
+    assert dataclasses.replace(store.stats(), bytes_on_disk=0) == before
+    assert [e.sequence for e in store.changes()] == [1]
