@@ -13,14 +13,12 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := test
 
-# The repo's operator/ folder would shadow the standard library's `operator`
-# module for `python -m ...` run from here (the current directory comes first
-# on sys.path); Python 3.11's safe-path mode leaves it out.
-export PYTHONSAFEPATH := 1
-
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
-PY     := $(VENV)/bin/python
+# `-P` (safe path): for `python -m ...` run from here the current directory
+# would come first on sys.path, and the repo's operator/ folder would shadow
+# the standard library's `operator` module.
+PY     := $(VENV)/bin/python -P
 PYTEST_ARGS ?=
 
 .PHONY: venv controlplane test
@@ -29,7 +27,7 @@ venv: $(VENV)/.installed
 
 # Re-install when the project metadata changes.
 $(VENV)/.installed: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(VENV)/bin/python || $(PYTHON) -P -m venv $(VENV)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
