@@ -523,6 +523,8 @@ class McpServerDefinition(
 
     @model_validator(mode="after")
     def _exactly_one_transport(self) -> Self:
+        if (self.stdio is None) + (self.http is None) + (self.docker is None) == 2:
+            return self  # exactly one set: the common case, without building the report
         # The transports themselves, not a dump of them: only "is it set" matters.
         problem = _transport_problem({name: getattr(self, name) for name in _TRANSPORTS})
         if problem is not None:
@@ -1120,26 +1122,36 @@ def _surely_passes_agent_rules(spec: AgentSpec) -> bool:
         if type(variable.name) is not str or variable.name in declared:
             return False
         declared.add(variable.name)
-    return all(
-        _placeholders_declared(transport, declared)
-        for server in servers
-        for transport in (server.stdio, server.http, server.docker)
-    )
+    for server in servers:
+        for transport in (server.stdio, server.http, server.docker):
+            if transport is not None and not _placeholders_declared(transport, declared):
+                return False
+    return True
 
 
 def _placeholders_declared(value: object, declared: set[str]) -> bool:
     """Every ``${NAME}`` in the strings of ``value`` (map keys excluded) names a declared one."""
-    if isinstance(value, str):
-        return _PLACEHOLDER_START not in value or all(
-            name in declared for name in PLACEHOLDER_RE.findall(value)
-        )
     if isinstance(value, BaseModel):
         value = value.__dict__
     if isinstance(value, dict):
-        return all(_placeholders_declared(item, declared) for item in value.values())
-    if isinstance(value, list):
-        return all(_placeholders_declared(item, declared) for item in value)
+        items: Iterable[object] = value.values()
+    elif isinstance(value, list):
+        items = value
+    else:
+        return not isinstance(value, str) or _text_placeholders_declared(value, declared)
+    for item in items:
+        if isinstance(item, str):
+            if not _text_placeholders_declared(item, declared):
+                return False
+        elif isinstance(item, dict | list | BaseModel) and not _placeholders_declared(
+            item, declared
+        ):
+            return False
     return True
+
+
+def _text_placeholders_declared(text: str, declared: set[str]) -> bool:
+    return _PLACEHOLDER_START not in text or declared.issuperset(PLACEHOLDER_RE.findall(text))
 
 
 # --------------------------------------------------------------------------
