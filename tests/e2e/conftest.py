@@ -22,7 +22,9 @@ PLATFORM_NAMESPACE = "stigmer-system"
 #: The shared operator watches the per-test namespaces (``t-*``) and the platform
 #: namespace; tests that run an operator of their own use ``p-*`` namespaces, so
 #: no object is ever reconciled by two operators at once.
-SHARED_NAMESPACES = f"t-*,{PLATFORM_NAMESPACE}"
+#: (Two patterns, not one "a,b": in kopf's syntax a later inclusive glob of the
+#: same pattern only re-includes what an earlier exclusion removed.)
+SHARED_NAMESPACES = ("t-*", PLATFORM_NAMESPACE)
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +37,10 @@ def operator_process(control_plane: ControlPlane, store_root: Path) -> Iterator[
     process = OperatorProcess(
         control_plane.admin_kubeconfig,
         store_root / "shared",
-        args=[f"--platform-namespace={PLATFORM_NAMESPACE}", f"--namespace={SHARED_NAMESPACES}"],
+        args=[
+            f"--platform-namespace={PLATFORM_NAMESPACE}",
+            *(f"--namespace={pattern}" for pattern in SHARED_NAMESPACES),
+        ],
     )
     with process:
         yield process

@@ -163,3 +163,30 @@ def test_operator_never_writes_spec(cluster: Cluster, namespace: str) -> None:
             if entry["manager"] == FIELD_MANAGER:
                 continue
             assert "f:spec" not in entry.get("fieldsV1", {}), (kind.value, entry)
+
+
+def test_every_example_becomes_ready(
+    control_plane: ControlPlane, cluster: Cluster, namespace: str
+) -> None:
+    """``examples/*.yaml`` as a user applies them: the platform Agent in stigmer-system."""
+    control_plane.kubectl("create", "namespace", "stigmer-system", check=False)
+    for name in ("agent.yaml", "agent-instance.yaml"):
+        control_plane.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / name))
+    control_plane.kubectl("apply", "-f", str(EXAMPLES / "platform-agent.yaml"))
+    for kind, ns, name in (
+        (Kind.AGENT, namespace, "code-reviewer"),
+        (Kind.AGENT_INSTANCE, namespace, "code-reviewer-default"),
+        (Kind.AGENT_INSTANCE, namespace, "code-reviewer-prod"),
+        (Kind.AGENT, "stigmer-system", "docs-assistant"),
+        (Kind.AGENT_INSTANCE, "stigmer-system", "docs-assistant-default"),
+    ):
+        cluster.wait_ready(kind, ns, name, timeout=60)
+    platform = cluster.get(Kind.AGENT, "stigmer-system", "docs-assistant")
+    assert platform is not None and platform["spec"]["scope"] == "platform"
+    role = cluster.rbac.read_namespaced_role("code-reviewer-prod-agent", namespace)
+    granted = {(r.resources[0], name) for r in role.rules for name in r.resource_names}
+    assert granted == {
+        ("secrets", "code-reviewer-prod-credentials"),
+        ("configmaps", "code-reviewer-prod-settings"),
+    }
+    control_plane.kubectl("delete", "-f", str(EXAMPLES / "platform-agent.yaml"))
