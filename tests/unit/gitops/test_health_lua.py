@@ -145,7 +145,13 @@ def test_condition_without_observed_generation_uses_top_level() -> None:
 #: Refusals that only a spec change can fix. AgentNotFound is a refusal too,
 #: but the instance is re-run as soon as its Agent appears (GitOps applies both
 #: together), so it is Progressing, not Degraded.
-PERMANENT = sorted(r.value for r in Reason if r.refuses_object and r is not Reason.AGENT_NOT_FOUND)
+#: Ready=False reasons that need someone to act: refusals of the object, and
+#: another object standing in its way (both Degraded in Argo CD).
+PERMANENT = sorted(
+    r.value
+    for r in Reason
+    if (r.refuses_object or r.blocked_by_another_object) and r is not Reason.AGENT_NOT_FOUND
+)
 
 
 def test_permanent_reasons_are_the_operators_refusals() -> None:
@@ -166,7 +172,10 @@ def test_ready_false_with_permanent_reason_is_degraded_with_message(reason: str)
     assert text == f"{reason}: {message}"
 
 
-@pytest.mark.parametrize("reason", sorted(r.value for r in Reason if not r.refuses_object))
+@pytest.mark.parametrize(
+    "reason",
+    sorted(r.value for r in Reason if not (r.refuses_object or r.blocked_by_another_object)),
+)
 def test_infrastructure_trouble_is_progressing(reason: str) -> None:
     # The operator reports store/API/internal errors as Ready=Unknown and retries.
     status, text = health(_ready("Unknown", reason, "the API server is unavailable"))
