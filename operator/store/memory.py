@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import builtins
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from google.protobuf import timestamp_pb2
-
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, store_pb2
-from stigmer_operator.store import keys
+from stigmer_operator.store import keys, records
 from stigmer_operator.store.errors import NotFoundError, StoreError
 from stigmer_operator.store.protocol import StoreStats, spec_hash
 
@@ -60,11 +57,6 @@ class _State:
     log: dict[int, bytes] = field(default_factory=dict)
     ownership: dict[str, bytes] = field(default_factory=dict)
     last_sequence: int = 0
-
-
-def _now() -> timestamp_pb2.Timestamp:
-    seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
-    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
 
 
 def _parse(kind: Kind, data: bytes) -> Resource:
@@ -275,11 +267,13 @@ class MemoryStore:
             version=version,
             generation=resource.metadata.generation,
             spec_hash=digest,
-            recorded_at=_now(),
+            recorded_at=records.now(),
             change=change,
         ).SerializeToString()
         ref = (kind, resource.metadata.id)
-        self._state.history.setdefault(ref, []).append(_with_resource(kind, header, data))
+        self._state.history.setdefault(ref, []).append(
+            records.history_with_resource(kind, header, data)
+        )
         self._state.heads[ref] = _Head(version, resource.metadata.generation, digest)
         return self._log(kind, resource, digest, change)
 
@@ -291,51 +285,9 @@ class MemoryStore:
         change: store_pb2.ChangeType.ValueType,
     ) -> store_pb2.ChangeLogEntry:
         self._state.last_sequence += 1
-        meta = resource.metadata
-        entry = store_pb2.ChangeLogEntry(
-            sequence=self._state.last_sequence,
-            recorded_at=_now(),
-            kind=kind.proto_kind,
-            id=meta.id,
-            org=meta.org,
-            namespace=meta.namespace,
-            name=meta.name,
-            change=change,
-            generation=meta.generation,
-            spec_hash=digest,
-        )
+        entry = records.change_entry(self._state.last_sequence, kind, resource, digest, change)
         self._state.log[entry.sequence] = entry.SerializeToString()
         return entry
-
-
-#: HistoryEntry's field holding the resource, per kind: its highest-numbered fields.
-_HISTORY_RESOURCE_FIELD = {
-    Kind.AGENT: store_pb2.HistoryEntry.DESCRIPTOR.fields_by_name["agent"].number,
-    Kind.AGENT_INSTANCE: store_pb2.HistoryEntry.DESCRIPTOR.fields_by_name["agent_instance"].number,
-}
-_WIRE_TYPE_LENGTH_DELIMITED = 2
-
-
-def _with_resource(kind: Kind, header: bytes, data: bytes) -> bytes:
-    """A serialized HistoryEntry: its other fields' bytes, then the resource's.
-
-    Protobuf writes fields in field-number order and the resource is the
-    highest-numbered field, so this is what serializing the whole entry would
-    give, without copying and re-serializing the resource (as RocksStore does).
-    """
-    tag = (_HISTORY_RESOURCE_FIELD[kind] << 3) | _WIRE_TYPE_LENGTH_DELIMITED
-    return b"".join((header, _varint(tag), _varint(len(data)), data))
-
-
-def _varint(number: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, number = number & 0x7F, number >> 7
-        if number:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
 
 
 def _require_id(resource: Resource) -> str:

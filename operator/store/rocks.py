@@ -53,12 +53,11 @@ from types import TracebackType
 from typing import Any, NamedTuple, Self, TypeVar
 
 import rocksdict
-from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError, Message
 
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, store_pb2
-from stigmer_operator.store import keys
+from stigmer_operator.store import keys, records
 from stigmer_operator.store.errors import (
     ForeignDatabaseError,
     NotFoundError,
@@ -85,8 +84,6 @@ _DELETE_CHUNK = 1000
 _ROCKSDICT_CONFIG = "rocksdict-config.json"
 
 #: Field numbers of ``HistoryEntry.agent`` / ``HistoryEntry.agent_instance``.
-_HISTORY_RESOURCE_FIELD = {Kind.AGENT: 10, Kind.AGENT_INSTANCE: 11}
-_WIRE_TYPE_LENGTH_DELIMITED = 2
 
 
 class OpenMode(enum.Enum):
@@ -473,7 +470,8 @@ class RocksStore:
         version = head.version + 1 if head is not None else 1
         header = _history_header(item, change, version)
         pending.put(
-            keys.history(item.kind, item.resource_id, version), _with_resource(item, header)
+            keys.history(item.kind, item.resource_id, version),
+            records.history_with_resource(item.kind, header, item.value),
         )
         pending.put(keys.history_head(item.kind, item.resource_id), header)
         return self._stage_log(pending, item.kind, item.resource, item.digest, change)
@@ -501,7 +499,7 @@ class RocksStore:
         change: store_pb2.ChangeType.ValueType,
     ) -> store_pb2.ChangeLogEntry:
         pending.sequence += 1
-        entry = _change_entry(pending.sequence, kind, resource, digest, change)
+        entry = records.change_entry(pending.sequence, kind, resource, digest, change)
         pending.put(keys.change(pending.sequence), entry.SerializeToString())
         return entry
 
@@ -719,12 +717,6 @@ class _Pending:
 # -- records ------------------------------------------------------------------
 
 
-def _now() -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(time.time_ns())
-    return stamp
-
-
 def _history_header(item: _Prepared, change: store_pb2.ChangeType.ValueType, version: int) -> bytes:
     """A serialized HistoryEntry without its resource: the ``head`` value."""
     return store_pb2.HistoryEntry(
@@ -733,54 +725,9 @@ def _history_header(item: _Prepared, change: store_pb2.ChangeType.ValueType, ver
         version=version,
         generation=item.generation,
         spec_hash=item.digest,
-        recorded_at=_now(),
+        recorded_at=records.now(),
         change=change,
     ).SerializeToString()
-
-
-def _with_resource(item: _Prepared, header: bytes) -> bytes:
-    """The full serialized HistoryEntry, reusing the resource's serialized bytes.
-
-    Protobuf writes fields in field-number order and the resource is the
-    highest-numbered field, so the header's bytes followed by the resource
-    field are exactly what ``SerializeToString`` of the whole entry would
-    produce, without copying and re-serializing the resource.
-    """
-    tag = (_HISTORY_RESOURCE_FIELD[item.kind] << 3) | _WIRE_TYPE_LENGTH_DELIMITED
-    return b"".join((header, _varint(tag), _varint(len(item.value)), item.value))
-
-
-def _varint(number: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, number = number & 0x7F, number >> 7
-        if number:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
-
-
-def _change_entry(
-    sequence: int,
-    kind: Kind,
-    resource: Resource,
-    digest: str,
-    change: store_pb2.ChangeType.ValueType,
-) -> store_pb2.ChangeLogEntry:
-    meta = resource.metadata
-    return store_pb2.ChangeLogEntry(
-        sequence=sequence,
-        recorded_at=_now(),
-        kind=kind.proto_kind,
-        id=meta.id,
-        org=meta.org,
-        namespace=meta.namespace,
-        name=meta.name,
-        change=change,
-        generation=meta.generation,
-        spec_hash=digest,
-    )
 
 
 # -- rocksdict glue -----------------------------------------------------------
