@@ -4,7 +4,7 @@
 #   make controlplane  build etcd, kube-apiserver, kube-controller-manager,
 #                      kubectl and helm from Go modules into the cache
 #                      (hack/controlplane/build.sh; slow only the first time)
-#   make test          venv + controlplane + pytest
+#   make test          venv + controlplane + lint + pytest
 #
 # .ci/run calls `make test`, so it must work on a fresh machine that has only
 # python3.11 and go.
@@ -34,7 +34,7 @@ $(VENV)/.installed: pyproject.toml
 controlplane:
 	hack/controlplane/build.sh
 
-test: venv controlplane
+test: venv controlplane lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # ---- further targets (protos, lint, bench, ...) go below this line ----
