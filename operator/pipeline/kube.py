@@ -233,8 +233,9 @@ def apply_patch(
     if metadata:
         patch["metadata"] = metadata
     for field_name in _MANAGED_FIELDS[kind]:
-        want = _normalized(desired.get(field_name))
-        if want != _normalized(existing.get(field_name)):
+        # `or None`: the API omits an empty `rules` list that we send as [].
+        want = _normalized(desired.get(field_name)) or None
+        if want != (_normalized(existing.get(field_name)) or None):
             patch[field_name] = desired.get(field_name)
     return patch or None
 

@@ -101,6 +101,12 @@ def test_apply_patch_is_none_when_equal_modulo_api_defaults() -> None:
     assert apply_patch(ObjectKind.ROLE, existing, role([SECRET_RULE])) is None
 
 
+def test_apply_patch_is_none_for_an_empty_role_the_api_echoes_without_rules() -> None:
+    existing = role([])
+    del existing["rules"]  # the API omits an empty list
+    assert apply_patch(ObjectKind.ROLE, existing, role([])) is None
+
+
 def test_apply_patch_replaces_rules_and_adds_missing_labels() -> None:
     existing = role([SECRET_RULE])
     existing["metadata"]["labels"] = {}
