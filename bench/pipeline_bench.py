@@ -45,60 +45,17 @@ from stigmer_operator.pipeline.kube_recording import RecordingKubeEffects
 from stigmer_operator.pipeline.pipelines import run
 from stigmer_operator.store.memory import MemoryStore
 from stigmer_operator.store.protocol import Store
+from stigmer_operator.testing.fixtures import realistic_agent
 
 TARGET_US = 250.0
 FIXED_NOW = datetime(2026, 1, 18, 19, 41, 31, tzinfo=UTC)
 
 
 def agent_manifest(index: int) -> dict[str, Any]:
-    """A realistic Agent: two MCP servers, env declarations, a sub-agent, labels."""
-    return {
-        "apiVersion": "agentic.stigmer.ai/v1",
-        "kind": "Agent",
-        "metadata": {
-            "name": f"agent-{index:05d}",
-            "namespace": f"team-{index % 50:02d}",
-            "labels": {"app.kubernetes.io/part-of": "support", "tier": "gold"},
-            "annotations": {"owner": "platform-team@example.com"},
-        },
-        "spec": {
-            "displayName": f"Support Agent {index:05d}",
-            "description": "Answers customer questions with the help of the knowledge base.",
-            "instructions": "You are a support agent. Be concise, cite sources, never guess.",
-            "mcpServers": [
-                {
-                    "name": "github",
-                    "http": {
-                        "url": "https://mcp.example.com/github",
-                        "headers": {"Authorization": "Bearer ${GITHUB_TOKEN}"},
-                        "timeoutSeconds": 30,
-                    },
-                    "enabledTools": ["search_issues", "get_issue"],
-                },
-                {
-                    "name": "files",
-                    "stdio": {
-                        "command": "npx",
-                        "args": ["-y", "@modelcontextprotocol/server-filesystem", "/data"],
-                        "envPlaceholders": {"ROOT": "${DATA_ROOT}"},
-                    },
-                },
-            ],
-            "skillRefs": [{"name": "triage"}, {"name": "summarize", "version": "1.2.0"}],
-            "subAgents": [
-                {
-                    "name": "researcher",
-                    "instructions": "Find the relevant issues and summarise them briefly.",
-                    "mcpServers": ["github"],
-                    "mcpToolSelections": {"github": {"enabledTools": ["search_issues"]}},
-                }
-            ],
-            "env": [
-                {"name": "GITHUB_TOKEN", "secret": True, "required": True},
-                {"name": "DATA_ROOT", "description": "where the files live"},
-            ],
-        },
-    }
+    """The shared realistic Agent (``stigmer_operator.testing.fixtures``), one of 50 orgs."""
+    return realistic_agent(
+        f"agent-{index:05d}", f"Support Agent {index:05d}", namespace=f"team-{index % 50:02d}"
+    )
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -72,6 +72,7 @@ import urllib3
 from prometheus_client.parser import text_string_to_metric_families
 
 from stigmer_operator.testing.controlplane import ControlPlane
+from stigmer_operator.testing.fixtures import realistic_agent
 from stigmer_operator.testing.operator_process import OperatorProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -106,53 +107,8 @@ TARGET_RESTART_S = 60.0
 
 
 def agent_manifest(name: str) -> dict[str, Any]:
-    """A realistic Agent, as in ``bench/pipeline_bench.py``: two MCP servers, env, a sub-agent."""
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Agent",
-        "metadata": {
-            "name": name,
-            "labels": {"app.kubernetes.io/part-of": "support", "tier": "gold"},
-            "annotations": {"owner": "platform-team@example.com"},
-        },
-        "spec": {
-            "displayName": f"Support {name}",
-            "description": "Answers customer questions with the help of the knowledge base.",
-            "instructions": "You are a support agent. Be concise, cite sources, never guess.",
-            "mcpServers": [
-                {
-                    "name": "github",
-                    "http": {
-                        "url": "https://mcp.example.com/github",
-                        "headers": {"Authorization": "Bearer ${GITHUB_TOKEN}"},
-                        "timeoutSeconds": 30,
-                    },
-                    "enabledTools": ["search_issues", "get_issue"],
-                },
-                {
-                    "name": "files",
-                    "stdio": {
-                        "command": "npx",
-                        "args": ["-y", "@modelcontextprotocol/server-filesystem", "/data"],
-                        "envPlaceholders": {"ROOT": "${DATA_ROOT}"},
-                    },
-                },
-            ],
-            "skillRefs": [{"name": "triage"}, {"name": "summarize", "version": "1.2.0"}],
-            "subAgents": [
-                {
-                    "name": "researcher",
-                    "instructions": "Find the relevant issues and summarise them briefly.",
-                    "mcpServers": ["github"],
-                    "mcpToolSelections": {"github": {"enabledTools": ["search_issues"]}},
-                }
-            ],
-            "env": [
-                {"name": "GITHUB_TOKEN", "secret": True, "required": True},
-                {"name": "DATA_ROOT", "description": "where the files live"},
-            ],
-        },
-    }
+    """The shared realistic Agent, as in ``bench/pipeline_bench.py``."""
+    return realistic_agent(name, f"Support {name}")
 
 
 # -- statistics ---------------------------------------------------------------------
