@@ -11,6 +11,7 @@ They use the session control plane of ``tests/conftest.py`` (so they are
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +36,17 @@ from stigmer_operator.pipeline.pipelines import run
 from stigmer_operator.store.memory import MemoryStore
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def namespace(kube_api: kubernetes.client.ApiClient) -> Iterator[str]:
+    """A ``p-*`` namespace: the e2e session's shared operator watches ``t-*``, and
+    these tests play the operator themselves, so nothing else may write here."""
+    core = kubernetes.client.CoreV1Api(kube_api)
+    name = f"p-kube-api-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
 
 
 @pytest.fixture
