@@ -805,8 +805,8 @@ class Bench:
             env=env,
             startup_timeout=300,
         )
+        self.operator = process  # before start: an interrupted start is still stopped
         process.start()
-        self.operator = process
         return process
 
     def quiet_operator(self, timeout: float = 120.0) -> float:
