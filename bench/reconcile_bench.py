@@ -60,6 +60,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -448,11 +450,26 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def scrape(process: OperatorProcess, attempts: int = 5) -> str:
+    """``/metrics`` with a patient timeout: a busy operator (or a store of 20,000
+    entries counted at every scrape) can take longer than the helper's 5 s."""
+    url = f"http://127.0.0.1:{process.metrics_port}/metrics"
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                return str(response.read().decode())
+        except (OSError, urllib.error.URLError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1)
+    raise AssertionError("unreachable")
+
+
 def operator_counters(process: OperatorProcess) -> dict[str, Counter[tuple[str, ...]]]:
     """The operator's writes by (verb, resource) and reconciles by (kind, operation, result)."""
     writes: Counter[tuple[str, ...]] = Counter()
     reconciles: Counter[tuple[str, ...]] = Counter()
-    for family in text_string_to_metric_families(process.metrics()):
+    for family in text_string_to_metric_families(scrape(process)):
         for sample in family.samples:
             if sample.name == "stigmer_kubernetes_writes_total":
                 writes[(sample.labels["verb"], sample.labels["resource"])] += int(sample.value)
