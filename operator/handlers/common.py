@@ -12,7 +12,9 @@ this module holds the shared mechanics:
   ``TemporaryError`` (a retry can help) or ``PermanentError`` (it cannot: no
   retry storm). ``AgentNotFound`` is permanent here because the Agent's own
   handler re-runs waiting instances the moment it appears (see
-  :func:`stigmer_operator.handlers.agent.wake_instances`).
+  :func:`stigmer_operator.handlers.agent.wake_instances`). A namespace
+  being deleted (``NamespaceTerminating``) ends the reconcile quietly: the
+  object goes with its namespace, and kopf must not call that a failure.
 """
 
 from __future__ import annotations
@@ -97,6 +99,11 @@ def reconcile(
         except PipelineError as error:
             metrics.RECONCILES.labels(kind.value, operation.value, error.reason.value).inc()
             _report(error)
+            if error.reason.ends_reconciling:
+                _, namespace, name = key_of(kind, body)
+                logger.info("%s %s/%s (%s): %s; nothing left to do",
+                            kind.value, namespace, name, operation.value, error)  # fmt: skip
+                return
             raise _kopf_error(error, retry) from None
         except KubeError as error:  # the first-sight status patch: the API is unreachable
             raise retry_soon(error, deps) from None

@@ -32,6 +32,7 @@ class Reason(enum.StrEnum):
     DUPLICATE_SLUG = "DuplicateSlug"
     IAM_CONFLICT = "IamConflict"
     DEFAULT_INSTANCE_CONFLICT = "DefaultInstanceConflict"
+    NAMESPACE_TERMINATING = "NamespaceTerminating"
     STORE_ERROR = "StoreError"
     KUBERNETES_API_ERROR = "KubernetesApiError"
     INTERNAL_ERROR = "InternalError"
@@ -54,6 +55,15 @@ class Reason(enum.StrEnum):
         object may be fine, so only ``Ready`` goes ``Unknown``.
         """
         return self in _BLOCKERS
+
+    @property
+    def ends_reconciling(self) -> bool:
+        """True when there is nothing left to do: not an error, not retried.
+
+        The namespace is being deleted; the object goes with it, and the
+        namespace accepts no new child objects or Events for it.
+        """
+        return self is Reason.NAMESPACE_TERMINATING
 
 
 _REFUSALS = frozenset(
@@ -113,10 +123,15 @@ def from_exception(exc: BaseException, step: str, retry_delay: float) -> Pipelin
     ``InternalError`` and retried (a transient cause is more likely than a
     deterministic one in code that passed its tests).
     """
-    from stigmer_operator.pipeline.kube import KubeError  # local: kube imports errors
+    from stigmer_operator.pipeline.kube import (  # local: kube imports errors
+        KubeError,
+        NamespaceTerminating,
+    )
 
     if isinstance(exc, PipelineError):
         return exc.in_step(step)
+    if isinstance(exc, NamespaceTerminating):
+        return PipelineError(Reason.NAMESPACE_TERMINATING, str(exc), retryable=False, step=step)
     if isinstance(exc, KubeError):
         return PipelineError(
             Reason.KUBERNETES_API_ERROR,

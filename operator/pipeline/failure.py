@@ -16,7 +16,10 @@ raising kopf's ``PermanentError``/``TemporaryError``. It writes what
 * ``observedGeneration`` set to the generation that failed;
 * one ``Warning`` Event with the reason and message. Its name is derived
   from (uid, generation, reason, message), so kopf's retries of the same
-  failure do not pile up Events.
+  failure do not pile up Events;
+* ``NamespaceTerminating`` is not trouble: ``Ready=Unknown`` says why the
+  reconcile stopped, and no Event is posted (a terminating namespace
+  refuses them).
 
 No store write, no child objects. Status is not patched for a failing
 delete (the object is going away) and is skipped when already identical.
@@ -85,7 +88,8 @@ def report_failure(ctx: RequestContext[Resource], error: PipelineError) -> None:
     """Write the failure to status and post one Warning Event; never raises."""
     if ctx.operation is not Operation.DELETE:
         _patch_status(ctx, error)
-    _post_warning(ctx, error)
+    if not error.reason.ends_reconciling:
+        _post_warning(ctx, error)
 
 
 def _patch_status(ctx: RequestContext[Resource], error: PipelineError) -> None:

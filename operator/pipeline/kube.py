@@ -135,6 +135,15 @@ class ApiForbidden(KubeError):
     """The operator's ServiceAccount lacks a permission (fix the RBAC)."""
 
 
+class NamespaceTerminating(ApiForbidden):
+    """Create refused: the namespace is being deleted, and everything in it with it.
+
+    Final: a terminating namespace never accepts new objects again, and the
+    object being reconciled is about to be deleted by the namespace
+    controller. Nothing is wrong with the operator's permissions.
+    """
+
+
 class Invalid(KubeError):
     """The API refused the request body (400/422)."""
 

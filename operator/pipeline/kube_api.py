@@ -14,6 +14,7 @@ would otherwise pick ``json-patch+json`` for a dict body.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from stigmer_operator.pipeline.kube import (
     EventRecord,
     Invalid,
     KubeError,
+    NamespaceTerminating,
     NotFound,
     ObjectKind,
     ServerError,
@@ -66,6 +68,8 @@ def translate(exc: BaseException, what: str) -> KubeError:
         error_type = NotFound
     elif status == 409:
         error_type = Conflict
+    elif status == 403 and _namespace_terminating(exc):
+        return NamespaceTerminating(f"{detail}: the namespace is being deleted", status=status)
     elif status in (401, 403):
         error_type = ApiForbidden
     elif status in (400, 422):
@@ -73,6 +77,24 @@ def translate(exc: BaseException, what: str) -> KubeError:
     else:  # 429, 5xx, anything unexpected: transient until proven otherwise
         error_type = ServerError
     return error_type(detail, status=status)
+
+
+#: The cause the API server names when a namespace refuses new objects.
+NAMESPACE_TERMINATING_CAUSE = "NamespaceTerminating"
+
+
+def _namespace_terminating(exc: ApiException) -> bool:
+    """Does a 403 say "the namespace is being terminated" rather than "no permission"?"""
+    try:
+        status = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        return False
+    details = status.get("details") if isinstance(status, dict) else None
+    causes = details.get("causes") if isinstance(details, dict) else None
+    return isinstance(causes, list) and any(
+        isinstance(cause, dict) and cause.get("reason") == NAMESPACE_TERMINATING_CAUSE
+        for cause in causes
+    )
 
 
 def _model(from_dict: Callable[[dict[str, Any]], R | None], body: Mapping[str, Any]) -> R:

@@ -32,6 +32,7 @@ from stigmer_operator.pipeline.kube import (
     ApiForbidden,
     EventRecord,
     EventType,
+    NamespaceTerminating,
     NotFound,
     ObjectKind,
     ObjectRef,
@@ -87,7 +88,9 @@ def _publish(ctx: RequestContext[Resource], kind: Kind, entry: store_pb2.ChangeL
             raise
         # The namespace is being deleted (or is gone): no Event can ever be
         # posted there. The change-log entry stays; retrying would only hold
-        # up the deletion.
-        logger.warning("cannot post the %s Event of %s: %s", reason, entry.name, exc)
+        # up the deletion. Only a missing permission is worth a warning.
+        expected = isinstance(exc, NamespaceTerminating | NotFound)
+        log = logger.info if expected else logger.warning
+        log("cannot post the %s Event of %s: %s", reason, entry.name, exc)
     ctx.deps.store.mark_published(entry.sequence)
     ctx.deps.outbox.done(entry)

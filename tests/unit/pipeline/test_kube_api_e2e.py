@@ -11,6 +11,7 @@ They use the session control plane of ``tests/conftest.py`` (so they are
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -22,11 +23,13 @@ from pipeline_world import agent_manifest
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind
 from stigmer_operator.pipeline.context import Operation
 from stigmer_operator.pipeline.deps import Deps, PipelineSettings
+from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.kube import (
     AlreadyExists,
     ApplyResult,
     EventRecord,
     EventType,
+    NamespaceTerminating,
     NotFound,
     ObjectKind,
     ObjectRef,
@@ -199,3 +202,51 @@ def test_pipelines_against_the_real_api(
     assert status is not None
     assert status["status"]["conditions"][0]["status"] == "True"
     assert ctx.status["defaultInstanceId"] == instance["status"]["id"]
+
+
+def test_a_terminating_namespace_is_not_a_missing_permission(
+    effects: ApiKubeEffects, kube_api: kubernetes.client.ApiClient
+) -> None:
+    """The real 403 of a namespace being deleted, held open by a finalizer."""
+    core = kubernetes.client.CoreV1Api(kube_api)
+    name = f"p-terminating-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name}})
+    hold = {"metadata": {"name": "hold", "finalizers": ["e2e.stigmer.ai/hold"]}}
+    core.create_namespaced_config_map(name, hold)
+    agent: dict[str, Any] = kubernetes.client.CustomObjectsApi(
+        kube_api
+    ).create_namespaced_custom_object(
+        GROUP, VERSION, name, "agents", agent_manifest(namespace=name)
+    )
+    try:
+        core.delete_namespace(name)
+        _wait_until_creates_are_refused(core, name)
+        deps = Deps(MemoryStore(), effects, PipelineSettings(reporting_instance="test"))
+        with pytest.raises(PipelineError) as caught:
+            run(Kind.AGENT, Operation.CREATE, agent, deps)
+        assert caught.value.reason is Reason.NAMESPACE_TERMINATING, caught.value
+        assert caught.value.step == "CreateDefaultInstance" and not caught.value.retryable
+        with pytest.raises(NamespaceTerminating):
+            effects.post_event(_event(name, agent))
+    finally:
+        core.patch_namespaced_config_map("hold", name, {"metadata": {"finalizers": None}})
+
+
+def _wait_until_creates_are_refused(core: kubernetes.client.CoreV1Api, namespace: str) -> None:
+    """The admission plugin reads namespaces from a cache: it may lag the delete briefly."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            core.create_namespaced_config_map(namespace, {"metadata": {"generateName": "probe-"}})
+        except kubernetes.client.ApiException as error:
+            assert error.status == 403, error
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"namespace {namespace} still accepts new objects")
+
+
+def _event(namespace: str, agent: dict[str, Any]) -> EventRecord:
+    ref = ObjectRef(ObjectKind.AGENT.api_version, "Agent", namespace, agent["metadata"]["name"],
+                    agent["metadata"]["uid"])  # fmt: skip
+    return EventRecord(name="support-bot.terminating", involved=ref, type=EventType.NORMAL,
+                       reason="Probe", message="probe")  # fmt: skip

@@ -9,7 +9,7 @@ from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.failure import report_failure
-from stigmer_operator.pipeline.kube import ServerError
+from stigmer_operator.pipeline.kube import NamespaceTerminating, ServerError
 from stigmer_operator.pipeline.pipelines import run
 
 
@@ -135,3 +135,26 @@ def test_blocked_by_another_object_keeps_accepted_true_and_the_mirror(world: Wor
     assert world.store.get_by_name(Kind.AGENT, "team-a", "support-bot").metadata.name
     (event,) = [e for e in world.kube.events_for("support-bot") if e["type"] == "Warning"]
     assert event["reason"] == "DefaultInstanceConflict"
+
+
+def test_a_terminating_namespace_ends_the_reconcile_without_a_warning(world: World) -> None:
+    """The namespace controller is deleting the Agent; its child can never be created."""
+    world.apply(agent_manifest())
+    world.kube.fail_next(
+        "create_agent_instance",
+        NamespaceTerminating("create agentinstances team-a/support-bot-default: HTTP 403"),
+    )
+    error = fail(world, Kind.AGENT, "support-bot")
+    assert (error.reason, error.step, error.retryable) == (
+        Reason.NAMESPACE_TERMINATING,
+        "CreateDefaultInstance",
+        False,
+    )
+    assert error.reason.ends_reconciling and not error.reason.refuses_object
+    found = conditions(world, Kind.AGENT, "support-bot")
+    assert (found["Ready"]["status"], found["Ready"]["reason"]) == (
+        "Unknown",
+        "NamespaceTerminating",
+    )
+    assert world.kube.events_for("support-bot", "NamespaceTerminating") == []
+    assert world.kube.calls_of("post_event") == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from stigmer_operator.pipeline.kube import (
     EventType,
     Invalid,
     KubeEffects,
+    NamespaceTerminating,
     NotFound,
     ObjectKind,
     ObjectRef,
@@ -81,6 +83,31 @@ def test_api_status_codes_map_to_typed_errors(
     assert type(mapped) is error
     assert mapped.retryable is retryable
     assert str(mapped) == f"get agents a/b: HTTP {status} Because"
+
+
+def test_a_terminating_namespace_is_told_apart_from_missing_rbac() -> None:
+    body = json.dumps({
+        "kind": "Status", "status": "Failure", "reason": "Forbidden", "code": 403,
+        "message": "agentinstances \"x\" is forbidden: unable to create new content in "
+                   "namespace team-a because it is being terminated",
+        "details": {"name": "x", "kind": "agentinstances", "causes": [{
+            "reason": "NamespaceTerminating", "field": "metadata.namespace",
+            "message": "namespace team-a is being terminated"}]},
+    })  # fmt: skip
+    mapped = translate(ApiException(status=403, reason="Forbidden"), "create x")
+    assert type(mapped) is ApiForbidden
+    terminating = ApiException(status=403, reason="Forbidden")
+    terminating.body = body
+    mapped = translate(terminating, "create agentinstances team-a/x")
+    assert type(mapped) is NamespaceTerminating and isinstance(mapped, ApiForbidden)
+    assert not mapped.retryable
+    assert str(mapped) == (
+        "create agentinstances team-a/x: HTTP 403 Forbidden: the namespace is being deleted"
+    )
+    for garbage in ("not json", "[1]", '{"details": "x"}', '{"details": {"causes": {}}}'):
+        odd = ApiException(status=403, reason="Forbidden")
+        odd.body = garbage
+        assert type(translate(odd, "create x")) is ApiForbidden, garbage
 
 
 def test_network_failures_are_retryable() -> None:
