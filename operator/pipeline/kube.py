@@ -177,13 +177,19 @@ class KubeEffects(Protocol):
         """Post an Event; ``False`` when an Event of that name already exists."""
         ...
 
-    def apply_owned(self, kind: ObjectKind, body: Mapping[str, Any]) -> ApplyResult:
+    def apply_owned(
+        self, kind: ObjectKind, body: Mapping[str, Any], *, likely_absent: bool = False
+    ) -> ApplyResult:
         """Create-or-update a ServiceAccount, Role or RoleBinding we control.
 
         ``body`` must carry a controller ownerReference. An existing object
         controlled by anything else is not touched: :class:`AlreadyExists`
         carries it, and the caller decides. Labels are merged; ``rules``,
         ``subjects`` and ``roleRef`` are made equal to ``body``.
+
+        ``likely_absent`` (the owner was just created) only changes the
+        order of requests: create first and read only if the name is taken,
+        instead of a read before every create. The outcome is the same.
         """
         ...
 

@@ -263,17 +263,19 @@ class ApiKubeEffects:
             return False
         return True
 
-    def apply_owned(self, kind: ObjectKind, body: Mapping[str, Any]) -> ApplyResult:
+    def apply_owned(
+        self, kind: ObjectKind, body: Mapping[str, Any], *, likely_absent: bool = False
+    ) -> ApplyResult:
         if kind not in APPLICABLE_KINDS:
             raise Invalid(f"apply_owned does not manage {kind.kind}", status=422)
         metadata = body.get("metadata") or {}
         namespace, name = metadata.get("namespace", ""), metadata.get("name", "")
-        existing = self.get(kind, namespace, name)
+        existing = None if likely_absent else self.get(kind, namespace, name)
         if existing is None:
             try:
                 self._create(kind, namespace, body)
                 return ApplyResult.CREATED
-            except Conflict:  # created concurrently: fall through to compare
+            except Conflict:  # taken (or created concurrently): compare with what is there
                 existing = self.get(kind, namespace, name)
                 if existing is None:
                     raise

@@ -101,6 +101,8 @@ class RecordingKubeEffects:
         self.objects: dict[ObjectKey, dict[str, Any]] = {}
         self.events: dict[tuple[str, str], dict[str, Any]] = {}
         self.calls: list[Call] = []
+        #: The ``apply_owned`` calls made with ``likely_absent=True``.
+        self.created_first: list[Call] = []
         self._versions = itertools.count(1)
         self._uids = itertools.count(1)
         self._failures: dict[str, list[KubeError]] = {}
@@ -181,12 +183,16 @@ class RecordingKubeEffects:
         }
         return True
 
-    def apply_owned(self, kind: ObjectKind, body: Mapping[str, Any]) -> ApplyResult:
+    def apply_owned(
+        self, kind: ObjectKind, body: Mapping[str, Any], *, likely_absent: bool = False
+    ) -> ApplyResult:
         if kind not in APPLICABLE_KINDS:
             raise Invalid(f"apply_owned does not manage {kind.kind}", status=422)
         metadata = body.get("metadata") or {}
         namespace, name = metadata.get("namespace", ""), metadata.get("name", "")
         self._record("apply_owned", kind.kind, namespace, name)
+        if likely_absent:
+            self.created_first.append(self.calls[-1])
         existing = self.objects.get((kind, namespace, name))
         if existing is None:
             self.put(kind, body)

@@ -178,6 +178,29 @@ def test_apply_owned_creates_skips_updates_and_refuses_foreign(
         effects.apply_owned(ObjectKind.ROLE, role_body(namespace, "another-uid", []))
 
 
+@pytest.mark.parametrize("likely_absent", [False, True])
+def test_apply_owned_outcomes_do_not_depend_on_the_guess(
+    effects: ApiKubeEffects, agent: dict[str, Any], namespace: str, likely_absent: bool
+) -> None:
+    """Create-first (a just-created owner) and read-first end in the same objects."""
+    uid = agent["metadata"]["uid"]
+
+    def apply(owner: str, rules: list[dict[str, Any]]) -> ApplyResult:
+        body = role_body(namespace, owner, rules)
+        return effects.apply_owned(ObjectKind.ROLE, body, likely_absent=likely_absent)
+
+    rule = {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}
+    assert apply(uid, [rule]) is ApplyResult.CREATED
+    assert apply(uid, [rule]) is ApplyResult.UNCHANGED
+    assert apply(uid, []) is ApplyResult.UPDATED
+    role = effects.get(ObjectKind.ROLE, namespace, "prod-agent")
+    assert role is not None and not role.get("rules")
+    with pytest.raises(AlreadyExists, match="controlled by Agent support-bot"):
+        apply("another-uid", [rule])
+    role = effects.get(ObjectKind.ROLE, namespace, "prod-agent")
+    assert role is not None and not role.get("rules")
+
+
 def test_pipelines_against_the_real_api(
     effects: ApiKubeEffects, agent: dict[str, Any], namespace: str
 ) -> None:

@@ -104,6 +104,19 @@ def test_rerun_is_unchanged_and_removing_refs_revokes(world: World) -> None:
     assert objects(world, "support-bot-prod-agent")[ObjectKind.ROLE]["rules"] == []
 
 
+def test_a_new_instance_creates_without_reading_first_a_rerun_reads(world: World) -> None:
+    world.agent()
+    world.apply(instance_manifest())
+    world.run(Kind.AGENT_INSTANCE, "support-bot-prod")
+    first = [(c.kind, c.name) for c in world.kube.created_first]
+    assert first == [
+        (kind, "support-bot-prod-agent") for kind in ("ServiceAccount", "Role", "RoleBinding")
+    ]
+    assert iam(world, "support-bot-prod", Operation.RESUME) is Outcome.UNCHANGED
+    assert iam(world, "support-bot-prod", Operation.UPDATE) is Outcome.UNCHANGED
+    assert len(world.kube.created_first) == 3
+
+
 def test_long_instance_names_give_valid_names_and_labels(world: World) -> None:
     world.agent()
     world.apply(instance_manifest(LONG))
