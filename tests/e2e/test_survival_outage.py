@@ -37,8 +37,13 @@ from tests.e2e.test_restart import verify
 BURST = 30
 #: Creates done before the outage starts; the rest race with it.
 BEFORE_OUTAGE = 8
-#: From the moment the control plane answers again until every Agent is Ready.
-SETTLE_SECONDS = 30.0
+#: From the end of the burst (the control plane is back) until every Agent is
+#: Ready. Above the operator's kopf ``consistency_timeout`` (30 s): a watch
+#: cut by the outage is re-listed at a newer resourceVersion than the one of
+#: kopf's last patch, and kopf then holds that object's create/update
+#: handlers until the timeout. Below kopf's 60 s default back-off, which a
+#: transient error must never fall into (see ``retry_soon``).
+SETTLE_SECONDS = 45.0
 EDITED = "Edited the moment the control plane came back; ten characters or more."
 
 
@@ -108,16 +113,26 @@ class Burst(threading.Thread):
             self.error = error
 
 
-def _ready_with_instance(cluster: Cluster, namespace: str, names: list[str]) -> bool:
+def _unsettled(cluster: Cluster, namespace: str, names: list[str]) -> list[str]:
+    """Each Agent or default instance not yet Ready at its generation, and what it shows."""
     agents = {a["metadata"]["name"]: a for a in cluster.list(Kind.AGENT, namespace)}
     instances = {i["metadata"]["name"]: i for i in cluster.list(Kind.AGENT_INSTANCE, namespace)}
+    pending = []
     for name in names:
-        for obj in (agents.get(name), instances.get(f"{name}-default")):
-            if obj is None or condition(obj, "Ready").get("status") != "True":
-                return False
-            if obj.get("status", {}).get("observedGeneration") != obj["metadata"]["generation"]:
-                return False
-    return True
+        for what, obj in (
+            (name, agents.get(name)),
+            (f"{name}-default", instances.get(f"{name}-default")),
+        ):
+            if obj is None:
+                pending.append(f"{what}: missing")
+                continue
+            ready = condition(obj, "Ready")
+            observed = obj.get("status", {}).get("observedGeneration")
+            generation = obj["metadata"]["generation"]
+            if ready.get("status") != "True" or observed != generation:
+                shows = f"Ready={ready.get('status')} {ready.get('reason')}"
+                pending.append(f"{what}: {shows}, observed {observed} of {generation}")
+    return pending
 
 
 def _ride_out(
@@ -138,15 +153,18 @@ def _ride_out(
     assert not burst.is_alive() and burst.error is None, burst.error
     assert burst.created == BURST
 
+    pending: list[str] = []
+
     def settled() -> bool:
-        return bool(_retrying(lambda: _ready_with_instance(cluster, namespace, burst.names)))
+        pending[:] = _retrying(lambda: _unsettled(cluster, namespace, burst.names))
+        return not pending
 
     # Bounded: a handler cut off by the outage is retried within seconds, not
     # after kopf's 60 s default back-off for unexpected errors.
     try:
         wait_for(settled, timeout=SETTLE_SECONDS, what=f"{BURST} Agents Ready with instances")
     except AssertionError as error:
-        raise AssertionError(f"{error}\n{operator.log_tail(80)}") from None
+        raise AssertionError(f"{error}; not settled: {pending}\n{operator.log_tail(120)}") from None
     print(f"settled {time.monotonic() - back:.1f}s after the control plane was back")
     assert operator.pid == pid and operator.returncode is None, operator.log_tail()
 
