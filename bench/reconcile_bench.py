@@ -507,7 +507,7 @@ class PySpy:
             return
         exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         if not os.access(exe, os.X_OK):
-            log("  --py-spy: py-spy not found (pip install py-spy); not profiling")
+            log("  --py-spy: py-spy not found (pip install -e '.[bench]'); not profiling")
             return
         directory.mkdir(parents=True, exist_ok=True)
         self._proc = subprocess.Popen(
