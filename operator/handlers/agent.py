@@ -110,7 +110,7 @@ def squatter_deleted(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     metadata = body.get("metadata", {})
     deps: Deps = memo.deps
     key = (metadata.get("namespace"), metadata.get("name"))
-    for agent_name in kwargs["agents_blocked_by_instance"].get(key, []):
+    for agent_name in snapshot(kwargs["agents_blocked_by_instance"], key):
         agent = deps.kube.get(ObjectKind.AGENT, str(metadata.get("namespace")), agent_name)
         if agent is not None:
             reconcile_quietly(Kind.AGENT, Operation.RESUME, agent, memo)
@@ -157,7 +157,7 @@ def wake_instances(
     metadata = body.get("metadata", {})
     deps: Deps = memo.deps
     key = (metadata.get("namespace"), metadata.get("name"))
-    for namespace, name, waiting in index.get(key, []):
+    for namespace, name, waiting in snapshot(index, key):
         if only_waiting and not waiting:
             continue
         try:
@@ -167,6 +167,18 @@ def wake_instances(
         if instance is None or instance.get("metadata", {}).get("deletionTimestamp"):
             continue
         reconcile_quietly(Kind.AGENT_INSTANCE, Operation.RESUME, instance, memo)
+
+
+def snapshot(index: kopf.Index[Any, Any], key: Any) -> list[Any]:
+    """The values of ``index[key]``, copied before a sync handler iterates them.
+
+    kopf updates its indexes on the event loop while sync handlers run in
+    threads: looping over the live store while making API calls raised
+    "dictionary changed size during iteration" when another instance of
+    the same Agent changed meanwhile. ``list`` copies in one C call, which
+    holds the GIL.
+    """
+    return list(index.get(key, ()))
 
 
 def _is_ready(body: Mapping[str, Any]) -> bool:
