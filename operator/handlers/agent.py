@@ -25,7 +25,9 @@ never waits for the operator (an Argo CD prune or ``kubectl delete`` must not
 hang while the operator is down). kopf calls no ``on.delete`` handler for an
 object that is already gone, so deletion is handled from the watch's DELETED
 event; objects deleted while the operator was down are swept at start-up
-(:mod:`.lifecycle`).
+(:mod:`.lifecycle`). Which instances reference an Agent, and which Agent a
+squatting instance blocks, is kept in process from watch events
+(:mod:`.references`), not in kopf indexes, which stall a large start-up.
 """
 
 from __future__ import annotations
@@ -37,18 +39,18 @@ import kopf
 
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind
 from stigmer_operator.handlers.common import (
+    forget,
     is_deletion,
     reconcile,
     reconcile_quietly,
     retry_soon,
 )
-from stigmer_operator.pipeline.conditions import ConditionType, find_condition, is_true
+from stigmer_operator.handlers.references import References, name_of
+from stigmer_operator.pipeline.conditions import ConditionType, is_true
 from stigmer_operator.pipeline.context import Operation
 from stigmer_operator.pipeline.deps import Deps
-from stigmer_operator.pipeline.errors import Reason
 from stigmer_operator.pipeline.kube import KubeError, ObjectKind, controller_ref
 from stigmer_operator.pipeline.meta import conditions_of
-from stigmer_operator.pipeline.naming import default_instance_name
 from stigmer_operator.pipeline.steps.create_default_instance import DEFAULT_INSTANCE_LABEL
 
 AGENTS = (GROUP, VERSION, Kind.AGENT.plural)
@@ -56,62 +58,60 @@ INSTANCES = (GROUP, VERSION, Kind.AGENT_INSTANCE.plural)
 
 
 @kopf.on.create(*AGENTS)
-def agent_created(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
+def agent_created(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     reconcile(Kind.AGENT, Operation.CREATE, body, memo, retry)
-    wake_instances(body, memo, kwargs["instances_by_agent"], only_waiting=True)
+    wake_instances(body, memo, only_waiting=True)
 
 
 @kopf.on.update(*AGENTS)
-def agent_updated(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
+def agent_updated(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     reconcile(Kind.AGENT, Operation.UPDATE, body, memo, retry)
-    wake_instances(body, memo, kwargs["instances_by_agent"])
+    wake_instances(body, memo)
 
 
 @kopf.on.resume(*AGENTS)
-def agent_resumed(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
+def agent_resumed(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     reconcile(Kind.AGENT, Operation.RESUME, body, memo, retry)
-    wake_instances(body, memo, kwargs["instances_by_agent"], only_waiting=True)
+    wake_instances(body, memo, only_waiting=True)
 
 
 @kopf.on.event(*AGENTS, when=is_deletion)
-def agent_deleted(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+def agent_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     reconcile_quietly(Kind.AGENT, Operation.DELETE, body, memo)
-    wake_instances(body, memo, kwargs["instances_by_agent"])
+    forget(Kind.AGENT, body, memo)
+    wake_instances(body, memo)
 
 
-@kopf.index(*INSTANCES)
-def instances_by_agent(
-    namespace: str | None, name: str, spec: kopf.Spec, body: kopf.Body, **_: Any
-) -> dict[tuple[str | None, str], tuple[str | None, str, bool]]:
-    """(agent namespace, agent name) -> (namespace, name, waiting) of each referencing instance.
-
-    ``waiting``: the instance was refused because the Agent did not exist.
-    """
-    ref = spec.get("agentRef") or {}
-    ready = find_condition(conditions_of(body), ConditionType.READY) or {}
-    waiting = ready.get("reason") == Reason.AGENT_NOT_FOUND.value
-    return {(ref.get("namespace") or namespace, ref.get("name", "")): (namespace, name, waiting)}
+@kopf.on.event(*AGENTS)
+async def agent_observed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Keep :class:`.References` current: is this Agent blocked by a squatting instance?"""
+    references: References = memo.references
+    if is_deletion(event):
+        references.agent_gone(body)
+    else:
+        references.agent_seen(body)
 
 
-@kopf.index(*AGENTS)
-def agents_blocked_by_instance(
-    namespace: str | None, name: str, body: kopf.Body, **_: Any
-) -> dict[tuple[str | None, str], str] | None:
-    """(namespace, instance name) -> the Agent whose default instance name it squats."""
-    ready = find_condition(conditions_of(body), ConditionType.READY) or {}
-    if ready.get("reason") != Reason.DEFAULT_INSTANCE_CONFLICT.value:
-        return None
-    return {(namespace, default_instance_name(name)): name}
+@kopf.on.event(*INSTANCES)
+async def instance_observed(
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    """Keep :class:`.References` current: which Agent does this instance reference?"""
+    references: References = memo.references
+    if is_deletion(event):
+        references.instance_gone(body)
+    else:
+        references.instance_seen(body)
 
 
 @kopf.on.event(*INSTANCES, when=is_deletion)
-def squatter_deleted(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+def squatter_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """An AgentInstance that blocked an Agent's default instance is gone: re-run the Agent."""
-    metadata = body.get("metadata", {})
     deps: Deps = memo.deps
-    key = (metadata.get("namespace"), metadata.get("name"))
-    for agent_name in snapshot(kwargs["agents_blocked_by_instance"], key):
-        agent = deps.kube.get(ObjectKind.AGENT, str(metadata.get("namespace")), agent_name)
+    references: References = memo.references
+    namespace, name = name_of(body)
+    for agent_name in references.blocked_by((namespace, name)):
+        agent = deps.kube.get(ObjectKind.AGENT, namespace, agent_name)
         if agent is not None:
             reconcile_quietly(Kind.AGENT, Operation.RESUME, agent, memo)
 
@@ -125,12 +125,7 @@ def default_instance_changed(
     if owner is None or owner.get("kind") != Kind.AGENT.value:
         return
     uid = str(body.get("metadata", {}).get("uid", ""))
-    deleted = event.get("type") == "DELETED"
-    if deleted:
-        memo.coordination.forget(
-            (Kind.AGENT_INSTANCE, body["metadata"]["namespace"], body["metadata"]["name"]), uid
-        )
-    elif not memo.coordination.readiness_changed(uid, _is_ready(body)):
+    if not is_deletion(event) and not memo.coordination.readiness_changed(uid, _is_ready(body)):
         return
     deps: Deps = memo.deps
     agent = deps.kube.get(ObjectKind.AGENT, body["metadata"]["namespace"], owner["name"])
@@ -141,23 +136,16 @@ def default_instance_changed(
     reconcile_quietly(Kind.AGENT, Operation.RESUME, agent, memo)
 
 
-def wake_instances(
-    body: Mapping[str, Any],
-    memo: kopf.Memo,
-    index: kopf.Index[Any, Any],
-    *,
-    only_waiting: bool = False,
-) -> None:
+def wake_instances(body: Mapping[str, Any], memo: kopf.Memo, *, only_waiting: bool = False) -> None:
     """Re-run the AgentInstances that reference this Agent.
 
     After a create or resume only instances waiting for this Agent can change;
     after an edit or a delete every referencing instance is re-authorized
     against the new state.
     """
-    metadata = body.get("metadata", {})
     deps: Deps = memo.deps
-    key = (metadata.get("namespace"), metadata.get("name"))
-    for namespace, name, waiting in snapshot(index, key):
+    references: References = memo.references
+    for namespace, name, waiting in references.referrers(name_of(body)):
         if only_waiting and not waiting:
             continue
         try:
@@ -167,18 +155,6 @@ def wake_instances(
         if instance is None or instance.get("metadata", {}).get("deletionTimestamp"):
             continue
         reconcile_quietly(Kind.AGENT_INSTANCE, Operation.RESUME, instance, memo)
-
-
-def snapshot(index: kopf.Index[Any, Any], key: Any) -> list[Any]:
-    """The values of ``index[key]``, copied before a sync handler iterates them.
-
-    kopf updates its indexes on the event loop while sync handlers run in
-    threads: looping over the live store while making API calls raised
-    "dictionary changed size during iteration" when another instance of
-    the same Agent changed meanwhile. ``list`` copies in one C call, which
-    holds the GIL.
-    """
-    return list(index.get(key, ()))
 
 
 def _is_ready(body: Mapping[str, Any]) -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 import kopf
 
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind
-from stigmer_operator.handlers.common import is_deletion, reconcile, reconcile_quietly
+from stigmer_operator.handlers.common import forget, is_deletion, reconcile, reconcile_quietly
 from stigmer_operator.pipeline.context import Operation
 
 INSTANCES = (GROUP, VERSION, Kind.AGENT_INSTANCE.plural)
@@ -48,3 +48,4 @@ def instance_resumed(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> 
 @kopf.on.event(*INSTANCES, when=is_deletion)
 def instance_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     reconcile_quietly(Kind.AGENT_INSTANCE, Operation.DELETE, body, memo)
+    forget(Kind.AGENT_INSTANCE, body, memo)

@@ -61,8 +61,11 @@ class Coordination:
             return self._locks.setdefault(key, threading.Lock())
 
     def forget(self, key: ObjectKey, uid: str = "") -> None:
+        """Drop what is kept for a deleted object (a lock still held stays)."""
         with self._guard:
-            self._locks.pop(key, None)
+            lock = self._locks.get(key)
+            if lock is not None and not lock.locked():
+                del self._locks[key]
             self._readiness.pop(uid, None)
 
     def readiness_changed(self, uid: str, ready: bool) -> bool:
@@ -75,6 +78,12 @@ class Coordination:
             previous = self._readiness.get(uid)
             self._readiness[uid] = ready
             return previous is not None and previous != ready
+
+
+def forget(kind: Kind, body: Mapping[str, Any], memo: Any) -> None:
+    """The object is deleted: drop its per-object state, or it would grow forever."""
+    coordination: Coordination = memo.coordination
+    coordination.forget(key_of(kind, body), str(body.get("metadata", {}).get("uid", "")))
 
 
 def key_of(kind: Kind, body: Mapping[str, Any]) -> ObjectKey:

@@ -1,0 +1,133 @@
+"""Who refers to whom: the cross-object look-ups the handlers need, kept in process.
+
+Two questions come up when an object changes:
+
+* an Agent appears, changes or goes: which AgentInstances reference it, and
+  which of those are waiting for it (refused with ``AgentNotFound``)?
+* an AgentInstance goes: which Agent could not create its default instance
+  because this one squatted the name (``DefaultInstanceConflict``)?
+
+kopf's indexes (``@kopf.index``) would answer both, but kopf holds *every*
+handler until every index is populated and tracks that with one toggle per
+object: each new toggle wakes every waiting per-object worker, and each of
+them re-checks all toggles. A restarted operator facing 20,000 objects did
+not get through that start-up wait in ten minutes. These maps are fed from
+the watch instead (``kopf.on.event`` handlers in :mod:`.agent`, run on the
+event loop) and never hold a handler back.
+
+What that costs: right after a restart an Agent's resume handler may run
+before the instances that wait for it were seen, and wake nobody. Nothing is
+lost: every instance gets its own resume handler at start, which finds the
+Agent then. While running, the maps see an instance's status at the same
+moment kopf's index would have.
+
+The sync handlers read these maps from executor threads while the event loop
+writes them, so every access holds one lock and readers get copies.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from stigmer_operator.pipeline.conditions import ConditionType, find_condition
+from stigmer_operator.pipeline.errors import Reason
+from stigmer_operator.pipeline.meta import conditions_of
+from stigmer_operator.pipeline.naming import default_instance_name
+
+#: (namespace, name) of an object.
+ObjectName = tuple[str, str]
+
+
+class Referrer(NamedTuple):
+    """An AgentInstance that references an Agent."""
+
+    namespace: str
+    name: str
+    waiting: bool  # refused because the Agent did not exist
+
+
+@dataclass
+class References:
+    """Instances by the Agent they reference; Agents by the instance blocking them."""
+
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+    _referrers: dict[ObjectName, dict[ObjectName, bool]] = field(default_factory=dict)
+    _target: dict[ObjectName, ObjectName] = field(default_factory=dict)
+    _blocked: dict[ObjectName, set[str]] = field(default_factory=dict)
+    _squatted: dict[ObjectName, ObjectName] = field(default_factory=dict)
+
+    def instance_seen(self, body: Mapping[str, Any]) -> None:
+        """Record (or update) an instance's agentRef and whether it waits for that Agent."""
+        instance = name_of(body)
+        spec = body.get("spec") or {}
+        ref = spec.get("agentRef") or {}
+        target = (str(ref.get("namespace") or instance[0]), str(ref.get("name", "")))
+        waiting = _ready_reason(body) == Reason.AGENT_NOT_FOUND.value
+        with self._guard:
+            self._unlink_instance(instance)
+            self._target[instance] = target
+            self._referrers.setdefault(target, {})[instance] = waiting
+
+    def instance_gone(self, body: Mapping[str, Any]) -> None:
+        with self._guard:
+            self._unlink_instance(name_of(body))
+
+    def agent_seen(self, body: Mapping[str, Any]) -> None:
+        """Record whether this Agent is blocked by an instance squatting its default name."""
+        agent = name_of(body)
+        with self._guard:
+            self._unlink_agent(agent)
+            if _ready_reason(body) != Reason.DEFAULT_INSTANCE_CONFLICT.value:
+                return
+            squatted = (agent[0], default_instance_name(agent[1]))
+            self._squatted[agent] = squatted
+            self._blocked.setdefault(squatted, set()).add(agent[1])
+
+    def agent_gone(self, body: Mapping[str, Any]) -> None:
+        with self._guard:
+            self._unlink_agent(name_of(body))
+
+    def referrers(self, agent: ObjectName) -> list[Referrer]:
+        """The instances that reference ``agent`` (a copy, safe to iterate)."""
+        with self._guard:
+            found = self._referrers.get(agent, {})
+            return [
+                Referrer(namespace, name, waiting) for (namespace, name), waiting in found.items()
+            ]
+
+    def blocked_by(self, instance: ObjectName) -> list[str]:
+        """Names of the Agents whose default instance name ``instance`` squats."""
+        with self._guard:
+            return sorted(self._blocked.get(instance, ()))
+
+    def _unlink_instance(self, instance: ObjectName) -> None:
+        target = self._target.pop(instance, None)
+        if target is None:
+            return
+        referrers = self._referrers.get(target, {})
+        referrers.pop(instance, None)
+        if not referrers:
+            self._referrers.pop(target, None)
+
+    def _unlink_agent(self, agent: ObjectName) -> None:
+        squatted = self._squatted.pop(agent, None)
+        if squatted is None:
+            return
+        blocked = self._blocked.get(squatted, set())
+        blocked.discard(agent[1])
+        if not blocked:
+            self._blocked.pop(squatted, None)
+
+
+def name_of(body: Mapping[str, Any]) -> ObjectName:
+    metadata = body.get("metadata") or {}
+    return (str(metadata.get("namespace", "")), str(metadata.get("name", "")))
+
+
+def _ready_reason(body: Mapping[str, Any]) -> str | None:
+    ready = find_condition(conditions_of(body), ConditionType.READY) or {}
+    reason = ready.get("reason")
+    return str(reason) if reason is not None else None
