@@ -21,8 +21,9 @@ success. One controlled by anything else (or by nothing) is not touched:
 except when its controller is a former Agent of the same name (deleted and
 re-applied): then the garbage collector is about to remove it, and the
 error is retryable.
-The step reads before it creates, because on a resume -- the common case --
-the instance already exists.
+On a resume or an update -- the common case -- the instance already exists,
+so the step reads before it creates. For a just-created Agent it creates
+first and reads only if the name is taken: one request instead of two.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from stigmer_operator.api.kinds import API_VERSION, GROUP, ORG_LABEL, Kind, Resource
-from stigmer_operator.pipeline.context import RequestContext
+from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.frozen import str_at
 from stigmer_operator.pipeline.keys import DEFAULT_INSTANCE
@@ -50,19 +51,18 @@ class CreateDefaultInstance:
         if ctx.kind is not Kind.AGENT:
             raise TypeError("CreateDefaultInstance runs for Agents only")
         name = default_instance_name(ctx.name)
-        existing = ctx.deps.kube.get(ObjectKind.AGENT_INSTANCE, ctx.namespace, name)
-        if existing is not None:
-            _check_owned(ctx, existing)
-            ctx.mark_unchanged()
-            ctx.values.put(DEFAULT_INSTANCE, existing)
-            return
+        if ctx.operation is not Operation.CREATE:
+            existing = ctx.deps.kube.get(ObjectKind.AGENT_INSTANCE, ctx.namespace, name)
+            if existing is not None:
+                _keep_existing(ctx, existing)
+                return
         try:
             created: Mapping[str, Any] = ctx.deps.kube.create_agent_instance(
                 default_instance_body(ctx, name)
             )
-        except AlreadyExists as exc:  # created between our read and our create
-            _check_owned(ctx, exc.existing)
-            created = exc.existing
+        except AlreadyExists as exc:  # a re-run, or created between our read and our create
+            _keep_existing(ctx, exc.existing)
+            return
         # A fresh object no one else holds: handed on as is, read-only by contract.
         ctx.values.put(DEFAULT_INSTANCE, created)
 
@@ -97,6 +97,12 @@ def default_instance_body(ctx: RequestContext[Resource], name: str) -> dict[str,
         },
         "spec": {"agentRef": {"name": ctx.name}},
     }
+
+
+def _keep_existing(ctx: RequestContext[Resource], existing: Mapping[str, Any]) -> None:
+    _check_owned(ctx, existing)
+    ctx.mark_unchanged()
+    ctx.values.put(DEFAULT_INSTANCE, existing)
 
 
 def _check_owned(ctx: RequestContext[Resource], existing: Mapping[str, Any]) -> None:

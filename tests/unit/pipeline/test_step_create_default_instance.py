@@ -97,6 +97,20 @@ def test_existing_default_instance_owned_by_this_agent_is_success(world: World) 
     assert len(default_instances(world)) == 1
 
 
+def test_a_new_agent_creates_without_reading_first_a_resume_reads(world: World) -> None:
+    world.apply(agent_manifest())
+
+    def instance_calls() -> list[str]:
+        return [c.method for c in world.kube.calls if c.kind == "AgentInstance"]
+
+    assert create(world) is Outcome.SUCCEEDED
+    assert instance_calls() == ["create_agent_instance"]
+    assert create(world) is Outcome.UNCHANGED  # kopf re-running the create handler
+    assert create(world, op=Operation.RESUME) is Outcome.UNCHANGED
+    assert instance_calls() == ["create_agent_instance", "create_agent_instance", "get"]
+    assert len(default_instances(world)) == 1
+
+
 def test_already_exists_race_owned_by_this_agent_is_success(world: World) -> None:
     agent = world.apply(agent_manifest())
     mine = instance_manifest("support-bot-default")
