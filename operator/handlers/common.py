@@ -8,6 +8,9 @@ this module holds the shared mechanics:
   object's own kopf handler and overwrites fresher status with staler;
 * ``Ready=Unknown`` on first sight, so ``kubectl wait`` and kstatus see the
   condition from the start;
+* no second run of a create or update kopf repeats only because its own
+  bookkeeping patch had not come back through the watch yet (see
+  :meth:`Coordination.already_reconciled`);
 * failures: status + Warning Event via :func:`report_failure`, then kopf's
   ``TemporaryError`` (a retry can help) or ``PermanentError`` (it cannot: no
   retry storm). ``AgentNotFound`` is permanent here because the Agent's own
@@ -46,6 +49,9 @@ from stigmer_operator.pipeline.pipelines import PIPELINES
 logger = logging.getLogger(__name__)
 
 ObjectKey = tuple[Kind, str, str]
+#: What a reconcile of an object depends on besides its uid: the generation
+#: (spec changes) and the labels (mirrored; the org label places the object).
+Fingerprint = tuple[int, tuple[tuple[str, str], ...]]
 
 
 @dataclass
@@ -55,6 +61,7 @@ class Coordination:
     _locks: dict[ObjectKey, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
     _readiness: dict[str, bool] = field(default_factory=dict)
+    _reconciled: dict[str, Fingerprint] = field(default_factory=dict)
 
     def lock(self, key: ObjectKey) -> threading.Lock:
         with self._guard:
@@ -67,6 +74,25 @@ class Coordination:
             if lock is not None and not lock.locked():
                 del self._locks[key]
             self._readiness.pop(uid, None)
+            self._reconciled.pop(uid, None)
+
+    def remember_reconciled(self, uid: str, fingerprint: Fingerprint) -> None:
+        with self._guard:
+            self._reconciled[uid] = fingerprint
+
+    def already_reconciled(self, uid: str, fingerprint: Fingerprint) -> bool:
+        """True when this process already reconciled ``uid`` as it is now.
+
+        After a handler succeeds kopf patches its bookkeeping annotations and
+        waits (up to ``consistency_timeout``) for the watch to deliver that
+        version. Under a backlog it does not arrive in time, and kopf calls
+        the create (or update) handler again with a body that predates both
+        its annotation *and our status*. Re-running the pipeline on that
+        body is not only wasted requests: its first-sight patch would set
+        ``Ready=Unknown`` over ``Ready=True`` and flap the owner Agent.
+        """
+        with self._guard:
+            return bool(uid) and self._reconciled.get(uid) == fingerprint
 
     def readiness_changed(self, uid: str, ready: bool) -> bool:
         """Remember ``ready`` for ``uid``; True when it flipped since it was last seen.
@@ -86,9 +112,24 @@ def forget(kind: Kind, body: Mapping[str, Any], memo: Any) -> None:
     coordination.forget(key_of(kind, body), str(body.get("metadata", {}).get("uid", "")))
 
 
+def fingerprint_of(body: Mapping[str, Any]) -> Fingerprint:
+    metadata = body.get("metadata", {})
+    labels = metadata.get("labels") or {}
+    generation = int(metadata.get("generation", 0) or 0)
+    return (generation, tuple(sorted((str(k), str(v)) for k, v in labels.items())))
+
+
 def key_of(kind: Kind, body: Mapping[str, Any]) -> ObjectKey:
     metadata = body.get("metadata", {})
     return (kind, str(metadata.get("namespace", "")), str(metadata.get("name", "")))
+
+
+#: Operations kopf may call twice for one state of an object (see
+#: :meth:`Coordination.already_reconciled`). A resume is never skipped: it
+#: is how other objects' changes and a restart reach the pipeline.
+_REPEATABLE = frozenset({Operation.CREATE, Operation.UPDATE})
+#: The ``result`` label of a reconcile skipped as a repeat.
+ALREADY_RECONCILED = "AlreadyReconciled"
 
 
 def reconcile(
@@ -100,11 +141,21 @@ def reconcile(
     """
     deps: Deps = memo.deps
     coordination: Coordination = memo.coordination
+    uid = str(body.get("metadata", {}).get("uid", ""))
+    fingerprint = fingerprint_of(body)
     with coordination.lock(key_of(kind, body)):
+        if operation in _REPEATABLE and coordination.already_reconciled(uid, fingerprint):
+            _, namespace, name = key_of(kind, body)
+            logger.debug("%s %s/%s (%s): already reconciled at generation %d by this process",
+                         kind.value, namespace, name, operation.value, fingerprint[0])  # fmt: skip
+            metrics.RECONCILES.labels(kind.value, operation.value, ALREADY_RECONCILED).inc()
+            return
         try:
             if operation is not Operation.DELETE:
                 mark_unknown_on_first_sight(kind, body, deps)
             run_pipeline(kind, operation, body, deps)
+            if operation is not Operation.DELETE:
+                coordination.remember_reconciled(uid, fingerprint)
         except PipelineError as error:
             metrics.RECONCILES.labels(kind.value, operation.value, error.reason.value).inc()
             _report(error)

@@ -1,0 +1,109 @@
+"""kopf calling a create or update handler twice for one state costs nothing the second time.
+
+Under a backlog kopf's own annotation patch comes back through the watch
+after ``consistency_timeout``, and kopf calls the handler again with the
+body it had before: no annotation, and none of our status either.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import kopf
+import pytest
+from pipeline_world import World, agent_manifest, instance_manifest
+
+from stigmer_operator.api.kinds import Kind
+from stigmer_operator.handlers.common import Coordination, forget, reconcile
+from stigmer_operator.pipeline.conditions import ConditionType, find_condition
+from stigmer_operator.pipeline.context import Operation
+from stigmer_operator.pipeline.kube import ObjectKind
+from stigmer_operator.pipeline.meta import conditions_of
+
+
+def _memo(world: World) -> Any:
+    return SimpleNamespace(deps=world.deps, coordination=Coordination())
+
+
+def _ready_reason(world: World, kind: Kind, name: str) -> str | None:
+    ready = find_condition(conditions_of(world.current(kind, name)), ConditionType.READY) or {}
+    return ready.get("reason")
+
+
+def test_a_repeated_create_on_the_stale_body_makes_no_request(world: World) -> None:
+    world.agent()
+    stale = world.apply(instance_manifest())  # as kopf first saw it: no status
+    memo = _memo(world)
+    reconcile(Kind.AGENT_INSTANCE, Operation.CREATE, stale, memo)
+    assert _ready_reason(world, Kind.AGENT_INSTANCE, "support-bot-prod") == "Ready"
+    calls = len(world.kube.calls)
+
+    reconcile(Kind.AGENT_INSTANCE, Operation.CREATE, stale, memo)
+    reconcile(Kind.AGENT_INSTANCE, Operation.UPDATE, stale, memo)
+
+    assert len(world.kube.calls) == calls, "no first-sight patch, no pipeline"
+    assert _ready_reason(world, Kind.AGENT_INSTANCE, "support-bot-prod") == "Ready"
+
+
+def test_without_the_guard_the_stale_body_would_flip_ready(world: World) -> None:
+    """What the guard prevents: the first-sight patch on a status-less body."""
+    world.agent()
+    stale = world.apply(instance_manifest())
+    reconcile(Kind.AGENT_INSTANCE, Operation.CREATE, stale, _memo(world))
+    patches = len(world.kube.calls_of("patch_status"))
+
+    reconcile(Kind.AGENT_INSTANCE, Operation.CREATE, stale, _memo(world))  # a new process
+
+    assert len(world.kube.calls_of("patch_status")) == patches + 2  # Unknown, then Ready again
+
+
+@pytest.mark.parametrize("change", ["generation", "labels"])
+def test_a_changed_object_is_reconciled_again(world: World, change: str) -> None:
+    body = world.apply(agent_manifest())
+    memo = _memo(world)
+    reconcile(Kind.AGENT, Operation.CREATE, body, memo)
+    calls = len(world.kube.calls)
+
+    if change == "generation":
+        body["metadata"]["generation"] += 1
+    else:
+        body["metadata"].setdefault("labels", {})["team"] = "b"
+    reconcile(Kind.AGENT, Operation.UPDATE, body, memo)
+
+    assert len(world.kube.calls) > calls
+
+
+def test_a_resume_always_runs(world: World) -> None:
+    body = world.apply(agent_manifest())
+    memo = _memo(world)
+    reconcile(Kind.AGENT, Operation.CREATE, body, memo)
+    gets = len(world.kube.calls_of("get"))
+
+    reconcile(Kind.AGENT, Operation.RESUME, world.current(Kind.AGENT, "support-bot"), memo)
+
+    assert len(world.kube.calls_of("get")) > gets  # it looked at the default instance again
+
+
+def test_a_failed_run_is_not_remembered(world: World) -> None:
+    body = world.apply(instance_manifest(agent="nobody"))  # AgentNotFound
+    memo = _memo(world)
+    for _ in range(2):
+        with pytest.raises(kopf.PermanentError):
+            reconcile(Kind.AGENT_INSTANCE, Operation.CREATE, body, memo)
+    assert len(world.kube.calls_of("post_event")) == 2  # the second run ran ...
+    assert len(world.kube.events) == 1  # ... and its Warning Event is the same one
+    assert _ready_reason(world, Kind.AGENT_INSTANCE, "support-bot-prod") == "AgentNotFound"
+
+
+def test_a_deleted_object_is_forgotten(world: World) -> None:
+    body = world.apply(agent_manifest())
+    memo = _memo(world)
+    reconcile(Kind.AGENT, Operation.CREATE, body, memo)
+    forget(Kind.AGENT, body, memo)
+    world.kube.remove(ObjectKind.AGENT_INSTANCE, "team-a", "support-bot-default")
+    creates = len(world.kube.calls_of("create_agent_instance"))
+
+    reconcile(Kind.AGENT, Operation.CREATE, body, memo)
+
+    assert len(world.kube.calls_of("create_agent_instance")) == creates + 1
