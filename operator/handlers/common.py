@@ -86,10 +86,11 @@ class Coordination:
         After a handler succeeds kopf patches its bookkeeping annotations and
         waits (up to ``consistency_timeout``) for the watch to deliver that
         version. Under a backlog it does not arrive in time, and kopf calls
-        the create (or update) handler again with a body that predates both
-        its annotation *and our status*. Re-running the pipeline on that
-        body is not only wasted requests: its first-sight patch would set
-        ``Ready=Unknown`` over ``Ready=True`` and flap the owner Agent.
+        the create (or update) handler again with the body it has, which
+        lacks that annotation and can predate our status as well. Re-running
+        the pipeline on such a body is not only wasted requests: its
+        first-sight patch would set ``Ready=Unknown`` over ``Ready=True`` and
+        re-run the owner Agent.
         """
         with self._guard:
             return bool(uid) and self._reconciled.get(uid) == fingerprint
