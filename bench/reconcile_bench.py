@@ -413,30 +413,26 @@ def wait_ready(
 # -- the operator -----------------------------------------------------------------------
 
 
-def smaps_mb(pid: int | None) -> dict[str, float]:
-    """``/proc/<pid>/smaps_rollup`` in MB: what the RSS is made of (anonymous vs file)."""
+def _proc_mb(path: Path, keys: frozenset[str] | None = None) -> dict[str, float]:
+    """The ``key: N kB`` lines of a /proc file in MB (only ``keys``, if given)."""
     result: dict[str, float] = {}
-    if pid is None:
-        return result
     with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        for line in path.read_text().splitlines():
             key, _, value = line.partition(":")
-            if value.strip().endswith("kB"):
+            if (keys is None or key in keys) and value.strip().endswith("kB"):
                 result[key] = int(value.split()[0]) / 1024
     return result
+
+
+def smaps_mb(pid: int | None) -> dict[str, float]:
+    """``/proc/<pid>/smaps_rollup`` in MB: what the RSS is made of (anonymous vs file)."""
+    return {} if pid is None else _proc_mb(Path(f"/proc/{pid}/smaps_rollup"))
 
 
 def rss_mb(pid: int | None) -> dict[str, float]:
     """VmRSS and VmHWM (peak) of ``pid`` in MB."""
-    result: dict[str, float] = {}
-    if pid is None:
-        return result
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                result[key] = int(value.split()[0]) / 1024
-    return result
+    keys = frozenset({"VmRSS", "VmHWM"})
+    return {} if pid is None else _proc_mb(Path(f"/proc/{pid}/status"), keys)
 
 
 def cpu_seconds(pid: int | None) -> float:
