@@ -45,12 +45,14 @@ test: venv controlplane lint
 run: venv controlplane
 	$(VENV)/bin/stigmer-operator dev
 
-# mypy sees the package by its import name through a link (the folder is operator/).
+# mypy sees the package by its import name through a link (the folder is operator/);
+# bench/ (scripts and the reconcile package beside them) is checked as files.
 lint: venv
 	mkdir -p .typecheck && ln -sfn ../operator .typecheck/stigmer_operator
 	$(VENV)/bin/ruff check operator tests bench
 	$(VENV)/bin/ruff format --check operator tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy bench
 
 protos: venv
 	PATH="$(VENV)/bin:$$PATH" hack/gen_protos.sh

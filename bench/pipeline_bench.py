@@ -37,7 +37,7 @@ from typing import Any
 
 from stigmer_operator.api.convert import agent_spec_to_proto
 from stigmer_operator.api.kinds import Kind
-from stigmer_operator.api.models import validate_agent_spec
+from stigmer_operator.api.validation import validate_agent_spec
 from stigmer_operator.pipeline.context import Operation
 from stigmer_operator.pipeline.deps import Deps, PipelineSettings
 from stigmer_operator.pipeline.kube import ObjectKind
@@ -119,7 +119,7 @@ def external_costs(agents: int) -> dict[str, float]:
         validate.append((middle - started) * 1e6)
         convert.append((time.perf_counter() - middle) * 1e6)
     return {
-        "api.models.validate_spec (Agent)": statistics.median(validate),
+        "api.validation.validate_spec (Agent)": statistics.median(validate),
         "api.convert.agent_spec_to_proto": statistics.median(convert),
     }
 

@@ -11,16 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import errno
-import fcntl
 import logging
-import os
-import re
-import shutil
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import kopf
@@ -29,11 +21,12 @@ import kubernetes
 from stigmer_operator import logs, metrics
 from stigmer_operator.handlers.common import Coordination
 from stigmer_operator.handlers.references import References
+from stigmer_operator.kubeclient import load_api_client
 from stigmer_operator.pipeline.deps import Deps, PipelineSettings
 from stigmer_operator.pipeline.kube_api import ApiKubeEffects
 from stigmer_operator.settings import LogFormat, OperatorSettings
-from stigmer_operator.store import Store, StoreLockedError, StoreOpenError
-from stigmer_operator.store.rocks import OpenMode, RocksStore
+from stigmer_operator.store import Store, StoreOpenError
+from stigmer_operator.store.opening import open_for_writing
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +88,7 @@ def run(settings: OperatorSettings) -> int:
     """Run the operator until it is told to stop; returns the process exit code."""
     logs.configure(settings.log_format, settings.log_level)
     try:
-        store = open_store(settings)
+        store = open_for_writing(settings.store_path, rebuild=settings.rebuild_store)
     except StoreOpenError as error:
         print(f"stigmer-operator: {error}", file=sys.stderr)
         return EXIT_STORE
@@ -123,88 +116,6 @@ def run(settings: OperatorSettings) -> int:
     return exit_code
 
 
-def open_store(settings: OperatorSettings) -> Store:
-    """Open (or create) the store read-write; ``--rebuild-store`` starts it empty.
-
-    Every failure is a :class:`StoreOpenError` with one line naming the path.
-    """
-    path = settings.store_path
-    if settings.rebuild_store and path.is_dir():
-        logger.warning(
-            "--rebuild-store: removing the contents of %s; the mirror is rebuilt from "
-            "the cluster and version history is lost",
-            path,
-        )
-        _empty_for_rebuild(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreOpenError(
-            f"cannot create the store's parent directory {path.parent}: {exc.strerror or exc}"
-        ) from exc
-    return RocksStore.open(path, OpenMode.READ_WRITE, create=True)
-
-
-#: What RocksDB (and rocksdict) keep in a database directory.
-_STORE_FILE = re.compile(
-    r"^(CURRENT|IDENTITY|LOCK|LOG(\.old\.\d+)?|(MANIFEST|OPTIONS)-\d+(\.dbtmp)?"
-    r"|\d+\.(log|sst|blob|dbtmp)|rocksdict-config\.json)$"
-)
-
-
-def _empty_for_rebuild(path: Path) -> None:
-    """Delete what is in the store directory -- never while another process writes to it.
-
-    RocksDB holds a POSIX (fcntl) lock on ``<store>/LOCK`` while a process has
-    the store open for writing. Deleting the files under such a process would
-    leave it writing into unlinked files while this one creates a second store
-    at the same path, so the same lock is taken first, and held while deleting.
-    The directory itself stays (it may be a volume's mount point), and a
-    directory holding anything but RocksDB's files is refused: a mistyped
-    ``--store-path`` must not delete someone's home directory.
-    """
-    try:
-        foreign = sorted(p.name for p in path.iterdir() if not _STORE_FILE.match(p.name))
-        if foreign:
-            raise StoreOpenError(
-                f"--rebuild-store: {path} holds files that are not a store's ({foreign[0]}"
-                f"{', ...' if len(foreign) > 1 else ''}); refusing to delete them: check "
-                "--store-path"
-            )
-        with _store_lock(path):
-            for entry in sorted(path.iterdir()):
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
-    except OSError as exc:
-        raise StoreOpenError(
-            f"--rebuild-store: cannot empty the store directory {path}: {exc.strerror or exc}"
-        ) from exc
-
-
-@contextlib.contextmanager
-def _store_lock(path: Path) -> Iterator[None]:
-    lock_file = path / "LOCK"
-    if not lock_file.exists():
-        yield
-        return
-    fd = os.open(lock_file, os.O_RDWR)
-    try:
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EACCES, errno.EAGAIN):
-                raise
-            raise StoreLockedError(
-                f"the store at {path} is locked by another writer (the operator is probably "
-                "running): stop it before using --rebuild-store"
-            ) from exc
-        yield
-    finally:
-        os.close(fd)
-
-
 def build_deps(
     settings: OperatorSettings, store: Store, api_client: kubernetes.client.ApiClient
 ) -> Deps:
@@ -218,26 +129,6 @@ def build_deps(
         kube=ApiKubeEffects.from_settings(pipeline_settings, api_client),
         settings=pipeline_settings,
     )
-
-
-def load_api_client(pool_maxsize: int = 0) -> kubernetes.client.ApiClient:
-    """In-cluster credentials when present, else ``$KUBECONFIG`` / ``~/.kube/config``.
-
-    ``pool_maxsize``: keep at least this many connections to the API server
-    open. The client's default is 5 per CPU the *host* has; below the number
-    of handler threads, urllib3 drops a connection after each request
-    ("Connection pool is full, discarding connection") and the next request
-    pays a new TLS handshake. Never lowered: idle slots cost nothing.
-    """
-    configuration = kubernetes.client.Configuration()
-    try:
-        kubernetes.config.load_incluster_config(client_configuration=configuration)
-    except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config(client_configuration=configuration)
-    configuration.connection_pool_maxsize = max(
-        configuration.connection_pool_maxsize or 0, pool_maxsize
-    )
-    return kubernetes.client.ApiClient(configuration)
 
 
 def _import_handlers() -> None:

@@ -37,15 +37,9 @@ from typing import Any, Final
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
-from stigmer_operator.api.models import (
-    AgentInstanceSpec,
-    AgentSpec,
-    EnvironmentRefKind,
-    Scope,
-    validate_agent_instance_spec,
-    validate_agent_spec,
-)
+from stigmer_operator.api.models import AgentInstanceSpec, AgentSpec, EnvironmentRefKind, Scope
 from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2, resource_pb2
+from stigmer_operator.api.validation import validate_agent_instance_spec, validate_agent_spec
 
 __all__ = [
     "agent_instance_spec_from_proto",

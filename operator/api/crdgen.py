@@ -35,12 +35,8 @@ import yaml
 from pydantic import BaseModel
 
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind
-from stigmer_operator.api.models import (
-    AgentInstanceSpec,
-    AgentInstanceStatus,
-    AgentSpec,
-    AgentStatus,
-)
+from stigmer_operator.api.models import AgentInstanceSpec, AgentSpec
+from stigmer_operator.api.status import AgentInstanceStatus, AgentStatus
 
 __all__ = [
     "CATEGORY",

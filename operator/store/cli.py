@@ -25,14 +25,11 @@ from stigmer_operator.api.kinds import Kind
 from stigmer_operator.cli import ExitCode, Handler, fail
 from stigmer_operator.store import render
 from stigmer_operator.store.errors import (
-    ForeignDatabaseError,
     NotFoundError,
-    StoreCorruptError,
     StoreError,
-    StoreMissingError,
-    StoreOpenError,
 )
-from stigmer_operator.store.rocks import OpenMode, RocksStore
+from stigmer_operator.store.opening import open_for_reading
+from stigmer_operator.store.rocks import RocksStore
 
 PATH_ENV = "STIGMER_STORE_PATH"
 DEFAULT_PATH = Path(".stigmer/store")
@@ -242,16 +239,6 @@ def store_path(explicit: Path | None) -> Path:
     return Path(from_env) if from_env else DEFAULT_PATH
 
 
-def open_for_reading(path: Path) -> RocksStore:
-    """Open as a secondary (follows the writer), else read-only (a snapshot)."""
-    try:
-        return RocksStore.open(path, OpenMode.SECONDARY)
-    except (StoreMissingError, ForeignDatabaseError, StoreCorruptError):
-        raise  # read-only would fail the same way
-    except StoreOpenError:
-        return RocksStore.open(path, OpenMode.READ_ONLY)
-
-
 def _handler(run: Run) -> Handler:
     def handle(args: argparse.Namespace) -> int:
         return _execute(run, args)
@@ -279,7 +266,7 @@ def _execute(run: Run, args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     """``store verify``: every accepted object mirrored at its generation, nothing stale."""
-    from stigmer_operator.runtime import load_api_client  # the cluster only when asked
+    from stigmer_operator.kubeclient import load_api_client  # the cluster only when asked
     from stigmer_operator.sweep import compare, list_cluster_objects
 
     try:

@@ -13,13 +13,8 @@ A refusal is permanent: retrying the same spec cannot help.
 from __future__ import annotations
 
 from stigmer_operator.api.kinds import Resource
-from stigmer_operator.api.models import (
-    AgentInstanceSpec,
-    AgentSpec,
-    SpecInvalid,
-    Violation,
-    validate_spec,
-)
+from stigmer_operator.api.models import AgentInstanceSpec, AgentSpec
+from stigmer_operator.api.validation import SpecInvalid, Violation, validate_spec
 from stigmer_operator.pipeline.context import RequestContext
 from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.frozen import thaw

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from stigmer_operator.api.kinds import API_VERSION, Kind
-from stigmer_operator.api.models import AgentInstanceSpec, AgentSpec, Scope, validate_spec
+from stigmer_operator.api.models import AgentInstanceSpec, AgentSpec, Scope
+from stigmer_operator.api.validation import validate_spec
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 

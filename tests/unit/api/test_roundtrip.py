@@ -33,19 +33,14 @@ from stigmer_operator.api.convert import (
     spec_to_cr,
     spec_to_proto,
 )
-from stigmer_operator.api.models import (
-    AgentInstanceSpec,
-    AgentInstanceStatus,
-    AgentSpec,
-    AgentStatus,
-    EnvironmentRefKind,
-    Scope,
+from stigmer_operator.api.models import AgentInstanceSpec, AgentSpec, EnvironmentRefKind, Scope
+from stigmer_operator.api.status import AgentInstanceStatus, AgentStatus, StatusAudit
+from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2, resource_pb2
+from stigmer_operator.api.validation import (
     SpecInvalid,
-    StatusAudit,
     validate_agent_instance_spec,
     validate_agent_spec,
 )
-from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2, resource_pb2
 
 from .specs import agent_instance_spec, agent_spec
 from .strategies import agent_instance_specs, agent_specs

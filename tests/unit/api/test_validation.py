@@ -15,15 +15,17 @@ import pytest
 from pydantic import ValidationError
 
 from stigmer_operator.api.kinds import Kind
+from stigmer_operator.api.limits import PATTERN_MEANINGS
 from stigmer_operator.api.models import (
-    MAP_FIELDS,
-    PATTERN_MEANINGS,
     AgentInstanceSpec,
     AgentSpec,
     EnvironmentRefKind,
     McpServerDefinition,
     PortProtocol,
     Scope,
+)
+from stigmer_operator.api.validation import (
+    MAP_FIELDS,
     SpecInvalid,
     Violation,
     format_path,

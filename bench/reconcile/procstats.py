@@ -1,0 +1,172 @@
+"""The operator process under load: memory, CPU, its own metrics, py-spy, its store and log."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from stigmer_operator.testing.operator_process import OperatorProcess
+
+from .common import log
+
+
+def _proc_mb(path: Path, keys: frozenset[str] | None = None) -> dict[str, float]:
+    """The ``key: N kB`` lines of a /proc file in MB (only ``keys``, if given)."""
+    result: dict[str, float] = {}
+    with contextlib.suppress(OSError):
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if (keys is None or key in keys) and value.strip().endswith("kB"):
+                result[key] = int(value.split()[0]) / 1024
+    return result
+
+
+def smaps_mb(pid: int | None) -> dict[str, float]:
+    """``/proc/<pid>/smaps_rollup`` in MB: what the RSS is made of (anonymous vs file)."""
+    return {} if pid is None else _proc_mb(Path(f"/proc/{pid}/smaps_rollup"))
+
+
+def rss_mb(pid: int | None) -> dict[str, float]:
+    """VmRSS and VmHWM (peak) of ``pid`` in MB."""
+    keys = frozenset({"VmRSS", "VmHWM"})
+    return {} if pid is None else _proc_mb(Path(f"/proc/{pid}/status"), keys)
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of ``pid`` (threads included)."""
+    if pid is None:
+        return math.nan
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def scrape(process: OperatorProcess, attempts: int = 5) -> str:
+    """``/metrics`` with a patient timeout: a busy operator (or a store of 20,000
+    entries counted at every scrape) can take longer than the helper's 5 s."""
+    url = f"http://127.0.0.1:{process.metrics_port}/metrics"
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                return str(response.read().decode())
+        except (OSError, urllib.error.URLError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1)
+    raise AssertionError("unreachable")
+
+
+def operator_counters(process: OperatorProcess) -> dict[str, Counter[tuple[str, ...]]]:
+    """The operator's writes by (verb, resource) and reconciles by (kind, operation, result)."""
+    writes: Counter[tuple[str, ...]] = Counter()
+    reconciles: Counter[tuple[str, ...]] = Counter()
+    for family in text_string_to_metric_families(scrape(process)):
+        for sample in family.samples:
+            if sample.name == "stigmer_kubernetes_writes_total":
+                writes[(sample.labels["verb"], sample.labels["resource"])] += int(sample.value)
+            elif sample.name == "stigmer_reconcile_total":
+                labels = sample.labels
+                reconciles[(labels["kind"], labels["operation"], labels["result"])] += int(
+                    sample.value
+                )
+    return {"writes": writes, "reconciles": reconciles}
+
+
+def wait_quiet(probe: Callable[[], Any], quiet: float, timeout: float) -> float:
+    """Poll ``probe`` until its value stays the same for ``quiet`` seconds; when it last changed."""
+    last_value = probe()
+    last_change = time.monotonic()
+    deadline = last_change + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        value = probe()
+        if value != last_value:
+            last_value, last_change = value, time.monotonic()
+        elif time.monotonic() - last_change >= quiet:
+            break
+    return last_change
+
+
+class PySpy:
+    """``py-spy record`` of the operator for one phase (optional; ``--py-spy DIR``)."""
+
+    def __init__(
+        self, directory: Path | None, pid: int | None, phase: str, *, gil: bool = False
+    ) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        if directory is None or pid is None:
+            return
+        exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if not os.access(exe, os.X_OK):
+            log("  --py-spy: py-spy not found (pip install -e '.[bench]'); not profiling")
+            return
+        directory.mkdir(parents=True, exist_ok=True)
+        self._proc = subprocess.Popen(
+            [
+                exe,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "100",
+                "--format",
+                "raw",
+                "--output",
+                str(directory / f"{phase}.txt"),
+                "--nonblocking",
+                *(["--gil"] if gil else []),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def __enter__(self) -> PySpy:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGINT)
+            try:
+                self._proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def store_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def sweep_count(log_path: Path) -> int | None:
+    """The number the start-up sweep logged in the *last* run of the operator."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if "start-up sweep removed" in line:
+            with contextlib.suppress(ValueError, IndexError):
+                return int(line.split("start-up sweep removed", 1)[1].split()[0])
+    return None
