@@ -48,6 +48,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from stigmer_operator.api.kinds import Kind
+from stigmer_operator.pipeline.conditions import ConditionStatus
 
 __all__ = [
     "AgentInstanceSpec",
@@ -234,14 +235,6 @@ class PortProtocol(enum.StrEnum):
     TCP = "tcp"
     UDP = "udp"
     SCTP = "sctp"
-
-
-class ConditionStatus(enum.StrEnum):
-    """Status of a condition, as in metav1.Condition."""
-
-    TRUE = "True"
-    FALSE = "False"
-    UNKNOWN = "Unknown"
 
 
 # --------------------------------------------------------------------------

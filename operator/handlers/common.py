@@ -12,12 +12,11 @@ this module holds the shared mechanics:
   bookkeeping patch had not come back through the watch yet (see
   :meth:`Coordination.already_reconciled`);
 * failures: status + Warning Event via :func:`report_failure`, then kopf's
-  ``TemporaryError`` (a retry can help) or ``PermanentError`` (it cannot: no
-  retry storm). ``AgentNotFound`` is permanent here because the Agent's own
-  handler re-runs waiting instances the moment it appears (see
-  :func:`stigmer_operator.handlers.agent.wake_instances`). A namespace
-  being deleted (``NamespaceTerminating``) ends the reconcile quietly: the
-  object goes with its namespace, and kopf must not call that a failure.
+  ``TemporaryError`` when the error is ``retryable`` (decided where it is
+  raised) or ``PermanentError`` (no retry storm); an object blocked by
+  another one is re-checked with a slow back-off. A namespace being deleted
+  (``NamespaceTerminating``) ends the reconcile quietly: the object goes
+  with its namespace, and kopf must not call that a failure.
 """
 
 from __future__ import annotations
@@ -32,15 +31,10 @@ import kopf
 
 from stigmer_operator import metrics
 from stigmer_operator.api.kinds import Kind
-from stigmer_operator.pipeline.conditions import (
-    ConditionStatus,
-    ConditionType,
-    find_condition,
-    set_condition,
-)
+from stigmer_operator.pipeline.conditions import ConditionType, find_condition, reconciling
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.deps import Deps
-from stigmer_operator.pipeline.errors import PipelineError, Reason
+from stigmer_operator.pipeline.errors import PipelineError
 from stigmer_operator.pipeline.failure import report_failure
 from stigmer_operator.pipeline.kube import KubeError
 from stigmer_operator.pipeline.meta import conditions_of
@@ -212,17 +206,7 @@ def mark_unknown_on_first_sight(kind: Kind, body: Mapping[str, Any], deps: Deps)
         return
     metadata = body.get("metadata", {})
     generation = int(metadata.get("generation", 0) or 0)
-    status = {
-        "conditions": set_condition(
-            conditions,
-            ConditionType.READY,
-            ConditionStatus.UNKNOWN,
-            "Reconciling",
-            "The operator is reconciling this object.",
-            generation,
-            deps.clock(),
-        )
-    }
+    status = {"conditions": reconciling(conditions, generation, deps.clock())}
     deps.kube.patch_status(kind, metadata["namespace"], metadata["name"], status)
 
 
@@ -243,7 +227,7 @@ BLOCKED_RETRY_MAX = 600.0
 
 def _kopf_error(error: PipelineError, retry: int) -> Exception:
     """Retry what a retry can fix; back off slowly while another object blocks this one."""
-    if error.retryable and error.reason is not Reason.AGENT_NOT_FOUND:
+    if error.retryable:
         return kopf.TemporaryError(str(error), delay=error.delay or 5.0)
     if error.reason.blocked_by_another_object:
         delay = min(BLOCKED_RETRY_MAX, BLOCKED_RETRY_DELAY * 2 ** min(retry, 8))

@@ -41,8 +41,6 @@ class PipelineSettings:
     reporting_instance: str = field(default_factory=socket.gethostname)
     #: Upper bound of a slug (at most 63: slugs are DNS labels).
     max_slug_length: int = DNS_LABEL_MAX
-    #: Seconds before retrying an AgentInstance whose Agent does not exist yet.
-    agent_not_found_delay: float = 15.0
     #: Seconds before retrying after a store/API/internal failure.
     retry_delay: float = 5.0
 

@@ -98,6 +98,11 @@ class PipelineError(Exception):
         #: The request the pipeline was running; set by ``Pipeline.run``.
         self.context: RequestContext[Any] | None = None
 
+    @property
+    def detail(self) -> str:
+        """The message, prefixed by the step (what conditions and Events say)."""
+        return f"{self.step}: {self.message}" if self.step else self.message
+
     def in_step(self, step: str) -> PipelineError:
         """This error, attributed to ``step`` unless a step was already named."""
         if not self.step:
