@@ -11,7 +11,7 @@ this module holds the shared mechanics:
 * no second run of a create or update kopf repeats only because its own
   bookkeeping patch had not come back through the watch yet (see
   :meth:`Coordination.already_reconciled`);
-* failures: status + Warning Event via :func:`report_failure`, then kopf's
+* failures: status + Warning Event (``run(..., report=True)``), then kopf's
   ``TemporaryError`` when the error is ``retryable`` (decided where it is
   raised) or ``PermanentError`` (no retry storm); an object blocked by
   another one is re-checked with a slow back-off. A namespace being deleted
@@ -35,10 +35,9 @@ from stigmer_operator.pipeline.conditions import ConditionType, find_condition, 
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.deps import Deps
 from stigmer_operator.pipeline.errors import PipelineError
-from stigmer_operator.pipeline.failure import report_failure
 from stigmer_operator.pipeline.kube import KubeError
 from stigmer_operator.pipeline.meta import conditions_of
-from stigmer_operator.pipeline.pipelines import PIPELINES
+from stigmer_operator.pipeline.pipelines import run
 
 logger = logging.getLogger(__name__)
 
@@ -148,12 +147,11 @@ def reconcile(
         try:
             if operation is not Operation.DELETE:
                 mark_unknown_on_first_sight(kind, body, deps)
-            run_pipeline(kind, operation, body, deps)
+            run(kind, operation, body, deps, observer=OBSERVER, report=True)
             if operation is not Operation.DELETE:
                 coordination.remember_reconciled(uid, fingerprint)
         except PipelineError as error:
             metrics.RECONCILES.labels(kind.value, operation.value, error.reason.value).inc()
-            _report(error)
             if error.reason.ends_reconciling:
                 _, namespace, name = key_of(kind, body)
                 logger.info("%s %s/%s (%s): %s; nothing left to do",
@@ -192,13 +190,6 @@ def is_deletion(event: kopf.RawEvent, **_: Any) -> bool:
     return event.get("type") == "DELETED"
 
 
-def run_pipeline(
-    kind: Kind, operation: Operation, body: Mapping[str, Any], deps: Deps
-) -> RequestContext[Any]:
-    ctx = RequestContext.for_kind(kind, body, operation, deps)
-    return _OBSERVED[(kind, operation)].run(ctx)
-
-
 def mark_unknown_on_first_sight(kind: Kind, body: Mapping[str, Any], deps: Deps) -> None:
     """Write ``Ready=Unknown`` when the object has no Ready condition yet."""
     conditions = conditions_of(body)
@@ -208,16 +199,6 @@ def mark_unknown_on_first_sight(kind: Kind, body: Mapping[str, Any], deps: Deps)
     generation = int(metadata.get("generation", 0) or 0)
     status = {"conditions": reconciling(conditions, generation, deps.clock())}
     deps.kube.patch_status(kind, metadata["namespace"], metadata["name"], status)
-
-
-def _report(error: PipelineError) -> None:
-    if error.context is None:
-        logger.error("pipeline failed without a context: %r", error)
-        return
-    try:
-        report_failure(error.context, error)
-    except Exception:  # reporting must not hide the original failure
-        logger.exception("could not report %r", error)
 
 
 #: First and longest wait before re-checking an object blocked by another one.
@@ -255,4 +236,3 @@ class MetricsObserver:
 
 
 OBSERVER = MetricsObserver()
-_OBSERVED = {key: pipeline.with_observer(OBSERVER) for key, pipeline in PIPELINES.items()}

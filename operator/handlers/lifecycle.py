@@ -19,10 +19,11 @@ from typing import Any, cast
 import kopf
 
 from stigmer_operator.api.kinds import GROUP, Kind
-from stigmer_operator.handlers.common import run_pipeline
+from stigmer_operator.handlers.common import OBSERVER
 from stigmer_operator.pipeline.context import Operation
 from stigmer_operator.pipeline.deps import Deps
 from stigmer_operator.pipeline.errors import PipelineError
+from stigmer_operator.pipeline.pipelines import run
 from stigmer_operator.settings import OperatorSettings
 from stigmer_operator.store import StoreError
 from stigmer_operator.sweep import list_cluster_uids, stale_entries
@@ -59,7 +60,7 @@ def sweep_mirror(memo: kopf.Memo, **_: Any) -> None:
         live = list_cluster_uids(memo.api_client, kind, operator_settings.namespaces)
         for resource in stale_entries(deps.store, kind, live, operator_settings.namespaces):
             try:
-                run_pipeline(kind, Operation.DELETE, _body_of(resource), deps)
+                run(kind, Operation.DELETE, _body_of(resource), deps, observer=OBSERVER)
                 swept += 1
             except PipelineError as error:
                 logger.warning("could not sweep %s %s: %s", kind.value, resource.metadata.id, error)

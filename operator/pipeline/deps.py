@@ -12,14 +12,10 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from stigmer_operator.pipeline.kube import KubeEffects
 from stigmer_operator.pipeline.outbox import Outbox
 from stigmer_operator.store.protocol import Store
-
-if TYPE_CHECKING:
-    from stigmer_operator.pipeline.runner import StepObserver
 
 #: DNS-1123 label limit; slugs are used as DNS labels.
 DNS_LABEL_MAX = 63
@@ -60,5 +56,3 @@ class Deps:
     clock: Callable[[], datetime] = utc_now
     #: Unpublished change-log entries (one per process; see :mod:`.outbox`).
     outbox: Outbox = field(default_factory=Outbox)
-    #: Span hook called around every step of every pipeline (metrics, tracing).
-    observer: StepObserver | None = None

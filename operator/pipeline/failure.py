@@ -57,10 +57,13 @@ def failure_status(ctx: RequestContext[Resource], error: PipelineError) -> dict[
 
 def report_failure(ctx: RequestContext[Resource], error: PipelineError) -> None:
     """Write the failure to status and post one Warning Event; never raises."""
-    if ctx.operation is not Operation.DELETE:
-        _patch_status(ctx, error)
-    if not error.reason.ends_reconciling:
-        _post_warning(ctx, error)
+    try:
+        if ctx.operation is not Operation.DELETE:
+            _patch_status(ctx, error)
+        if not error.reason.ends_reconciling:
+            _post_warning(ctx, error)
+    except Exception:  # reporting must not hide the original failure
+        logger.exception("could not report %r", error)
 
 
 def _patch_status(ctx: RequestContext[Resource], error: PipelineError) -> None:
