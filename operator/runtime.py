@@ -27,8 +27,7 @@ import kopf
 import kubernetes
 
 from stigmer_operator import logs, metrics
-from stigmer_operator.handlers.common import Coordination
-from stigmer_operator.handlers.references import References
+from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.pipeline.deps import Deps, PipelineSettings
 from stigmer_operator.pipeline.kube_api import ApiKubeEffects
 from stigmer_operator.settings import LogFormat, OperatorSettings
@@ -256,11 +255,5 @@ async def _operate(
         peering_name=settings.peering or None,
         priority=settings.priority,
         liveness_endpoint=liveness,
-        memo=kopf.Memo(
-            deps=deps,
-            settings=settings,
-            api_client=api_client,
-            coordination=Coordination(),
-            references=References(),
-        ),
+        memo=OperatorMemo(deps=deps, settings=settings, api_client=api_client),
     )

@@ -45,10 +45,10 @@ from stigmer_operator.handlers.common import (
     reconcile_quietly,
     retry_soon,
 )
-from stigmer_operator.handlers.references import References, name_of
+from stigmer_operator.handlers.memo import OperatorMemo
+from stigmer_operator.handlers.references import name_of
 from stigmer_operator.pipeline.conditions import ConditionType, is_true
 from stigmer_operator.pipeline.context import Operation
-from stigmer_operator.pipeline.deps import Deps
 from stigmer_operator.pipeline.kube import KubeError, ObjectKind, controller_ref
 from stigmer_operator.pipeline.meta import conditions_of
 from stigmer_operator.pipeline.steps.create_default_instance import DEFAULT_INSTANCE_LABEL
@@ -58,34 +58,36 @@ INSTANCES = (GROUP, VERSION, Kind.AGENT_INSTANCE.plural)
 
 
 @kopf.on.create(*AGENTS)
-def agent_created(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+def agent_created(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
     reconcile(Kind.AGENT, Operation.CREATE, body, memo, retry)
     wake_instances(body, memo, only_waiting=True)
 
 
 @kopf.on.update(*AGENTS)
-def agent_updated(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+def agent_updated(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
     reconcile(Kind.AGENT, Operation.UPDATE, body, memo, retry)
     wake_instances(body, memo)
 
 
 @kopf.on.resume(*AGENTS)
-def agent_resumed(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+def agent_resumed(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
     reconcile(Kind.AGENT, Operation.RESUME, body, memo, retry)
     wake_instances(body, memo, only_waiting=True)
 
 
 @kopf.on.event(*AGENTS, when=is_deletion)
-def agent_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+def agent_deleted(body: kopf.Body, memo: OperatorMemo, **_: Any) -> None:
     reconcile_quietly(Kind.AGENT, Operation.DELETE, body, memo)
     forget(Kind.AGENT, body, memo)
     wake_instances(body, memo)
 
 
 @kopf.on.event(*AGENTS)
-async def agent_observed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def agent_observed(
+    event: kopf.RawEvent, body: kopf.Body, memo: OperatorMemo, **_: Any
+) -> None:
     """Keep :class:`.References` current: is this Agent blocked by a squatting instance?"""
-    references: References = memo.references
+    references = memo.references
     if is_deletion(event):
         references.agent_gone(body)
     else:
@@ -94,10 +96,10 @@ async def agent_observed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo,
 
 @kopf.on.event(*INSTANCES)
 async def instance_observed(
-    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
+    event: kopf.RawEvent, body: kopf.Body, memo: OperatorMemo, **_: Any
 ) -> None:
     """Keep :class:`.References` current: which Agent does this instance reference?"""
-    references: References = memo.references
+    references = memo.references
     if is_deletion(event):
         references.instance_gone(body)
     else:
@@ -105,10 +107,10 @@ async def instance_observed(
 
 
 @kopf.on.event(*INSTANCES, when=is_deletion)
-def squatter_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+def squatter_deleted(body: kopf.Body, memo: OperatorMemo, **_: Any) -> None:
     """An AgentInstance that blocked an Agent's default instance is gone: re-run the Agent."""
-    deps: Deps = memo.deps
-    references: References = memo.references
+    deps = memo.deps
+    references = memo.references
     namespace, name = name_of(body)
     for agent_name in references.blocked_by((namespace, name)):
         agent = deps.kube.get(ObjectKind.AGENT, namespace, agent_name)
@@ -118,7 +120,7 @@ def squatter_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event(*INSTANCES, labels={DEFAULT_INSTANCE_LABEL: "true"})
 def default_instance_changed(
-    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
+    event: kopf.RawEvent, body: kopf.Body, memo: OperatorMemo, **_: Any
 ) -> None:
     """Level-triggered: a deleted or flipped default instance re-runs its Agent."""
     owner = controller_ref(body)
@@ -127,7 +129,7 @@ def default_instance_changed(
     uid = str(body.get("metadata", {}).get("uid", ""))
     if not is_deletion(event) and not memo.coordination.readiness_changed(uid, _is_ready(body)):
         return
-    deps: Deps = memo.deps
+    deps = memo.deps
     agent = deps.kube.get(ObjectKind.AGENT, body["metadata"]["namespace"], owner["name"])
     if agent is None or agent.get("metadata", {}).get("deletionTimestamp"):
         return  # the Agent is going away; the garbage collector handles the rest
@@ -136,15 +138,17 @@ def default_instance_changed(
     reconcile_quietly(Kind.AGENT, Operation.RESUME, agent, memo)
 
 
-def wake_instances(body: Mapping[str, Any], memo: kopf.Memo, *, only_waiting: bool = False) -> None:
+def wake_instances(
+    body: Mapping[str, Any], memo: OperatorMemo, *, only_waiting: bool = False
+) -> None:
     """Re-run the AgentInstances that reference this Agent.
 
     After a create or resume only instances waiting for this Agent can change;
     after an edit or a delete every referencing instance is re-authorized
     against the new state.
     """
-    deps: Deps = memo.deps
-    references: References = memo.references
+    deps = memo.deps
+    references = memo.references
     for namespace, name, waiting in references.referrers(name_of(body)):
         if only_waiting and not waiting:
             continue

@@ -22,15 +22,15 @@ this module holds the shared mechanics:
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 
 from stigmer_operator import metrics
 from stigmer_operator.api.kinds import Kind
+from stigmer_operator.handlers.coordination import fingerprint_of, key_of
+from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.pipeline.conditions import ConditionType, find_condition, reconciling
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.deps import Deps
@@ -41,81 +41,11 @@ from stigmer_operator.pipeline.pipelines import run
 
 logger = logging.getLogger(__name__)
 
-ObjectKey = tuple[Kind, str, str]
-#: What a reconcile of an object depends on besides its uid: the generation
-#: (spec changes) and the labels (mirrored; the org label places the object).
-Fingerprint = tuple[int, tuple[tuple[str, str], ...]]
 
-
-@dataclass
-class Coordination:
-    """Process-wide state the handlers share (kopf shallow-copies ``memo``)."""
-
-    _locks: dict[ObjectKey, threading.Lock] = field(default_factory=dict)
-    _guard: threading.Lock = field(default_factory=threading.Lock)
-    _readiness: dict[str, bool] = field(default_factory=dict)
-    _reconciled: dict[str, Fingerprint] = field(default_factory=dict)
-
-    def lock(self, key: ObjectKey) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
-
-    def forget(self, key: ObjectKey, uid: str = "") -> None:
-        """Drop what is kept for a deleted object (a lock still held stays)."""
-        with self._guard:
-            lock = self._locks.get(key)
-            if lock is not None and not lock.locked():
-                del self._locks[key]
-            self._readiness.pop(uid, None)
-            self._reconciled.pop(uid, None)
-
-    def remember_reconciled(self, uid: str, fingerprint: Fingerprint) -> None:
-        with self._guard:
-            self._reconciled[uid] = fingerprint
-
-    def already_reconciled(self, uid: str, fingerprint: Fingerprint) -> bool:
-        """True when this process already reconciled ``uid`` as it is now.
-
-        After a handler succeeds kopf patches its bookkeeping annotations and
-        waits (up to ``consistency_timeout``) for the watch to deliver that
-        version. Under a backlog it does not arrive in time, and kopf calls
-        the create (or update) handler again with the body it has, which
-        lacks that annotation and can predate our status as well. Re-running
-        the pipeline on such a body is not only wasted requests: its
-        first-sight patch would set ``Ready=Unknown`` over ``Ready=True`` and
-        re-run the owner Agent.
-        """
-        with self._guard:
-            return bool(uid) and self._reconciled.get(uid) == fingerprint
-
-    def readiness_changed(self, uid: str, ready: bool) -> bool:
-        """Remember ``ready`` for ``uid``; True when it flipped since it was last seen.
-
-        The first sight of an object is not a flip: at start-up the owner's
-        own resume handler reads the current readiness anyway.
-        """
-        with self._guard:
-            previous = self._readiness.get(uid)
-            self._readiness[uid] = ready
-            return previous is not None and previous != ready
-
-
-def forget(kind: Kind, body: Mapping[str, Any], memo: Any) -> None:
+def forget(kind: Kind, body: Mapping[str, Any], memo: OperatorMemo) -> None:
     """The object is deleted: drop its per-object state, or it would grow forever."""
-    coordination: Coordination = memo.coordination
+    coordination = memo.coordination
     coordination.forget(key_of(kind, body), str(body.get("metadata", {}).get("uid", "")))
-
-
-def fingerprint_of(body: Mapping[str, Any]) -> Fingerprint:
-    metadata = body.get("metadata", {})
-    labels = metadata.get("labels") or {}
-    generation = int(metadata.get("generation", 0) or 0)
-    return (generation, tuple(sorted((str(k), str(v)) for k, v in labels.items())))
-
-
-def key_of(kind: Kind, body: Mapping[str, Any]) -> ObjectKey:
-    metadata = body.get("metadata", {})
-    return (kind, str(metadata.get("namespace", "")), str(metadata.get("name", "")))
 
 
 #: Operations kopf may call twice for one state of an object (see
@@ -127,14 +57,14 @@ ALREADY_RECONCILED = "AlreadyReconciled"
 
 
 def reconcile(
-    kind: Kind, operation: Operation, body: Mapping[str, Any], memo: Any, retry: int = 0
+    kind: Kind, operation: Operation, body: Mapping[str, Any], memo: OperatorMemo, retry: int = 0
 ) -> None:
     """Run the pipeline for ``kind``/``operation`` on ``body``; raise kopf errors on failure.
 
     ``retry`` is kopf's count of earlier failed attempts of this handler.
     """
-    deps: Deps = memo.deps
-    coordination: Coordination = memo.coordination
+    deps = memo.deps
+    coordination = memo.coordination
     uid = str(body.get("metadata", {}).get("uid", ""))
     fingerprint = fingerprint_of(body)
     with coordination.lock(key_of(kind, body)):
@@ -163,7 +93,9 @@ def reconcile(
     metrics.RECONCILES.labels(kind.value, operation.value, "Succeeded").inc()
 
 
-def reconcile_quietly(kind: Kind, operation: Operation, body: Mapping[str, Any], memo: Any) -> None:
+def reconcile_quietly(
+    kind: Kind, operation: Operation, body: Mapping[str, Any], memo: OperatorMemo
+) -> None:
     """:func:`reconcile` for event handlers, which kopf does not retry: log, don't raise."""
     try:
         reconcile(kind, operation, body, memo)

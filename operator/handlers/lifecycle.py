@@ -20,8 +20,8 @@ import kopf
 
 from stigmer_operator.api.kinds import GROUP, Kind
 from stigmer_operator.handlers.common import OBSERVER
+from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.pipeline.context import Operation
-from stigmer_operator.pipeline.deps import Deps
 from stigmer_operator.pipeline.errors import PipelineError
 from stigmer_operator.pipeline.pipelines import run
 from stigmer_operator.settings import OperatorSettings
@@ -32,12 +32,12 @@ logger = logging.getLogger(__name__)
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: Any) -> None:
     configure_kopf(settings, memo.settings)
 
 
 @kopf.on.probe(id="store")
-def store_takes_writes(memo: kopf.Memo, **_: Any) -> str:
+def store_takes_writes(memo: OperatorMemo, **_: Any) -> str:
     """Liveness: fail ``/healthz`` when the store cannot write (e.g. the disk filled up).
 
     RocksDB keeps refusing writes after such a failure until it is reopened,
@@ -51,10 +51,10 @@ def store_takes_writes(memo: kopf.Memo, **_: Any) -> str:
 
 
 @kopf.on.startup()
-def sweep_mirror(memo: kopf.Memo, **_: Any) -> None:
+def sweep_mirror(memo: OperatorMemo, **_: Any) -> None:
     """Delete mirror entries of objects that no longer exist in the watched namespaces."""
-    deps: Deps = memo.deps
-    operator_settings: OperatorSettings = memo.settings
+    deps = memo.deps
+    operator_settings = memo.settings
     swept = 0
     for kind in Kind:
         live = list_cluster_uids(memo.api_client, kind, operator_settings.namespaces)
