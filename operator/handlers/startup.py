@@ -1,5 +1,7 @@
 """Operator start-up: configure kopf, then sweep mirror entries whose objects are gone.
 
+(Also the store's liveness probe: kopf serves it from the start.)
+
 Re-mirroring needs no code here: kopf calls every ``on.resume`` handler for
 each existing object at start, and the resume pipelines are idempotent. What
 kopf cannot report is an object deleted while the operator was down (there
