@@ -82,12 +82,13 @@ def reconcile(
                 coordination.remember_reconciled(uid, fingerprint)
         except PipelineError as error:
             metrics.RECONCILES.labels(kind.value, operation.value, error.reason.value).inc()
-            if error.reason.ends_reconciling:
+            kopf_error = kopf_error_for(error, retry)
+            if kopf_error is None:
                 _, namespace, name = key_of(kind, body)
                 logger.info("%s %s/%s (%s): %s; nothing left to do",
                             kind.value, namespace, name, operation.value, error)  # fmt: skip
                 return
-            raise _kopf_error(error, retry) from None
+            raise kopf_error from None
         except KubeError as error:  # the first-sight status patch: the API is unreachable
             raise retry_soon(error, deps) from None
     metrics.RECONCILES.labels(kind.value, operation.value, "Succeeded").inc()
@@ -138,8 +139,15 @@ BLOCKED_RETRY_DELAY = 60.0
 BLOCKED_RETRY_MAX = 600.0
 
 
-def _kopf_error(error: PipelineError, retry: int) -> Exception:
-    """Retry what a retry can fix; back off slowly while another object blocks this one."""
+def kopf_error_for(error: PipelineError, retry: int) -> Exception | None:
+    """What kopf is told about a failed pipeline; ``None``: the reconcile just ends.
+
+    Retry what a retry can fix, after the error's delay; back off slowly
+    (1, 2, 4, ... up to 10 minutes; ``retry`` is kopf's count of earlier
+    attempts) while another object blocks this one; never retry the rest.
+    """
+    if error.reason.ends_reconciling:
+        return None
     if error.retryable:
         return kopf.TemporaryError(str(error), delay=error.delay or 5.0)
     if error.reason.blocked_by_another_object:
