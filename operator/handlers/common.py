@@ -3,18 +3,20 @@
 The handlers in :mod:`.agent` and :mod:`.agent_instance` are one line each;
 this module holds the shared mechanics:
 
-* one lock per object, so a pipeline triggered by another object (a default
-  instance turning Ready, an Agent appearing) never interleaves with the
-  object's own kopf handler and overwrites fresher status with staler;
+* one lock per object (kept in :mod:`.coordination`), so a pipeline
+  triggered by another object (a default instance turning Ready, an Agent
+  appearing) never interleaves with the object's own kopf handler and
+  overwrites fresher status with staler;
 * ``Ready=Unknown`` on first sight, so ``kubectl wait`` and kstatus see the
   condition from the start;
 * no second run of a create or update kopf repeats only because its own
   bookkeeping patch had not come back through the watch yet (see
-  :meth:`Coordination.already_reconciled`);
+  :meth:`.Coordination.already_reconciled`);
 * failures: status + Warning Event (``run(..., report=True)``), then kopf's
   ``TemporaryError`` when the error is ``retryable`` (decided where it is
   raised) or ``PermanentError`` (no retry storm); an object blocked by
-  another one is re-checked with a slow back-off. A namespace being deleted
+  another one is re-checked with a slow back-off (all in
+  :func:`kopf_error_for`). A namespace being deleted
   (``NamespaceTerminating``) ends the reconcile quietly: the object goes
   with its namespace, and kopf must not call that a failure.
 """
@@ -49,7 +51,7 @@ def forget(kind: Kind, body: Mapping[str, Any], memo: OperatorMemo) -> None:
 
 
 #: Operations kopf may call twice for one state of an object (see
-#: :meth:`Coordination.already_reconciled`). A resume is never skipped: it
+#: :meth:`.Coordination.already_reconciled`). A resume is never skipped: it
 #: is how other objects' changes and a restart reach the pipeline.
 _REPEATABLE = frozenset({Operation.CREATE, Operation.UPDATE})
 #: The ``result`` label of a reconcile skipped as a repeat.
