@@ -19,8 +19,7 @@ import kopf
 import kubernetes
 
 from stigmer_operator import logs, metrics
-from stigmer_operator.handlers.common import Coordination
-from stigmer_operator.handlers.references import References
+from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.kubeclient import load_api_client
 from stigmer_operator.pipeline.deps import Deps, PipelineSettings
 from stigmer_operator.pipeline.kube_api import ApiKubeEffects
@@ -147,11 +146,5 @@ async def _operate(
         peering_name=settings.peering or None,
         priority=settings.priority,
         liveness_endpoint=liveness,
-        memo=kopf.Memo(
-            deps=deps,
-            settings=settings,
-            api_client=api_client,
-            coordination=Coordination(),
-            references=References(),
-        ),
+        memo=OperatorMemo(deps=deps, settings=settings, api_client=api_client),
     )

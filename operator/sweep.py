@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import kubernetes
-from kopf._cogs.structs.references import (  # kopf is pinned: the same semantics as kopf
-    NamespaceName,
-    match_namespace,
-)
 
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind, Resource
+from stigmer_operator.kopf_compat import namespace_matches
+from stigmer_operator.pipeline.conditions import ConditionStatus, ConditionType
 from stigmer_operator.settings import has_globs
 from stigmer_operator.store import Store
 
@@ -30,7 +28,7 @@ def watched(namespace: str, patterns: Sequence[str]) -> bool:
     ``--namespace`` takes names or kopf globs (``team-*``, ``!*-pr-*``); no
     patterns means every namespace.
     """
-    return not patterns or any(match_namespace(NamespaceName(namespace), p) for p in patterns)
+    return not patterns or any(namespace_matches(namespace, p) for p in patterns)
 
 
 def list_cluster_objects(
@@ -146,9 +144,9 @@ def _verdict(obj: Mapping[str, Any]) -> _Verdict:
     if status.get("observedGeneration") != obj["metadata"].get("generation"):
         return _Verdict.PENDING
     for condition in status.get("conditions") or []:
-        if condition.get("type") == "Accepted":
-            if condition.get("status") == "True":
+        if condition.get("type") == ConditionType.ACCEPTED:
+            if condition.get("status") == ConditionStatus.TRUE:
                 return _Verdict.ACCEPTED
-            if condition.get("status") == "False":
+            if condition.get("status") == ConditionStatus.FALSE:
                 return _Verdict.REFUSED
     return _Verdict.PENDING

@@ -17,6 +17,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 #: Label naming the owning org when it is not the namespace.
 ORG_LABEL = f"{GROUP}/org"
+#: Label (value ``"true"``) on the AgentInstance an Agent creates as its default.
+DEFAULT_INSTANCE_LABEL = f"{GROUP}/default-instance"
 
 Resource: TypeAlias = agent_pb2.Agent | agent_instance_pb2.AgentInstance
 
@@ -84,3 +86,7 @@ _MESSAGE_TYPES: dict[Kind, type[Resource]] = {
     Kind.AGENT: agent_pb2.Agent,
     Kind.AGENT_INSTANCE: agent_instance_pb2.AgentInstance,
 }
+
+#: (group, version, plural) of each kind, as kopf's handler decorators take them.
+AGENTS = (GROUP, VERSION, Kind.AGENT.plural)
+INSTANCES = (GROUP, VERSION, Kind.AGENT_INSTANCE.plural)

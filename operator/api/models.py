@@ -93,7 +93,6 @@ __all__ = [
     "AgentRef",
     "AgentSpec",
     "ApiModel",
-    "ConditionStatus",
     "DockerServer",
     "EnvVarDeclaration",
     "EnvironmentRef",
@@ -136,14 +135,6 @@ class PortProtocol(enum.StrEnum):
     TCP = "tcp"
     UDP = "udp"
     SCTP = "sctp"
-
-
-class ConditionStatus(enum.StrEnum):
-    """Status of a condition, as in metav1.Condition."""
-
-    TRUE = "True"
-    FALSE = "False"
-    UNKNOWN = "Unknown"
 
 
 # --------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from stigmer_operator.api.limits import (
     MAX_DNS_LABEL,
     MAX_DNS_SUBDOMAIN,
 )
-from stigmer_operator.api.models import ApiModel, ConditionStatus
+from stigmer_operator.api.models import ApiModel
+from stigmer_operator.pipeline.conditions import ConditionStatus
 
 __all__ = ["AgentInstanceStatus", "AgentStatus", "Condition", "StatusAudit"]
 

@@ -1,8 +1,10 @@
 """kopf handlers; importing this package registers them.
 
-Start with :mod:`.agent`: its docstring is the whole Agent lifecycle.
+Start with :mod:`.agent` and :mod:`.agent_instance`: their docstrings are
+each kind's whole lifecycle. :mod:`.startup` configures kopf and sweeps the
+mirror when the operator starts.
 """
 
-from stigmer_operator.handlers import agent, agent_instance, lifecycle
+from stigmer_operator.handlers import agent, agent_instance, startup
 
-__all__ = ["agent", "agent_instance", "lifecycle"]
+__all__ = ["agent", "agent_instance", "startup"]

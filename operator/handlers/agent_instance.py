@@ -12,40 +12,104 @@ operator (re)started               agentinstance-resume pipeline
 instance deleted                   agentinstance-delete pipeline; the garbage
                                    collector removes its IAM objects
 its Agent does not exist yet       Ready=False, reason AgentNotFound, no retry
-                                   loop: the Agent's handler re-runs it when
-                                   the Agent appears (see ``agent.py``)
+                                   loop: the Agent's handlers re-run it when
+                                   the Agent appears (see :mod:`.agent`)
+any instance event                 :class:`.References` records which Agent it
+                                   references and whether it waits for it
+a default instance is deleted, or  agent-resume pipeline for the owner Agent:
+its Ready condition flips          recreates the instance / updates Ready
+an instance squatting an Agent's   the blocked Agent is re-run
+default instance name is deleted
 =================================  =========================================
+
+Handlers sit in the module of the kind they watch: the last three rows
+re-run Agents, but they watch AgentInstances, so they are here. kopf runs
+the event handlers of one kind in the order they are registered; the
+bookkeeping ones come first, so a deletion updates :class:`.References`
+and wakes blocked Agents before the instance's own delete pipeline runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
-from stigmer_operator.api.kinds import GROUP, VERSION, Kind
+from stigmer_operator.api.kinds import DEFAULT_INSTANCE_LABEL, INSTANCES, Kind
 from stigmer_operator.handlers.common import forget, is_deletion, reconcile, reconcile_quietly
+from stigmer_operator.handlers.memo import OperatorMemo
+from stigmer_operator.handlers.references import name_of
+from stigmer_operator.pipeline.conditions import ConditionType, is_true
 from stigmer_operator.pipeline.context import Operation
+from stigmer_operator.pipeline.kube import ObjectKind, controller_ref
+from stigmer_operator.pipeline.meta import conditions_of
 
-INSTANCES = (GROUP, VERSION, Kind.AGENT_INSTANCE.plural)
+
+@kopf.on.event(*INSTANCES)
+async def instance_observed(
+    event: kopf.RawEvent, body: kopf.Body, memo: OperatorMemo, **_: Any
+) -> None:
+    """Keep :class:`.References` current: which Agent does this instance reference?"""
+    references = memo.references
+    if is_deletion(event):
+        references.instance_gone(body)
+    else:
+        references.instance_seen(body)
+
+
+@kopf.on.event(*INSTANCES, when=is_deletion)
+def squatter_deleted(body: kopf.Body, memo: OperatorMemo, **_: Any) -> None:
+    """An AgentInstance that blocked an Agent's default instance is gone: re-run the Agent."""
+    deps = memo.deps
+    references = memo.references
+    namespace, name = name_of(body)
+    for agent_name in references.blocked_by((namespace, name)):
+        agent = deps.kube.get(ObjectKind.AGENT, namespace, agent_name)
+        if agent is not None:
+            reconcile_quietly(Kind.AGENT, Operation.RESUME, agent, memo)
+
+
+@kopf.on.event(*INSTANCES, labels={DEFAULT_INSTANCE_LABEL: "true"})
+def default_instance_changed(
+    event: kopf.RawEvent, body: kopf.Body, memo: OperatorMemo, **_: Any
+) -> None:
+    """Level-triggered: a deleted or flipped default instance re-runs its Agent."""
+    owner = controller_ref(body)
+    if owner is None or owner.get("kind") != Kind.AGENT.value:
+        return
+    uid = str(body.get("metadata", {}).get("uid", ""))
+    if not is_deletion(event) and not memo.coordination.readiness_changed(uid, _is_ready(body)):
+        return
+    deps = memo.deps
+    agent = deps.kube.get(ObjectKind.AGENT, body["metadata"]["namespace"], owner["name"])
+    if agent is None or agent.get("metadata", {}).get("deletionTimestamp"):
+        return  # the Agent is going away; the garbage collector handles the rest
+    if agent.get("metadata", {}).get("uid") != owner.get("uid"):
+        return  # an Agent of the same name, but not the owner
+    reconcile_quietly(Kind.AGENT, Operation.RESUME, agent, memo)
 
 
 @kopf.on.create(*INSTANCES)
-def instance_created(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+def instance_created(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
     reconcile(Kind.AGENT_INSTANCE, Operation.CREATE, body, memo, retry)
 
 
 @kopf.on.update(*INSTANCES)
-def instance_updated(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+def instance_updated(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
     reconcile(Kind.AGENT_INSTANCE, Operation.UPDATE, body, memo, retry)
 
 
 @kopf.on.resume(*INSTANCES)
-def instance_resumed(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+def instance_resumed(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
     reconcile(Kind.AGENT_INSTANCE, Operation.RESUME, body, memo, retry)
 
 
 @kopf.on.event(*INSTANCES, when=is_deletion)
-def instance_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+def instance_deleted(body: kopf.Body, memo: OperatorMemo, **_: Any) -> None:
     reconcile_quietly(Kind.AGENT_INSTANCE, Operation.DELETE, body, memo)
     forget(Kind.AGENT_INSTANCE, body, memo)
+
+
+def _is_ready(body: Mapping[str, Any]) -> bool:
+    return is_true(conditions_of(body), ConditionType.READY)

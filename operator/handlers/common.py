@@ -3,130 +3,55 @@
 The handlers in :mod:`.agent` and :mod:`.agent_instance` are one line each;
 this module holds the shared mechanics:
 
-* one lock per object, so a pipeline triggered by another object (a default
-  instance turning Ready, an Agent appearing) never interleaves with the
-  object's own kopf handler and overwrites fresher status with staler;
+* one lock per object (kept in :mod:`.coordination`), so a pipeline
+  triggered by another object (a default instance turning Ready, an Agent
+  appearing) never interleaves with the object's own kopf handler and
+  overwrites fresher status with staler;
 * ``Ready=Unknown`` on first sight, so ``kubectl wait`` and kstatus see the
   condition from the start;
 * no second run of a create or update kopf repeats only because its own
   bookkeeping patch had not come back through the watch yet (see
-  :meth:`Coordination.already_reconciled`);
-* failures: status + Warning Event via :func:`report_failure`, then kopf's
-  ``TemporaryError`` (a retry can help) or ``PermanentError`` (it cannot: no
-  retry storm). ``AgentNotFound`` is permanent here because the Agent's own
-  handler re-runs waiting instances the moment it appears (see
-  :func:`stigmer_operator.handlers.agent.wake_instances`). A namespace
-  being deleted (``NamespaceTerminating``) ends the reconcile quietly: the
-  object goes with its namespace, and kopf must not call that a failure.
+  :meth:`.Coordination.already_reconciled`);
+* failures: status + Warning Event (``run(..., report=True)``), then kopf's
+  ``TemporaryError`` when the error is ``retryable`` (decided where it is
+  raised) or ``PermanentError`` (no retry storm); an object blocked by
+  another one is re-checked with a slow back-off (all in
+  :func:`kopf_error_for`). A namespace being deleted
+  (``NamespaceTerminating``) ends the reconcile quietly: the object goes
+  with its namespace, and kopf must not call that a failure.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 
 from stigmer_operator import metrics
 from stigmer_operator.api.kinds import Kind
-from stigmer_operator.pipeline.conditions import (
-    ConditionStatus,
-    ConditionType,
-    find_condition,
-    set_condition,
-)
+from stigmer_operator.handlers.coordination import fingerprint_of, key_of
+from stigmer_operator.handlers.memo import OperatorMemo
+from stigmer_operator.pipeline.conditions import ConditionType, find_condition, reconciling
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.deps import Deps
-from stigmer_operator.pipeline.errors import PipelineError, Reason
-from stigmer_operator.pipeline.failure import report_failure
+from stigmer_operator.pipeline.errors import PipelineError
 from stigmer_operator.pipeline.kube import KubeError
 from stigmer_operator.pipeline.meta import conditions_of
-from stigmer_operator.pipeline.pipelines import PIPELINES
+from stigmer_operator.pipeline.pipelines import run
 
 logger = logging.getLogger(__name__)
 
-ObjectKey = tuple[Kind, str, str]
-#: What a reconcile of an object depends on besides its uid: the generation
-#: (spec changes) and the labels (mirrored; the org label places the object).
-Fingerprint = tuple[int, tuple[tuple[str, str], ...]]
 
-
-@dataclass
-class Coordination:
-    """Process-wide state the handlers share (kopf shallow-copies ``memo``)."""
-
-    _locks: dict[ObjectKey, threading.Lock] = field(default_factory=dict)
-    _guard: threading.Lock = field(default_factory=threading.Lock)
-    _readiness: dict[str, bool] = field(default_factory=dict)
-    _reconciled: dict[str, Fingerprint] = field(default_factory=dict)
-
-    def lock(self, key: ObjectKey) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
-
-    def forget(self, key: ObjectKey, uid: str = "") -> None:
-        """Drop what is kept for a deleted object (a lock still held stays)."""
-        with self._guard:
-            lock = self._locks.get(key)
-            if lock is not None and not lock.locked():
-                del self._locks[key]
-            self._readiness.pop(uid, None)
-            self._reconciled.pop(uid, None)
-
-    def remember_reconciled(self, uid: str, fingerprint: Fingerprint) -> None:
-        with self._guard:
-            self._reconciled[uid] = fingerprint
-
-    def already_reconciled(self, uid: str, fingerprint: Fingerprint) -> bool:
-        """True when this process already reconciled ``uid`` as it is now.
-
-        After a handler succeeds kopf patches its bookkeeping annotations and
-        waits (up to ``consistency_timeout``) for the watch to deliver that
-        version. Under a backlog it does not arrive in time, and kopf calls
-        the create (or update) handler again with the body it has, which
-        lacks that annotation and can predate our status as well. Re-running
-        the pipeline on such a body is not only wasted requests: its
-        first-sight patch would set ``Ready=Unknown`` over ``Ready=True`` and
-        re-run the owner Agent.
-        """
-        with self._guard:
-            return bool(uid) and self._reconciled.get(uid) == fingerprint
-
-    def readiness_changed(self, uid: str, ready: bool) -> bool:
-        """Remember ``ready`` for ``uid``; True when it flipped since it was last seen.
-
-        The first sight of an object is not a flip: at start-up the owner's
-        own resume handler reads the current readiness anyway.
-        """
-        with self._guard:
-            previous = self._readiness.get(uid)
-            self._readiness[uid] = ready
-            return previous is not None and previous != ready
-
-
-def forget(kind: Kind, body: Mapping[str, Any], memo: Any) -> None:
+def forget(kind: Kind, body: Mapping[str, Any], memo: OperatorMemo) -> None:
     """The object is deleted: drop its per-object state, or it would grow forever."""
-    coordination: Coordination = memo.coordination
+    coordination = memo.coordination
     coordination.forget(key_of(kind, body), str(body.get("metadata", {}).get("uid", "")))
 
 
-def fingerprint_of(body: Mapping[str, Any]) -> Fingerprint:
-    metadata = body.get("metadata", {})
-    labels = metadata.get("labels") or {}
-    generation = int(metadata.get("generation", 0) or 0)
-    return (generation, tuple(sorted((str(k), str(v)) for k, v in labels.items())))
-
-
-def key_of(kind: Kind, body: Mapping[str, Any]) -> ObjectKey:
-    metadata = body.get("metadata", {})
-    return (kind, str(metadata.get("namespace", "")), str(metadata.get("name", "")))
-
-
 #: Operations kopf may call twice for one state of an object (see
-#: :meth:`Coordination.already_reconciled`). A resume is never skipped: it
+#: :meth:`.Coordination.already_reconciled`). A resume is never skipped: it
 #: is how other objects' changes and a restart reach the pipeline.
 _REPEATABLE = frozenset({Operation.CREATE, Operation.UPDATE})
 #: The ``result`` label of a reconcile skipped as a repeat.
@@ -134,14 +59,14 @@ ALREADY_RECONCILED = "AlreadyReconciled"
 
 
 def reconcile(
-    kind: Kind, operation: Operation, body: Mapping[str, Any], memo: Any, retry: int = 0
+    kind: Kind, operation: Operation, body: Mapping[str, Any], memo: OperatorMemo, retry: int = 0
 ) -> None:
     """Run the pipeline for ``kind``/``operation`` on ``body``; raise kopf errors on failure.
 
     ``retry`` is kopf's count of earlier failed attempts of this handler.
     """
-    deps: Deps = memo.deps
-    coordination: Coordination = memo.coordination
+    deps = memo.deps
+    coordination = memo.coordination
     uid = str(body.get("metadata", {}).get("uid", ""))
     fingerprint = fingerprint_of(body)
     with coordination.lock(key_of(kind, body)):
@@ -154,24 +79,26 @@ def reconcile(
         try:
             if operation is not Operation.DELETE:
                 mark_unknown_on_first_sight(kind, body, deps)
-            run_pipeline(kind, operation, body, deps)
+            run(kind, operation, body, deps, observer=OBSERVER, report=True)
             if operation is not Operation.DELETE:
                 coordination.remember_reconciled(uid, fingerprint)
         except PipelineError as error:
             metrics.RECONCILES.labels(kind.value, operation.value, error.reason.value).inc()
-            _report(error)
-            if error.reason.ends_reconciling:
+            kopf_error = kopf_error_for(error, retry)
+            if kopf_error is None:
                 _, namespace, name = key_of(kind, body)
                 logger.info("%s %s/%s (%s): %s; nothing left to do",
                             kind.value, namespace, name, operation.value, error)  # fmt: skip
                 return
-            raise _kopf_error(error, retry) from None
+            raise kopf_error from None
         except KubeError as error:  # the first-sight status patch: the API is unreachable
             raise retry_soon(error, deps) from None
     metrics.RECONCILES.labels(kind.value, operation.value, "Succeeded").inc()
 
 
-def reconcile_quietly(kind: Kind, operation: Operation, body: Mapping[str, Any], memo: Any) -> None:
+def reconcile_quietly(
+    kind: Kind, operation: Operation, body: Mapping[str, Any], memo: OperatorMemo
+) -> None:
     """:func:`reconcile` for event handlers, which kopf does not retry: log, don't raise."""
     try:
         reconcile(kind, operation, body, memo)
@@ -198,13 +125,6 @@ def is_deletion(event: kopf.RawEvent, **_: Any) -> bool:
     return event.get("type") == "DELETED"
 
 
-def run_pipeline(
-    kind: Kind, operation: Operation, body: Mapping[str, Any], deps: Deps
-) -> RequestContext[Any]:
-    ctx = RequestContext.for_kind(kind, body, operation, deps)
-    return _OBSERVED[(kind, operation)].run(ctx)
-
-
 def mark_unknown_on_first_sight(kind: Kind, body: Mapping[str, Any], deps: Deps) -> None:
     """Write ``Ready=Unknown`` when the object has no Ready condition yet."""
     conditions = conditions_of(body)
@@ -212,28 +132,8 @@ def mark_unknown_on_first_sight(kind: Kind, body: Mapping[str, Any], deps: Deps)
         return
     metadata = body.get("metadata", {})
     generation = int(metadata.get("generation", 0) or 0)
-    status = {
-        "conditions": set_condition(
-            conditions,
-            ConditionType.READY,
-            ConditionStatus.UNKNOWN,
-            "Reconciling",
-            "The operator is reconciling this object.",
-            generation,
-            deps.clock(),
-        )
-    }
+    status = {"conditions": reconciling(conditions, generation, deps.clock())}
     deps.kube.patch_status(kind, metadata["namespace"], metadata["name"], status)
-
-
-def _report(error: PipelineError) -> None:
-    if error.context is None:
-        logger.error("pipeline failed without a context: %r", error)
-        return
-    try:
-        report_failure(error.context, error)
-    except Exception:  # reporting must not hide the original failure
-        logger.exception("could not report %r", error)
 
 
 #: First and longest wait before re-checking an object blocked by another one.
@@ -241,9 +141,16 @@ BLOCKED_RETRY_DELAY = 60.0
 BLOCKED_RETRY_MAX = 600.0
 
 
-def _kopf_error(error: PipelineError, retry: int) -> Exception:
-    """Retry what a retry can fix; back off slowly while another object blocks this one."""
-    if error.retryable and error.reason is not Reason.AGENT_NOT_FOUND:
+def kopf_error_for(error: PipelineError, retry: int) -> Exception | None:
+    """What kopf is told about a failed pipeline; ``None``: the reconcile just ends.
+
+    Retry what a retry can fix, after the error's delay; back off slowly
+    (1, 2, 4, ... up to 10 minutes; ``retry`` is kopf's count of earlier
+    attempts) while another object blocks this one; never retry the rest.
+    """
+    if error.reason.ends_reconciling:
+        return None
+    if error.retryable:
         return kopf.TemporaryError(str(error), delay=error.delay or 5.0)
     if error.reason.blocked_by_another_object:
         delay = min(BLOCKED_RETRY_MAX, BLOCKED_RETRY_DELAY * 2 ** min(retry, 8))
@@ -271,4 +178,3 @@ class MetricsObserver:
 
 
 OBSERVER = MetricsObserver()
-_OBSERVED = {key: pipeline.with_observer(OBSERVER) for key, pipeline in PIPELINES.items()}

@@ -1,4 +1,4 @@
-"""``metav1.Condition`` helpers.
+"""``metav1.Condition``: what the operator says about an object, decided here.
 
 ``kubectl wait --for=condition=Ready``, Flux's kstatus and Argo CD health
 checks all read ``status.conditions`` the way ``metav1.Condition`` defines
@@ -7,6 +7,27 @@ it: ``type``, ``status`` (True/False/Unknown), CamelCase ``reason``,
 must only move when ``status`` flips -- otherwise every reconcile looks like
 a transition and the status patch is never a no-op. :func:`set_condition`
 keeps that rule in one place.
+
+Every condition the operator writes comes from one of three builders, the
+way Flux's controllers summarize a reconcile's typed errors into conditions
+in one step:
+
+==========================  ===============================================
+:func:`reconciling`         first sight: ``Ready=Unknown``, ``Reconciling``
+:func:`succeeded`           ``Accepted=True`` and ``Ready=True`` -- or
+                            ``Ready=False``, ``DefaultInstanceNotReady``,
+                            for an Agent whose default instance is not
+                            Ready yet (the operator *knows* it is not)
+:func:`failed`              from the error's
+                            :class:`~stigmer_operator.pipeline.errors.Reason`:
+                            a refusal is ``Accepted=False``/``Ready=False``;
+                            a block by another object ``Accepted=True``/
+                            ``Ready=False``; infrastructure trouble only
+                            ``Ready=Unknown`` (``Accepted`` left as it was)
+==========================  ===============================================
+
+A failure's reason is the error's ``Reason``; every other reason is a
+:class:`ConditionReason`.
 """
 
 from __future__ import annotations
@@ -14,10 +35,17 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from stigmer_operator.pipeline.errors import PipelineError
 
 #: ``metav1.Time`` on the wire: UTC, second precision.
 RFC3339_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+#: A ``status.conditions`` list as read, and as the builders return it.
+Conditions: TypeAlias = Iterable[Mapping[str, Any]]
+Written: TypeAlias = list[dict[str, Any]]
 
 #: metav1.Condition caps ``message`` at 32768 bytes; keep far below.
 MESSAGE_MAX = 2048
@@ -29,9 +57,24 @@ class ConditionType(enum.StrEnum):
 
 
 class ConditionStatus(enum.StrEnum):
+    """Status of a condition, as in ``metav1.Condition``."""
+
     TRUE = "True"
     FALSE = "False"
     UNKNOWN = "Unknown"
+
+
+class ConditionReason(enum.StrEnum):
+    """The reasons of conditions that do not report a failure."""
+
+    RECONCILING = "Reconciling"
+    ACCEPTED = "Accepted"
+    READY = "Ready"
+    DEFAULT_INSTANCE_NOT_READY = "DefaultInstanceNotReady"
+
+
+RECONCILING_MESSAGE = "The operator is reconciling this object."
+ACCEPTED_MESSAGE = "spec is valid and authorized"
 
 
 def rfc3339(moment: datetime) -> str:
@@ -103,8 +146,57 @@ def _condition(
     return {
         "type": type_.value,
         "status": status.value,
-        "reason": reason,
+        "reason": str(reason),
         "message": message[:MESSAGE_MAX],
         "observedGeneration": observed_generation,
         "lastTransitionTime": since,
     }
+
+
+#: (status, reason, message) of a condition.
+_Verdict: TypeAlias = tuple[ConditionStatus, str, str]
+_RECONCILING: _Verdict = (ConditionStatus.UNKNOWN, ConditionReason.RECONCILING, RECONCILING_MESSAGE)
+_ACCEPTED: _Verdict = (ConditionStatus.TRUE, ConditionReason.ACCEPTED, ACCEPTED_MESSAGE)
+
+
+def reconciling(conditions: Conditions, generation: int, now: datetime) -> Written:
+    """``Ready=Unknown`` while the first reconcile runs (``kubectl wait`` sees it at once)."""
+    return set_condition(conditions, ConditionType.READY, *_RECONCILING, generation, now)
+
+
+def succeeded(
+    conditions: Conditions,
+    what: str,
+    generation: int,
+    now: datetime,
+    *,
+    not_ready_instance: str | None = None,
+) -> Written:
+    """``Accepted=True`` and ``Ready=True`` for ``what`` (the kind's name).
+
+    ``not_ready_instance`` names an Agent's default instance that is not
+    Ready yet: then ``Ready=False``, reason ``DefaultInstanceNotReady``.
+    """
+    ready: _Verdict
+    if not_ready_instance is not None:
+        ready = (
+            ConditionStatus.FALSE,
+            ConditionReason.DEFAULT_INSTANCE_NOT_READY,
+            f"the default AgentInstance {not_ready_instance} is not Ready yet",
+        )
+    else:
+        ready = (ConditionStatus.TRUE, ConditionReason.READY, f"{what} is mirrored and usable")
+    conditions = set_condition(conditions, ConditionType.READY, *ready, generation, now)
+    return set_condition(conditions, ConditionType.ACCEPTED, *_ACCEPTED, generation, now)
+
+
+def failed(conditions: Conditions, error: PipelineError, generation: int, now: datetime) -> Written:
+    """The conditions describing ``error``, by its reason (see the module table)."""
+    reason = error.reason
+    if not (reason.refuses_object or reason.blocked_by_another_object):
+        trouble: _Verdict = (ConditionStatus.UNKNOWN, reason, error.detail)
+        return set_condition(conditions, ConditionType.READY, *trouble, generation, now)
+    not_ready: _Verdict = (ConditionStatus.FALSE, reason, error.detail)
+    conditions = set_condition(conditions, ConditionType.READY, *not_ready, generation, now)
+    accepted = not_ready if reason.refuses_object else _ACCEPTED
+    return set_condition(conditions, ConditionType.ACCEPTED, *accepted, generation, now)

@@ -12,14 +12,10 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from stigmer_operator.pipeline.kube import KubeEffects
 from stigmer_operator.pipeline.outbox import Outbox
 from stigmer_operator.store.protocol import Store
-
-if TYPE_CHECKING:
-    from stigmer_operator.pipeline.runner import StepObserver
 
 #: DNS-1123 label limit; slugs are used as DNS labels.
 DNS_LABEL_MAX = 63
@@ -41,8 +37,6 @@ class PipelineSettings:
     reporting_instance: str = field(default_factory=socket.gethostname)
     #: Upper bound of a slug (at most 63: slugs are DNS labels).
     max_slug_length: int = DNS_LABEL_MAX
-    #: Seconds before retrying an AgentInstance whose Agent does not exist yet.
-    agent_not_found_delay: float = 15.0
     #: Seconds before retrying after a store/API/internal failure.
     retry_delay: float = 5.0
 
@@ -62,5 +56,3 @@ class Deps:
     clock: Callable[[], datetime] = utc_now
     #: Unpublished change-log entries (one per process; see :mod:`.outbox`).
     outbox: Outbox = field(default_factory=Outbox)
-    #: Span hook called around every step of every pipeline (metrics, tracing).
-    observer: StepObserver | None = None

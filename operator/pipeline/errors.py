@@ -15,12 +15,9 @@ store failures, Kubernetes API failures, bugs -- are translated here by
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any
 
+from stigmer_operator.pipeline.kube import KubeError, NamespaceTerminating
 from stigmer_operator.store.errors import StoreError
-
-if TYPE_CHECKING:
-    from stigmer_operator.pipeline.context import RequestContext
 
 
 class Reason(enum.StrEnum):
@@ -95,8 +92,11 @@ class PipelineError(Exception):
         self.retryable = retryable
         self.delay = delay
         self.step = step
-        #: The request the pipeline was running; set by ``Pipeline.run``.
-        self.context: RequestContext[Any] | None = None
+
+    @property
+    def detail(self) -> str:
+        """The message, prefixed by the step (what conditions and Events say)."""
+        return f"{self.step}: {self.message}" if self.step else self.message
 
     def in_step(self, step: str) -> PipelineError:
         """This error, attributed to ``step`` unless a step was already named."""
@@ -123,11 +123,6 @@ def from_exception(exc: BaseException, step: str, retry_delay: float) -> Pipelin
     ``InternalError`` and retried (a transient cause is more likely than a
     deterministic one in code that passed its tests).
     """
-    from stigmer_operator.pipeline.kube import (  # local: kube imports errors
-        KubeError,
-        NamespaceTerminating,
-    )
-
     if isinstance(exc, PipelineError):
         return exc.in_step(step)
     if isinstance(exc, NamespaceTerminating):

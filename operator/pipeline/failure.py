@@ -4,15 +4,15 @@ Handlers call :func:`report_failure` with the :class:`PipelineError` before
 raising kopf's ``PermanentError``/``TemporaryError``. It writes what
 ``kubectl describe``, ``kubectl wait`` and GitOps health checks read:
 
-* a refusal (the object is the problem: ``ValidationFailed``, ``Forbidden``,
-  ``DuplicateSlug``, ``AgentNotFound``): ``Accepted=False`` and
-  ``Ready=False``, both with the reason and the message;
-* a block (another object stands in the way: ``IamConflict``,
-  ``DefaultInstanceConflict``): ``Ready=False`` with the reason, and
-  ``Accepted=True`` -- the spec is valid, authorized and mirrored;
-* infrastructure trouble (store, API, bug): ``Ready=Unknown`` with the
-  reason -- the object may be perfectly fine, we just could not finish;
-  ``Accepted`` is left as it was;
+* the conditions :func:`~stigmer_operator.pipeline.conditions.failed`
+  builds from the error's reason: a refusal (the object is the problem:
+  ``ValidationFailed``, ``Forbidden``, ``DuplicateSlug``, ``AgentNotFound``)
+  is ``Accepted=False`` and ``Ready=False``; a block (another object stands
+  in the way: ``IamConflict``, ``DefaultInstanceConflict``) is
+  ``Ready=False`` with ``Accepted=True`` -- the spec is valid, authorized
+  and mirrored; infrastructure trouble (store, API, bug) is
+  ``Ready=Unknown`` -- the object may be perfectly fine, we just could not
+  finish;
 * ``observedGeneration`` set to the generation that failed;
 * one ``Warning`` Event with the reason and message. Its name is derived
   from (uid, generation, reason, message), so kopf's retries of the same
@@ -32,7 +32,7 @@ import logging
 from typing import Any
 
 from stigmer_operator.api.kinds import Resource
-from stigmer_operator.pipeline.conditions import ConditionStatus, ConditionType, set_condition
+from stigmer_operator.pipeline.conditions import failed
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.errors import PipelineError
 from stigmer_operator.pipeline.frozen import thaw
@@ -45,51 +45,25 @@ from stigmer_operator.pipeline.kube import (
 )
 from stigmer_operator.pipeline.meta import conditions_of
 from stigmer_operator.pipeline.naming import event_name
-from stigmer_operator.pipeline.steps.transform_response import ACCEPTED, ACCEPTED_MESSAGE
 
 logger = logging.getLogger(__name__)
 
 
 def failure_status(ctx: RequestContext[Resource], error: PipelineError) -> dict[str, Any]:
     """``observedGeneration`` + ``conditions`` describing ``error``."""
-    now, generation = ctx.deps.clock(), ctx.generation
-    message = f"{error.step}: {error.message}" if error.step else error.message
-    conditions = thaw(conditions_of(ctx.body))
-    if error.reason.refuses_object or error.reason.blocked_by_another_object:
-        conditions = set_condition(
-            conditions,
-            ConditionType.READY,
-            ConditionStatus.FALSE,
-            error.reason,
-            message,
-            generation,
-            now,
-        )
-        accepted = (
-            (ConditionStatus.FALSE, error.reason.value, message)
-            if error.reason.refuses_object
-            else (ConditionStatus.TRUE, ACCEPTED, ACCEPTED_MESSAGE)
-        )
-        conditions = set_condition(conditions, ConditionType.ACCEPTED, *accepted, generation, now)
-    else:
-        conditions = set_condition(
-            conditions,
-            ConditionType.READY,
-            ConditionStatus.UNKNOWN,
-            error.reason,
-            message,
-            generation,
-            now,
-        )
-    return {"observedGeneration": generation, "conditions": conditions}
+    conditions = failed(thaw(conditions_of(ctx.body)), error, ctx.generation, ctx.deps.clock())
+    return {"observedGeneration": ctx.generation, "conditions": conditions}
 
 
 def report_failure(ctx: RequestContext[Resource], error: PipelineError) -> None:
     """Write the failure to status and post one Warning Event; never raises."""
-    if ctx.operation is not Operation.DELETE:
-        _patch_status(ctx, error)
-    if not error.reason.ends_reconciling:
-        _post_warning(ctx, error)
+    try:
+        if ctx.operation is not Operation.DELETE:
+            _patch_status(ctx, error)
+        if not error.reason.ends_reconciling:
+            _post_warning(ctx, error)
+    except Exception:  # reporting must not hide the original failure
+        logger.exception("could not report %r", error)
 
 
 def _patch_status(ctx: RequestContext[Resource], error: PipelineError) -> None:
@@ -112,7 +86,7 @@ def _post_warning(ctx: RequestContext[Resource], error: PipelineError) -> None:
         ),
         type=EventType.WARNING,
         reason=error.reason.value,
-        message=f"{error.step}: {error.message}" if error.step else error.message,
+        message=error.detail,
     )
     try:
         ctx.deps.kube.post_event(event)

@@ -24,7 +24,8 @@ Delete pipelines do not validate: an object that was refused must still be
 deletable. Children (default instance, ServiceAccount/Role/RoleBinding) are
 removed by the garbage collector through their ownerReferences.
 
-Handlers call :func:`run` (or :func:`pipeline_for` + ``Pipeline.run``).
+:func:`run` is the one way to run a pipeline on an object: the handlers, the
+start-up sweep, the tests and the benchmarks all call it.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from typing import Any
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.deps import Deps
-from stigmer_operator.pipeline.runner import Pipeline, Step
+from stigmer_operator.pipeline.errors import PipelineError
+from stigmer_operator.pipeline.failure import report_failure
+from stigmer_operator.pipeline.runner import Pipeline, Step, StepObserver
 from stigmer_operator.pipeline.steps import (
     Authorize,
     BuildNewState,
@@ -113,13 +116,26 @@ def pipeline_for(kind: Kind, operation: Operation) -> Pipeline:
 
 
 def run(
-    kind: Kind, operation: Operation, body: Mapping[str, Any], deps: Deps
+    kind: Kind,
+    operation: Operation,
+    body: Mapping[str, Any],
+    deps: Deps,
+    *,
+    observer: StepObserver | None = None,
+    report: bool = False,
 ) -> RequestContext[Resource]:
     """Build the context for ``body`` and run the pipeline for (kind, operation).
 
-    Returns the finished context. Raises :class:`~.errors.PipelineError`
-    whose ``context`` is the failed request (pass both to
-    :func:`~.failure.report_failure`).
+    Returns the finished context; raises :class:`~.errors.PipelineError` at
+    the first failing step. With ``report`` the failure is first written
+    where users see it (:func:`~.failure.report_failure`: status and a
+    Warning Event), as the kopf handlers want; the start-up sweep does not.
+    ``observer`` is called around every step (the operator's metrics).
     """
     ctx = RequestContext.for_kind(kind, body, operation, deps)
-    return pipeline_for(kind, operation).run(ctx)
+    try:
+        return pipeline_for(kind, operation).run(ctx, observer)
+    except PipelineError as error:
+        if report:
+            report_failure(ctx, error)
+        raise

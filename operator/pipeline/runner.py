@@ -85,7 +85,7 @@ def _observe(hook: Callable[..., None], *args: Any) -> None:
 class Pipeline:
     """A named, ordered list of steps."""
 
-    __slots__ = ("name", "observer", "steps")
+    __slots__ = ("name", "observer", "steps")  # observer: the default of ``run``
 
     def __init__(
         self, name: str, steps: Iterable[Step], observer: StepObserver | None = None
@@ -101,13 +101,12 @@ class Pipeline:
     def step_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.steps)
 
-    def with_observer(self, observer: StepObserver | None) -> Pipeline:
-        return Pipeline(self.name, self.steps, observer)
-
-    def run(self, ctx: RequestContext[M]) -> RequestContext[M]:
+    def run(
+        self, ctx: RequestContext[M], observer: StepObserver | None = None
+    ) -> RequestContext[M]:
         """Run every step; raise :class:`PipelineError` at the first failure."""
         crash_after = os.environ.get(CRASH_AFTER_STEP_ENV)
-        observer = self.observer or ctx.deps.observer
+        observer = observer or self.observer
         debug = logger.isEnabledFor(logging.DEBUG)
         for step in self.steps:
             self._run_step(step, ctx, observer, debug)
@@ -149,7 +148,6 @@ class Pipeline:
         error = from_exception(exc, step, ctx.deps.settings.retry_delay)
         if error.reason is Reason.INTERNAL_ERROR:
             logger.error("step %s raised unexpectedly for %r", step, ctx, exc_info=exc)
-        error.context = ctx
         return error
 
     def __repr__(self) -> str:

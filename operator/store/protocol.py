@@ -134,6 +134,10 @@ class Store(Protocol):
         ...
 
     # -- housekeeping --------------------------------------------------------
+    def probe(self) -> None:
+        """Write a small record; raises :class:`StoreError` when the store takes no writes."""
+        ...
+
     def stats(self) -> StoreStats: ...
 
     def close(self) -> None:

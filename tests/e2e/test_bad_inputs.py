@@ -47,8 +47,7 @@ import kubernetes
 import pytest
 import yaml
 
-from stigmer_operator.api.kinds import Kind
-from stigmer_operator.pipeline.steps.create_default_instance import DEFAULT_INSTANCE_LABEL
+from stigmer_operator.api.kinds import DEFAULT_INSTANCE_LABEL, Kind
 from stigmer_operator.store import NotFoundError
 from stigmer_operator.testing.controlplane import ControlPlane
 from stigmer_operator.testing.operator_process import OperatorProcess

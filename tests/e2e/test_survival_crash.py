@@ -27,10 +27,9 @@ from typing import Any
 import kubernetes
 import pytest
 
-from stigmer_operator.api.kinds import Kind
+from stigmer_operator.api.kinds import DEFAULT_INSTANCE_LABEL, Kind
 from stigmer_operator.pipeline.pipelines import AGENT_CREATE
 from stigmer_operator.pipeline.runner import CRASH_AFTER_STEP_ENV
-from stigmer_operator.pipeline.steps.create_default_instance import DEFAULT_INSTANCE_LABEL
 from stigmer_operator.store import NotFoundError
 from stigmer_operator.testing.controlplane import ControlPlane
 from stigmer_operator.testing.operator_process import OperatorProcess

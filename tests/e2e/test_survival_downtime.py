@@ -17,8 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from stigmer_operator.api.kinds import Kind
-from stigmer_operator.pipeline.steps.create_default_instance import DEFAULT_INSTANCE_LABEL
+from stigmer_operator.api.kinds import DEFAULT_INSTANCE_LABEL, Kind
 from stigmer_operator.testing.controlplane import ControlPlane
 from stigmer_operator.testing.operator_process import OperatorProcess
 from tests.e2e.helpers import Cluster, condition, read_store, wait_for

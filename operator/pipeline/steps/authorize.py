@@ -13,8 +13,11 @@ Two rules, both about organizations (an org is a namespace, or what the
 
 The referenced Agent is looked up in the store first (no API round trip),
 then in the API (the Agent may simply not have been reconciled yet). If it
-does not exist, the error is ``AgentNotFound`` and *retryable* with a delay:
-applying an instance before its Agent is normal with GitOps tools.
+does not exist, the error is ``AgentNotFound`` and not retryable: applying an
+instance before its Agent is normal with GitOps tools, and the Agent's own
+handlers re-run the instances waiting for it the moment it appears or is
+fixed (``wake_instances`` in :mod:`stigmer_operator.handlers.agent`), so a
+timed retry would only add load.
 """
 
 from __future__ import annotations
@@ -84,14 +87,12 @@ def _agent_from_store(agent: agent_pb2.Agent) -> AgentTarget:
 
 
 def _agent_from_api(ctx: RequestContext[Resource], namespace: str, name: str) -> AgentTarget:
-    settings = ctx.deps.settings
     raw = ctx.deps.kube.get(ObjectKind.AGENT, namespace, name)
     if raw is None:
         raise PipelineError(
             Reason.AGENT_NOT_FOUND,
             f"spec.agentRef: Agent {namespace}/{name} does not exist (will retry)",
-            retryable=True,
-            delay=settings.agent_not_found_delay,
+            retryable=False,
         )
     obj: Any = freeze(raw)
     refusal = refusal_of(obj)
@@ -100,8 +101,7 @@ def _agent_from_api(ctx: RequestContext[Resource], namespace: str, name: str) ->
             Reason.AGENT_NOT_FOUND,
             f"spec.agentRef: Agent {namespace}/{name} was not accepted ({refusal}); "
             "will retry once it is fixed",
-            retryable=True,
-            delay=settings.agent_not_found_delay,
+            retryable=False,
         )
     try:
         org = org_of(namespace, mapping_at(obj, "metadata", "labels"))

@@ -31,7 +31,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from stigmer_operator.api.kinds import API_VERSION, GROUP, ORG_LABEL, Kind, Resource
+from stigmer_operator.api.kinds import (
+    API_VERSION,
+    DEFAULT_INSTANCE_LABEL,
+    GROUP,
+    ORG_LABEL,
+    Kind,
+    Resource,
+)
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.frozen import str_at
@@ -41,7 +48,6 @@ from stigmer_operator.pipeline.meta import MANAGED_BY
 from stigmer_operator.pipeline.naming import default_instance_name, label_value
 
 AGENT_LABEL = f"{GROUP}/agent"
-DEFAULT_INSTANCE_LABEL = f"{GROUP}/default-instance"
 
 
 class CreateDefaultInstance:

@@ -5,16 +5,11 @@ references and audit times only -- never environment values, headers or
 instructions (``kubectl get -o yaml`` is readable by many more people than
 the Secrets are).
 
-Conditions (see :mod:`~stigmer_operator.pipeline.conditions`), each with its
-own ``observedGeneration``:
-
-* ``Accepted=True`` (reason ``Accepted``): validated and authorized.
-* ``Ready=True`` (reason ``Ready``) -- except for an Agent whose default
-  instance is not Ready yet: ``Ready=False``, reason
-  ``DefaultInstanceNotReady``. False rather than Unknown because the
-  operator *knows* the instance is not ready; ``kubectl wait
-  --for=condition=Ready`` keeps waiting either way, and the Agent is
-  re-reconciled when its default instance changes.
+Conditions come from :func:`~stigmer_operator.pipeline.conditions.succeeded`:
+``Accepted=True`` and ``Ready=True``, or ``Ready=False`` for an Agent whose
+default instance is not Ready yet (``kubectl wait --for=condition=Ready``
+keeps waiting, and the Agent is re-reconciled when its default instance
+changes).
 """
 
 from __future__ import annotations
@@ -26,22 +21,11 @@ from google.protobuf import timestamp_pb2
 
 from stigmer_operator.api.kinds import Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2, resource_pb2
-from stigmer_operator.pipeline.conditions import (
-    RFC3339_FORMAT,
-    ConditionStatus,
-    ConditionType,
-    set_condition,
-)
+from stigmer_operator.pipeline.conditions import RFC3339_FORMAT, succeeded
 from stigmer_operator.pipeline.context import RequestContext
 from stigmer_operator.pipeline.frozen import thaw
 from stigmer_operator.pipeline.keys import DEFAULT_INSTANCE_READY
 from stigmer_operator.pipeline.meta import conditions_of
-
-#: Condition reasons of a successful run.
-ACCEPTED = "Accepted"
-ACCEPTED_MESSAGE = "spec is valid and authorized"
-READY = "Ready"
-DEFAULT_INSTANCE_NOT_READY = "DefaultInstanceNotReady"
 
 _AUDIT_EVENTS = {
     resource_pb2.AUDIT_EVENT_CREATED: "created",
@@ -86,28 +70,18 @@ def _time(stamp: timestamp_pb2.Timestamp) -> str:
 
 
 def _conditions(ctx: RequestContext[Resource]) -> list[dict[str, Any]]:
-    now, generation = ctx.deps.clock(), ctx.generation
-    conditions = thaw(conditions_of(ctx.body))
+    not_ready_instance = None
     if ctx.values.find(DEFAULT_INSTANCE_READY) is False:
         name = (
             ctx.new_state.status.default_instance_name
             if isinstance(ctx.new_state, agent_pb2.Agent)
             else ""
         )
-        ready = (
-            ConditionStatus.FALSE,
-            DEFAULT_INSTANCE_NOT_READY,
-            f"the default AgentInstance {ctx.namespace}/{name} is not Ready yet",
-        )
-    else:
-        ready = (ConditionStatus.TRUE, READY, f"{ctx.kind.value} is mirrored and usable")
-    conditions = set_condition(conditions, ConditionType.READY, *ready, generation, now)
-    return set_condition(
-        conditions,
-        ConditionType.ACCEPTED,
-        ConditionStatus.TRUE,
-        ACCEPTED,
-        ACCEPTED_MESSAGE,
-        generation,
-        now,
+        not_ready_instance = f"{ctx.namespace}/{name}"
+    return succeeded(
+        thaw(conditions_of(ctx.body)),
+        ctx.kind.value,
+        ctx.generation,
+        ctx.deps.clock(),
+        not_ready_instance=not_ready_instance,
     )

@@ -15,11 +15,8 @@ from stigmer_operator.pipeline.pipelines import run
 
 def fail(world: World, kind: Kind, name: str, op: Operation = Operation.CREATE) -> PipelineError:
     with pytest.raises(PipelineError) as caught:
-        run(kind, op, world.current(kind, name), world.deps)
-    error = caught.value
-    assert error.context is not None
-    report_failure(error.context, error)
-    return error
+        run(kind, op, world.current(kind, name), world.deps, report=True)
+    return caught.value
 
 
 def conditions(world: World, kind: Kind, name: str) -> dict[str, dict[str, object]]:

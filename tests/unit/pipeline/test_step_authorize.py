@@ -58,11 +58,11 @@ def test_instance_of_an_agent_in_its_own_org_resolves_from_the_store(world: Worl
     assert len(world.kube.calls) == calls_before  # no API round trip
 
 
-def test_missing_agent_is_retryable_with_a_delay(world: World) -> None:
+def test_missing_agent_is_not_retried_on_a_timer(world: World) -> None:
     world.apply(instance_manifest(agent="nope"))
     error = refused(world, Kind.AGENT_INSTANCE, "support-bot-prod")
     assert error.reason is Reason.AGENT_NOT_FOUND
-    assert error.retryable and error.delay == world.settings.agent_not_found_delay
+    assert not error.retryable  # the Agent's handlers wake the instance when it appears
     assert "team-a/nope" in error.message
 
 
@@ -83,7 +83,7 @@ def test_refused_agent_counts_as_not_found_yet(world: World) -> None:
     }
     world.apply(instance_manifest())
     error = refused(world, Kind.AGENT_INSTANCE, "support-bot-prod")
-    assert error.reason is Reason.AGENT_NOT_FOUND and error.retryable
+    assert error.reason is Reason.AGENT_NOT_FOUND and not error.retryable
     assert "not accepted" in error.message
 
 

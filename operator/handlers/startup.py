@@ -1,5 +1,7 @@
 """Operator start-up: configure kopf, then sweep mirror entries whose objects are gone.
 
+(Also the store's liveness probe: kopf serves it from the start.)
+
 Re-mirroring needs no code here: kopf calls every ``on.resume`` handler for
 each existing object at start, and the resume pipelines are idempotent. What
 kopf cannot report is an object deleted while the operator was down (there
@@ -19,10 +21,11 @@ from typing import Any, cast
 import kopf
 
 from stigmer_operator.api.kinds import GROUP, Kind
-from stigmer_operator.handlers.common import run_pipeline
+from stigmer_operator.handlers.common import OBSERVER
+from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.pipeline.context import Operation
-from stigmer_operator.pipeline.deps import Deps
 from stigmer_operator.pipeline.errors import PipelineError
+from stigmer_operator.pipeline.pipelines import run
 from stigmer_operator.settings import OperatorSettings
 from stigmer_operator.store import StoreError
 from stigmer_operator.sweep import list_cluster_uids, stale_entries
@@ -31,12 +34,12 @@ logger = logging.getLogger(__name__)
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: Any) -> None:
     configure_kopf(settings, memo.settings)
 
 
 @kopf.on.probe(id="store")
-def store_takes_writes(memo: kopf.Memo, **_: Any) -> str:
+def store_takes_writes(memo: OperatorMemo, **_: Any) -> str:
     """Liveness: fail ``/healthz`` when the store cannot write (e.g. the disk filled up).
 
     RocksDB keeps refusing writes after such a failure until it is reopened,
@@ -50,16 +53,16 @@ def store_takes_writes(memo: kopf.Memo, **_: Any) -> str:
 
 
 @kopf.on.startup()
-def sweep_mirror(memo: kopf.Memo, **_: Any) -> None:
+def sweep_mirror(memo: OperatorMemo, **_: Any) -> None:
     """Delete mirror entries of objects that no longer exist in the watched namespaces."""
-    deps: Deps = memo.deps
-    operator_settings: OperatorSettings = memo.settings
+    deps = memo.deps
+    operator_settings = memo.settings
     swept = 0
     for kind in Kind:
         live = list_cluster_uids(memo.api_client, kind, operator_settings.namespaces)
         for resource in stale_entries(deps.store, kind, live, operator_settings.namespaces):
             try:
-                run_pipeline(kind, Operation.DELETE, _body_of(resource), deps)
+                run(kind, Operation.DELETE, _body_of(resource), deps, observer=OBSERVER)
                 swept += 1
             except PipelineError as error:
                 logger.warning("could not sweep %s %s: %s", kind.value, resource.metadata.id, error)

@@ -5,20 +5,18 @@ implementation to the real thing: merge patches on ``/status``, 409 ->
 AlreadyExists with the existing object, Event de-duplication by name,
 create-or-update of RBAC objects with the operator's ``fieldManager``, and a
 whole agent-create + agentinstance-create whose children the API accepts.
-They use the session control plane of ``tests/conftest.py`` (so they are
-``e2e`` tests: deselect with ``-m 'not e2e'``).
+They use the session control plane of ``tests/conftest.py`` and play the
+operator themselves: no operator process runs for them.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import kubernetes
 import pytest
-from pipeline_world import agent_manifest
 
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind
 from stigmer_operator.pipeline.context import Operation
@@ -37,19 +35,16 @@ from stigmer_operator.pipeline.kube import (
 from stigmer_operator.pipeline.kube_api import ApiKubeEffects
 from stigmer_operator.pipeline.pipelines import run
 from stigmer_operator.store.memory import MemoryStore
+from tests.e2e.helpers import Cluster
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def namespace(kube_api: kubernetes.client.ApiClient) -> Iterator[str]:
+def namespace(private_namespace: str) -> str:
     """A ``p-*`` namespace: the e2e session's shared operator watches ``t-*``, and
     these tests play the operator themselves, so nothing else may write here."""
-    core = kubernetes.client.CoreV1Api(kube_api)
-    name = f"p-kube-api-{uuid.uuid4().hex[:8]}"
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
-    core.delete_namespace(name)
+    return private_namespace
 
 
 @pytest.fixture
@@ -63,12 +58,8 @@ def custom(kube_api: kubernetes.client.ApiClient) -> kubernetes.client.CustomObj
 
 
 @pytest.fixture
-def agent(custom: kubernetes.client.CustomObjectsApi, namespace: str) -> Iterator[dict[str, Any]]:
-    body = agent_manifest(namespace=namespace)
-    created: dict[str, Any] = custom.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, "agents", body
-    )
-    yield created
+def agent(cluster: Cluster, namespace: str) -> dict[str, Any]:
+    return cluster.create_agent(namespace, "support-bot")
 
 
 def role_body(namespace: str, owner_uid: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
@@ -236,11 +227,7 @@ def test_a_terminating_namespace_is_not_a_missing_permission(
     core.create_namespace({"metadata": {"name": name}})
     hold = {"metadata": {"name": "hold", "finalizers": ["e2e.stigmer.ai/hold"]}}
     core.create_namespaced_config_map(name, hold)
-    agent: dict[str, Any] = kubernetes.client.CustomObjectsApi(
-        kube_api
-    ).create_namespaced_custom_object(
-        GROUP, VERSION, name, "agents", agent_manifest(namespace=name)
-    )
+    agent = Cluster(kube_api).create_agent(name, "support-bot")
     try:
         core.delete_namespace(name)
         _wait_until_creates_are_refused(core, name)

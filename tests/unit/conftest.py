@@ -1,4 +1,4 @@
-"""Fixtures for the pipeline unit tests: MemoryStore, RecordingKubeEffects, a fixed clock."""
+"""Pipeline and handler test fixtures: MemoryStore, RecordingKubeEffects, a fixed clock."""
 
 from __future__ import annotations
 

@@ -7,23 +7,23 @@ body it had before: no annotation, and none of our status either.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any
-
 import kopf
+import kubernetes
 import pytest
 from pipeline_world import World, agent_manifest, instance_manifest
 
 from stigmer_operator.api.kinds import Kind
-from stigmer_operator.handlers.common import Coordination, forget, reconcile
+from stigmer_operator.handlers.common import forget, reconcile
+from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.pipeline.conditions import ConditionType, find_condition
 from stigmer_operator.pipeline.context import Operation
 from stigmer_operator.pipeline.kube import ObjectKind
 from stigmer_operator.pipeline.meta import conditions_of
+from stigmer_operator.settings import OperatorSettings
 
 
-def _memo(world: World) -> Any:
-    return SimpleNamespace(deps=world.deps, coordination=Coordination())
+def _memo(world: World) -> OperatorMemo:
+    return OperatorMemo(world.deps, OperatorSettings(), kubernetes.client.ApiClient())
 
 
 def _ready_reason(world: World, kind: Kind, name: str) -> str | None:

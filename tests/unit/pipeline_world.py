@@ -1,4 +1,4 @@
-"""Test helpers for the pipeline unit tests: manifests, a settable clock, and World.
+"""Test helpers for the pipeline and handler unit tests: manifests, a settable clock, World.
 
 :class:`World` plays the cluster the way kopf would: objects are created in
 the recording fake (which assigns uids and resourceVersions), and a

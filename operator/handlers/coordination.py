@@ -1,0 +1,93 @@
+"""What the handlers of one process share so that they do not trip over each other.
+
+kopf runs the sync handlers in a thread pool, and a pipeline is triggered
+not only by its object's own handler but also by other objects (a default
+instance turning Ready re-runs its Agent; an Agent appearing re-runs the
+instances waiting for it). :class:`Coordination` keeps, per object:
+
+* a lock, so two pipelines of one object never interleave and overwrite
+  fresher status with staler;
+* what this process last reconciled (uid -> generation and labels), so a
+  create or update kopf repeats on a stale body costs nothing;
+* the last readiness seen of a default instance, so only a flip re-runs
+  its Agent.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stigmer_operator.api.kinds import Kind
+
+ObjectKey = tuple[Kind, str, str]
+#: What a reconcile of an object depends on besides its uid: the generation
+#: (spec changes) and the labels (mirrored; the org label places the object).
+Fingerprint = tuple[int, tuple[tuple[str, str], ...]]
+
+
+@dataclass
+class Coordination:
+    """Per-object state shared by every handler of this process (see the module docstring)."""
+
+    _locks: dict[ObjectKey, threading.Lock] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+    _readiness: dict[str, bool] = field(default_factory=dict)
+    _reconciled: dict[str, Fingerprint] = field(default_factory=dict)
+
+    def lock(self, key: ObjectKey) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def forget(self, key: ObjectKey, uid: str = "") -> None:
+        """Drop what is kept for a deleted object (a lock still held stays)."""
+        with self._guard:
+            lock = self._locks.get(key)
+            if lock is not None and not lock.locked():
+                del self._locks[key]
+            self._readiness.pop(uid, None)
+            self._reconciled.pop(uid, None)
+
+    def remember_reconciled(self, uid: str, fingerprint: Fingerprint) -> None:
+        with self._guard:
+            self._reconciled[uid] = fingerprint
+
+    def already_reconciled(self, uid: str, fingerprint: Fingerprint) -> bool:
+        """True when this process already reconciled ``uid`` as it is now.
+
+        After a handler succeeds kopf patches its bookkeeping annotations and
+        waits (up to ``consistency_timeout``) for the watch to deliver that
+        version. Under a backlog it does not arrive in time, and kopf calls
+        the create (or update) handler again with the body it has, which
+        lacks that annotation and can predate our status as well. Re-running
+        the pipeline on such a body is not only wasted requests: its
+        first-sight patch would set ``Ready=Unknown`` over ``Ready=True`` and
+        re-run the owner Agent.
+        """
+        with self._guard:
+            return bool(uid) and self._reconciled.get(uid) == fingerprint
+
+    def readiness_changed(self, uid: str, ready: bool) -> bool:
+        """Remember ``ready`` for ``uid``; True when it flipped since it was last seen.
+
+        The first sight of an object is not a flip: at start-up the owner's
+        own resume handler reads the current readiness anyway.
+        """
+        with self._guard:
+            previous = self._readiness.get(uid)
+            self._readiness[uid] = ready
+            return previous is not None and previous != ready
+
+
+def fingerprint_of(body: Mapping[str, Any]) -> Fingerprint:
+    metadata = body.get("metadata", {})
+    labels = metadata.get("labels") or {}
+    generation = int(metadata.get("generation", 0) or 0)
+    return (generation, tuple(sorted((str(k), str(v)) for k, v in labels.items())))
+
+
+def key_of(kind: Kind, body: Mapping[str, Any]) -> ObjectKey:
+    metadata = body.get("metadata", {})
+    return (kind, str(metadata.get("namespace", "")), str(metadata.get("name", "")))

@@ -1,0 +1,85 @@
+"""kopf's diff-base annotation: a digest of the spec, and kopf still sees every change."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import kopf
+import pytest
+
+from stigmer_operator.api.kinds import GROUP
+from stigmer_operator.handlers.startup import SpecDigestDiffBaseStorage
+
+KEY = "last-handled-configuration"
+
+
+def _agent(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": f"{GROUP}/v1",
+        "kind": "Agent",
+        "metadata": {
+            "name": "support-bot",
+            "namespace": "team-a",
+            "uid": "u-1",
+            "resourceVersion": "1",
+            "labels": {"team": "a"},
+            "annotations": {"note": "x"},
+        },
+        "spec": {"instructions": "You answer questions.", "sharing": ["org-b"]},
+        "status": {"id": "agt-1"},
+    }
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        target = body
+        for parent in parents:
+            target = target[parent]
+        target[leaf] = value
+    return body
+
+
+def _essence(body: dict[str, Any]) -> kopf.BodyEssence:
+    return SpecDigestDiffBaseStorage(prefix=GROUP, key=KEY).build(body=kopf.Body(body))
+
+
+@pytest.mark.parametrize(
+    ("after", "changed"),
+    [
+        (_agent(), False),
+        (_agent(spec={"sharing": ["org-b"], "instructions": "You answer questions."}), False),
+        (_agent(spec__instructions="You answer questions in French."), True),
+        (_agent(spec__sharing=[]), True),
+        (_agent(metadata__labels={"team": "b"}), True),
+        (_agent(metadata__annotations={"note": "y"}), True),
+        (_agent(metadata__resourceVersion="2"), False),
+        (_agent(status={"id": "agt-1", "slug": "support-bot"}), False),
+        (_agent(metadata__annotations={"note": "x", f"{GROUP}/{KEY}": "{}"}), False),
+    ],
+    ids=[
+        "same object",
+        "spec keys reordered",
+        "instructions edited",
+        "sharing edited",
+        "label edited",
+        "annotation edited",
+        "new resourceVersion",
+        "status written",
+        "kopf's own annotation",
+    ],
+)
+def test_kopf_sees_a_change_exactly_when_spec_labels_or_annotations_change(
+    after: dict[str, Any], changed: bool
+) -> None:
+    assert (_essence(_agent()) != _essence(after)) is changed
+
+
+def test_the_longest_allowed_instructions_fit_in_an_annotation() -> None:
+    essence = _essence(_agent(spec__instructions="x" * 1_000_000))
+    assert len(json.dumps(essence)) < 1_000
+    assert "x" * 100 not in json.dumps(essence)
+
+
+def test_an_object_without_spec_keeps_kopf_s_essence() -> None:
+    body = _agent()
+    del body["spec"]
+    assert _essence(body) == {"metadata": {"labels": {"team": "a"}, "annotations": {"note": "x"}}}
