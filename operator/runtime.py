@@ -32,7 +32,7 @@ from stigmer_operator.handlers.references import References
 from stigmer_operator.pipeline.deps import Deps, PipelineSettings
 from stigmer_operator.pipeline.kube_api import ApiKubeEffects
 from stigmer_operator.settings import LogFormat, OperatorSettings
-from stigmer_operator.store import Store, StoreLockedError, StoreOpenError
+from stigmer_operator.store import Store, StoreLockedError, StoreOpenError, maintenance
 from stigmer_operator.store.rocks import OpenMode, RocksStore
 
 logger = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help="wipe the store and rebuild it from the cluster (history is lost)",
     )
+    maintenance.add_arguments(parser)
     parser.set_defaults(func=_run_command)
 
 
@@ -86,6 +87,7 @@ def _run_command(args: argparse.Namespace) -> int:
         "priority",
         "max_workers",
         "rebuild_store",
+        *maintenance.FIELDS,
     )
     overrides = {f: getattr(args, f) for f in fields if getattr(args, f, None) is not None}
     return run(OperatorSettings(**overrides))
@@ -100,6 +102,7 @@ def run(settings: OperatorSettings) -> int:
         print(f"stigmer-operator: {error}", file=sys.stderr)
         return EXIT_STORE
     exit_code = 0
+    upkeep = maintenance.Maintenance.start(store, settings.store_maintenance_seconds)
     try:
         # Every sync handler runs in one of max_workers threads, each holding
         # at most one connection at a time.
@@ -109,6 +112,7 @@ def run(settings: OperatorSettings) -> int:
         _import_handlers()
         asyncio.run(_operate(settings, deps, api_client))
     finally:
+        upkeep.stop()
         try:
             store.close()
         except Exception as error:  # e.g. the disk filled up and the final flush fails
@@ -142,7 +146,7 @@ def open_store(settings: OperatorSettings) -> Store:
         raise StoreOpenError(
             f"cannot create the store's parent directory {path.parent}: {exc.strerror or exc}"
         ) from exc
-    return RocksStore.open(path, OpenMode.READ_WRITE, create=True)
+    return RocksStore.open(path, OpenMode.READ_WRITE, create=True, retention=settings.retention)
 
 
 #: What RocksDB (and rocksdict) keep in a database directory.
