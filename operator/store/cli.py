@@ -3,7 +3,9 @@
 The operator holds the store's only read-write handle (RocksDB allows one
 writer per directory), so these commands open it as a *secondary* (which
 reads the writer's latest state) and fall back to *read-only* (a snapshot
-as of opening) when a secondary cannot be set up. Nothing here writes.
+as of opening) when a secondary cannot be set up. Nothing here writes; the
+commands that do (backup, restore, migrate, prune, compact) are registered
+from :mod:`.cli_admin`.
 
 Every inspection command is one :class:`Command`: a name, its arguments and
 a function from an open store to a document. ``verify`` also reads the
@@ -23,7 +25,7 @@ from typing import Any
 
 from stigmer_operator.api.kinds import Kind
 from stigmer_operator.cli import ExitCode, Handler, fail
-from stigmer_operator.store import render
+from stigmer_operator.store import cli_admin, render
 from stigmer_operator.store.errors import (
     ForeignDatabaseError,
     NotFoundError,
@@ -212,6 +214,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="only these namespaces (repeatable; default: all)",
     )  # fmt: skip
     verify.set_defaults(func=_verify)
+    cli_admin.register(commands, common, resolve_path=store_path, write=_write)
     return store_parser
 
 

@@ -510,6 +510,44 @@ class RocksStore:
         prefix = keys.section_prefix(section)
         self._writable().compact_range(prefix, keys.prefix_end(prefix))
 
+    def copy_to(self, target: Path) -> int:
+        """Write everything this handle sees into a new, compacted store at ``target``.
+
+        One iterator reads the whole database, so the copy is one consistent
+        point in time (every WriteBatch wholly in or out) even while the
+        operator writes: a secondary handle sees the writer's state as of its
+        last :meth:`refresh`. ``target`` must not exist or be empty. Returns
+        the number of keys copied.
+        """
+        if _inspect(target) not in (_Location.ABSENT, _Location.EMPTY_DIRECTORY):
+            raise StoreOpenError(f"{target} is not empty: back up into a new directory")
+        target.mkdir(parents=True, exist_ok=True)
+        copy = _open_rdict(target, OpenMode.READ_WRITE, create=True)
+        copied = 0
+        db = self._handle()
+        try:
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            for key, value in db.items():  # one iterator: one snapshot of every key
+                batch.put(key, value)
+                copied += 1
+                if len(batch) >= _DELETE_CHUNK:
+                    copy.write(batch)
+                    batch = rocksdict.WriteBatch(raw_mode=True)
+            copy.write(batch)
+            copy.flush(wait=True)
+            copy.compact_range(None, None)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"writing the copy at {target} failed: {_one_line(str(exc))}") from exc
+        finally:
+            copy.close()
+        return copied
+
+    def flush(self) -> None:
+        """Write the memtable into a table file, so the WAL behind it can go."""
+        self._writable().flush(wait=True)
+
     def compact(self) -> None:
         """Flush the memtable and rewrite everything into the bottommost level.
 
