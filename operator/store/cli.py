@@ -18,14 +18,15 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stigmer_operator.api.kinds import Kind
+from stigmer_operator.api.kinds import Kind, Resource
+from stigmer_operator.api.v1 import store_pb2
 from stigmer_operator.cli import ExitCode, Handler, fail
-from stigmer_operator.store import cli_admin, render
+from stigmer_operator.store import cli_admin, records, render
 from stigmer_operator.store.errors import (
     ForeignDatabaseError,
     NotFoundError,
@@ -50,6 +51,8 @@ class Command:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Run
+    #: The table ``-o table`` prints (the default when set); None: JSON by default.
+    columns: Sequence[render.Column] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +92,35 @@ def _sequence(text: str) -> int:
     return value
 
 
+def _version(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a version number >= 1, got {text!r}")
+    return value
+
+
 def _add_kind_and_ref(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", type=_kind, metavar="KIND", help="agent|ag|agentinstance|agi")
     parser.add_argument("ref", type=_object_ref, metavar="NAMESPACE/NAME")
+
+
+def _add_get_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_kind_and_ref(parser)
+    parser.add_argument(
+        "--version",
+        type=_version,
+        metavar="N",
+        help="print version N from the history as a manifest (kubectl apply-able)",
+    )
+
+
+def _add_diff_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_kind_and_ref(parser)
+    parser.add_argument("older", type=_version, metavar="V1")
+    parser.add_argument("newer", type=_version, metavar="V2")
 
 
 def _add_list_arguments(parser: argparse.ArgumentParser) -> None:
@@ -115,6 +144,8 @@ def _no_arguments(_parser: argparse.ArgumentParser) -> None:
 def _get(store: RocksStore, args: argparse.Namespace) -> render.Document:
     kind: Kind = args.kind
     ref: ObjectRef = args.ref
+    if args.version is not None:
+        return render.manifest(_version_of(store, kind, ref, args.version))
     if ref.namespace is None:
         return render.message(store.get(kind, ref.name))
     return render.message(store.get_by_name(kind, ref.namespace, ref.name))
@@ -134,6 +165,25 @@ def _history(store: RocksStore, args: argparse.Namespace) -> render.Document:
     if not entries:
         raise NotFoundError(f"no history for {kind.value} {resource_id}")
     return render.messages(entries)
+
+
+def _diff(store: RocksStore, args: argparse.Namespace) -> render.Document:
+    """A unified diff of the manifests of two versions (nothing when they are equal)."""
+    kind: Kind = args.kind
+    older = render.manifest(_version_of(store, kind, args.ref, args.older))
+    newer = render.manifest(_version_of(store, kind, args.ref, args.newer))
+    return render.diff(older, newer, f"version {args.older}", f"version {args.newer}")
+
+
+def _version_of(store: RocksStore, kind: Kind, ref: ObjectRef, version: int) -> Resource:
+    resource_id = _resolve_id(store, kind, ref)
+    for entry in store.history(kind, resource_id):
+        if entry.version == version:
+            return records.history_resource(entry)
+    raise NotFoundError(
+        f"{kind.value} {resource_id} has no version {version} (see `store history`; "
+        "retention may have dropped it)"
+    )
 
 
 def _log(store: RocksStore, args: argparse.Namespace) -> render.Document:
@@ -178,11 +228,55 @@ def _resolve_id(store: RocksStore, kind: Kind, ref: ObjectRef) -> str:
     return found
 
 
+def _change(row: dict[str, Any]) -> object:
+    return str(row.get("change", "")).removeprefix("CHANGE_TYPE_").lower()
+
+
+def _log_kind(row: dict[str, Any]) -> object:
+    return Kind.from_proto(store_pb2.ResourceKind.Value(str(row["kind"]))).value
+
+
+def _short_hash(row: dict[str, Any]) -> object:
+    return str(row.get("specHash", ""))[:12]
+
+
+LIST_COLUMNS = (
+    render.Column("NAMESPACE", render.field("metadata", "namespace")),
+    render.Column("NAME", render.field("metadata", "name")),
+    render.Column("ID", render.field("metadata", "id")),
+    render.Column("ORG", render.field("metadata", "org")),
+    render.Column("GENERATION", render.field("metadata", "generation")),
+)
+HISTORY_COLUMNS = (
+    render.Column("VERSION", render.field("version")),
+    render.Column("GENERATION", render.field("generation")),
+    render.Column("CHANGE", _change),
+    render.Column("RECORDED", render.field("recordedAt")),
+    render.Column("SPEC-HASH", _short_hash),
+)
+LOG_COLUMNS = (
+    render.Column("SEQ", render.field("sequence")),
+    render.Column("RECORDED", render.field("recordedAt")),
+    render.Column("CHANGE", _change),
+    render.Column("KIND", _log_kind),
+    render.Column("NAMESPACE", render.field("namespace")),
+    render.Column("NAME", render.field("name")),
+    render.Column("GENERATION", render.field("generation")),
+    render.Column("PUBLISHED", lambda row: bool(row.get("published"))),
+)
+
 COMMANDS: list[Command] = [
-    Command("get", "one live resource (NAMESPACE/NAME or id)", _add_kind_and_ref, _get),
-    Command("list", "live resources of a kind", _add_list_arguments, _list),
-    Command("history", "versions of a resource, newest first", _add_kind_and_ref, _history),
-    Command("log", "the change log, oldest first", _add_log_arguments, _log),
+    Command("get", "one live resource, or --version N as a manifest", _add_get_arguments, _get),
+    Command("list", "live resources of a kind", _add_list_arguments, _list, LIST_COLUMNS),
+    Command(
+        "history",
+        "versions of a resource, newest first",
+        _add_kind_and_ref,
+        _history,
+        HISTORY_COLUMNS,
+    ),
+    Command("diff", "what changed between two versions", _add_diff_arguments, _diff),
+    Command("log", "the change log, oldest first", _add_log_arguments, _log, LOG_COLUMNS),
     Command("dump", "everything in the store", _no_arguments, _dump),
     Command("stats", "counts and size on disk", _no_arguments, _stats),
 ]
@@ -203,7 +297,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     for command in COMMANDS:
         parser = commands.add_parser(command.name, help=command.help, parents=[common])
         command.add_arguments(parser)
-        parser.set_defaults(func=_handler(command.run))
+        parser.set_defaults(func=_handler(command))
     verify = commands.add_parser(
         "verify",
         help="compare the mirror with the cluster ($KUBECONFIG); exit 4 on drift",
@@ -214,7 +308,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="only these namespaces (repeatable; default: all)",
     )  # fmt: skip
     verify.set_defaults(func=_verify)
-    cli_admin.register(commands, common, resolve_path=store_path, write=_write)
+    cli_admin.register(
+        commands, common, resolve_path=store_path, write=_write, output_format=output_format
+    )
     return store_parser
 
 
@@ -231,8 +327,8 @@ def _common_options() -> argparse.ArgumentParser:
         "-o",
         type=render.OutputFormat,
         choices=list(render.OutputFormat),
-        default=render.OutputFormat.JSON,
-        help="output format (default: json)",
+        default=None,
+        help="output format (default: table for list, history and log; json otherwise)",
     )
     return common
 
@@ -255,14 +351,22 @@ def open_for_reading(path: Path) -> RocksStore:
         return RocksStore.open(path, OpenMode.READ_ONLY)
 
 
-def _handler(run: Run) -> Handler:
+def _handler(command: Command) -> Handler:
     def handle(args: argparse.Namespace) -> int:
-        return _execute(run, args)
+        return _execute(command, args)
 
     return handle
 
 
-def _execute(run: Run, args: argparse.Namespace) -> int:
+def output_format(args: argparse.Namespace, *, tabular: bool = False) -> render.OutputFormat:
+    """``-o``, else a table for tabular commands and JSON for the others."""
+    chosen: render.OutputFormat | None = args.format
+    if chosen is not None:
+        return chosen
+    return render.OutputFormat.TABLE if tabular else render.OutputFormat.JSON
+
+
+def _execute(command: Command, args: argparse.Namespace) -> int:
     try:
         store = open_for_reading(store_path(args.path))
     except StoreError as exc:
@@ -270,14 +374,15 @@ def _execute(run: Run, args: argparse.Namespace) -> int:
         return ExitCode.CANNOT_OPEN
     try:
         with store:
-            document = run(store, args)
+            document = command.run(store, args)
     except NotFoundError as exc:
         fail(exc)
         return ExitCode.NOT_FOUND
     except StoreError as exc:
         fail(exc)
         return ExitCode.CANNOT_OPEN
-    return _write(render.render(document, args.format))
+    output = output_format(args, tabular=command.columns is not None)
+    return _write(render.render(document, output, command.columns))
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -301,7 +406,8 @@ def _verify(args: argparse.Namespace) -> int:
             )
         ]  # fmt: skip
         counts = {kind.value: sum(1 for _ in store.list(kind)) for kind in Kind}
-    _write(render.render({"mirrored": counts, "drift": [str(d) for d in drifts]}, args.format))
+    report = {"mirrored": counts, "drift": [str(d) for d in drifts]}
+    _write(render.render(report, output_format(args)))
     return ExitCode.DRIFT if drifts else ExitCode.OK
 
 

@@ -32,18 +32,20 @@ def register(
     *,
     resolve_path: Callable[[Path | None], Path],
     write: Callable[[str], int],
+    output_format: Callable[[argparse.Namespace], render.OutputFormat],
 ) -> None:
     """Add the admin subcommands to ``store``'s subparsers.
 
-    ``resolve_path`` turns ``--path`` into the store directory and ``write``
-    prints a rendered document: the inspection commands' own, passed in.
+    ``resolve_path`` turns ``--path`` into the store directory, ``write``
+    prints a rendered document and ``output_format`` reads ``-o``: the
+    inspection commands' own, passed in.
     """
 
     def add(name: str, help_text: str, action: Action) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = commands.add_parser(
             name, help=help_text, parents=[common]
         )
-        parser.set_defaults(func=_handler(action, resolve_path, write))
+        parser.set_defaults(func=_handler(action, resolve_path, write, output_format))
         return parser
 
     parser = add("backup", "copy the store into a new directory (safe while running)", _backup)
@@ -60,7 +62,10 @@ def register(
 
 
 def _handler(
-    action: Action, resolve_path: Callable[[Path | None], Path], write: Callable[[str], int]
+    action: Action,
+    resolve_path: Callable[[Path | None], Path],
+    write: Callable[[str], int],
+    output_format: Callable[[argparse.Namespace], render.OutputFormat],
 ) -> Handler:
     def handle(args: argparse.Namespace) -> int:
         try:
@@ -68,7 +73,7 @@ def _handler(
         except StoreError as exc:
             fail(exc)
             return ExitCode.CANNOT_OPEN
-        return write(render.render(document, args.format))
+        return write(render.render(document, output_format(args)))
 
     return handle
 

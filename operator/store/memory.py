@@ -324,8 +324,9 @@ class MemoryStore:
         ref = (kind, resource.metadata.id)
         versions = self._state.history.setdefault(ref, [])
         versions.append(records.history_with_resource(kind, header, data))
-        oldest = version - len(versions) + 1
-        del versions[: len(self._retention.versions_to_drop_on_save(version, oldest))]
+        dropped = self._retention.version_dropped_by_save(version)
+        if dropped is not None:
+            versions[:] = [entry for entry in versions if _version(entry) != dropped]
         self._state.gone.pop(ref, None)
         self._state.heads[ref] = _Head(version, resource.metadata.generation, digest)
         return self._log(kind, resource, digest, change)
@@ -341,6 +342,10 @@ class MemoryStore:
         entry = records.change_entry(self._state.last_sequence, kind, resource, digest, change)
         self._state.log[entry.sequence] = entry.SerializeToString()
         return entry
+
+
+def _version(history_entry: bytes) -> int:
+    return store_pb2.HistoryEntry.FromString(history_entry).version
 
 
 def _recorded_ns(history_entry: bytes) -> int:

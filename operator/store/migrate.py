@@ -28,9 +28,9 @@ from pathlib import Path
 
 import rocksdict
 
-from stigmer_operator.api.kinds import Kind, Resource
+from stigmer_operator.api.kinds import Kind
 from stigmer_operator.api.v1 import store_pb2
-from stigmer_operator.store import keys, scan
+from stigmer_operator.store import keys, records, scan
 from stigmer_operator.store.errors import StoreCorruptError, StoreError
 from stigmer_operator.store.protocol import spec_hash
 
@@ -108,7 +108,7 @@ def _rehash_history(db: rocksdict.Rdict) -> None:
     newest_seen: set[bytes] = set()
     for key, value in scan.items(db, keys.section_prefix(keys.Section.HISTORY)):
         entry = store_pb2.HistoryEntry.FromString(value)
-        digest = spec_hash(_resource_of(entry))
+        digest = spec_hash(records.history_resource(entry))
         if entry.spec_hash != digest:
             entry.spec_hash = digest
             updates[key] = entry.SerializeToString()
@@ -161,15 +161,6 @@ MIGRATIONS = [
 
 
 # -- raw access ---------------------------------------------------------------------
-
-
-def _resource_of(entry: store_pb2.HistoryEntry) -> Resource:
-    field = entry.WhichOneof("resource")
-    if field == "agent":
-        return entry.agent
-    if field == "agent_instance":
-        return entry.agent_instance
-    raise StoreCorruptError(f"history entry {entry.id} v{entry.version} holds no resource")
 
 
 def _write(db: rocksdict.Rdict, updates: dict[bytes, bytes], *, sync: bool = False) -> None:

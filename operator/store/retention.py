@@ -8,7 +8,8 @@ one behaviour:
 
 * A resource keeps at most ``max_versions`` versions. The cap is applied by
   ``save`` in the same atomic write that appends a version, so history never
-  overshoots it, not even between maintenance runs.
+  overshoots it, not even between maintenance runs (``prune`` applies a cap
+  lowered since the versions were written).
 * Versions older than ``max_age`` are dropped by ``prune``, except the
   newest one: the version a live resource is at is never removed.
 * The history of a deleted resource is kept for ``deleted_ttl`` after the
@@ -60,11 +61,18 @@ class Retention:
         if any(value < 0 for value in fields):
             raise ValueError(f"retention limits cannot be negative: {self}")
 
-    def versions_to_drop_on_save(self, new_version: int, oldest_version: int) -> range:
-        """Versions a save of ``new_version`` removes, given the oldest one kept."""
-        if not self.max_versions:
-            return range(0)
-        return range(oldest_version, new_version - self.max_versions + 1)
+    def version_dropped_by_save(self, new_version: int) -> int | None:
+        """The version a save of ``new_version`` drops (if stored): the one the cap pushes out.
+
+        One version per save, found by a point lookup: scanning for the
+        oldest version would step over the delete markers of every version
+        dropped before (until RocksDB compacts them away). Versions older
+        than that one exist only after the cap was lowered, or in a store
+        migrated from before retention; ``prune`` drops those.
+        """
+        if not self.max_versions or new_version <= self.max_versions:
+            return None
+        return new_version - self.max_versions
 
     def version_expired(self, position: int, recorded_at_ns: int, now_ns: int) -> bool:
         """Whether the version at ``position`` (0: newest) is past the policy."""

@@ -654,37 +654,24 @@ class RocksStore:
         return self._stage_log(pending, item.kind, item.resource, item.digest, change)
 
     def _stage_cap(self, pending: _Pending, kind: Kind, resource_id: str, version: int) -> None:
-        """Drop the versions beyond ``max_versions`` now that ``version`` is appended.
-
-        History is contiguous (only its oldest end is ever trimmed), so the
-        versions to drop follow from the oldest one stored: one seek, done
-        only once a resource has more versions than the cap.
-        """
-        cap = self._retention.max_versions
-        if not cap or version <= cap:
+        """Drop the version ``max_versions`` behind ``version``, now that it is appended."""
+        dropped = self._retention.version_dropped_by_save(version)
+        if dropped is None:
             return
-        oldest = self._oldest_version(kind, resource_id)
-        for old in self._retention.versions_to_drop_on_save(version, oldest or 1):
-            key = keys.history(kind, resource_id, old)
-            if key in pending.staged and pending.staged[key] is None:
-                continue  # already dropped earlier in this batch
+        key = keys.history(kind, resource_id, dropped)
+        if self._exists(pending, key):
             pending.delete(key)
             pending.count(keys.Count.HISTORY, -1)
 
-    def _oldest_version(self, kind: Kind, resource_id: str) -> int | None:
-        """The oldest stored version of a resource (its history's last key)."""
-        last = self._last_key(keys.history_prefix(kind, resource_id))
-        return None if last is None else keys.history_version(last)
-
-    def _last_key(self, prefix: bytes) -> bytes | None:
-        """The greatest key under ``prefix`` (one seek), None if there is none."""
+    def _exists(self, pending: _Pending, key: bytes) -> bool:
+        """Whether a key is present once ``pending`` is written; a miss costs no read."""
+        if key in pending.staged:
+            return pending.staged[key] is not None
         db = self._handle()
-        read = scan.bounded(prefix)  # must outlive the iterator, see scan.bounded
         with self._guard:
-            iterator = db.iter(read)
-            iterator.seek_to_last()
-            last = _as_bytes(iterator.key()) if iterator.valid() else b""
-        return last if last.startswith(prefix) else None
+            if not db.key_may_exist(key):  # the bloom filter says no
+                return False
+        return self._get(key) is not None
 
     def _stage_purge(self, pending: _Pending, kind: Kind, resource_id: str) -> int:
         """Drop a resource's whole history (entries, head, deletion mark)."""
@@ -845,6 +832,16 @@ class RocksStore:
             keys.Count.HISTORY: self._count(keys.section_prefix(keys.Section.HISTORY)),
             keys.Count.LOG: self._count(keys.section_prefix(keys.Section.LOG)),
         }
+
+    def _last_key(self, prefix: bytes) -> bytes | None:
+        """The greatest key under ``prefix`` (one seek), None if there is none."""
+        db = self._handle()
+        read = scan.bounded(prefix)  # must outlive the iterator, see scan.bounded
+        with self._guard:
+            iterator = db.iter(read)
+            iterator.seek_to_last()
+            last = _as_bytes(iterator.key()) if iterator.valid() else b""
+        return last if last.startswith(prefix) else None
 
     def _read_last_sequence(self) -> int:
         stored = self._get(keys.LAST_SEQUENCE_KEY)

@@ -36,7 +36,7 @@ def _edited_store(path: Path, versions: int) -> None:
 
 
 def _generations(path: Path) -> list[int]:
-    result = cli("store", "history", "agent", "team/edited", "--path", str(path))
+    result = cli("store", "history", "agent", "team/edited", "-o", "json", "--path", str(path))
     assert result.code == ExitCode.OK, result
     return [int(entry["agent"]["metadata"]["generation"]) for entry in result.json()]
 
