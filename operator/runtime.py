@@ -24,7 +24,7 @@ from stigmer_operator.kubeclient import load_api_client
 from stigmer_operator.pipeline.deps import Deps, PipelineSettings
 from stigmer_operator.pipeline.kube_api import ApiKubeEffects
 from stigmer_operator.settings import LogFormat, OperatorSettings
-from stigmer_operator.store import Store, StoreOpenError
+from stigmer_operator.store import Store, StoreOpenError, maintenance
 from stigmer_operator.store.opening import open_for_writing
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help="wipe the store and rebuild it from the cluster (history is lost)",
     )
+    maintenance.add_arguments(parser)
     parser.set_defaults(func=_run_command)
 
 
@@ -78,6 +79,7 @@ def _run_command(args: argparse.Namespace) -> int:
         "priority",
         "max_workers",
         "rebuild_store",
+        *maintenance.FIELDS,
     )
     overrides = {f: getattr(args, f) for f in fields if getattr(args, f, None) is not None}
     return run(OperatorSettings(**overrides))
@@ -87,11 +89,14 @@ def run(settings: OperatorSettings) -> int:
     """Run the operator until it is told to stop; returns the process exit code."""
     logs.configure(settings.log_format, settings.log_level)
     try:
-        store = open_for_writing(settings.store_path, rebuild=settings.rebuild_store)
+        store = open_for_writing(
+            settings.store_path, rebuild=settings.rebuild_store, retention=settings.retention
+        )
     except StoreOpenError as error:
         print(f"stigmer-operator: {error}", file=sys.stderr)
         return EXIT_STORE
     exit_code = 0
+    upkeep = maintenance.Maintenance.start(store, settings.store_maintenance_seconds)
     try:
         # Every sync handler runs in one of max_workers threads, each holding
         # at most one connection at a time.
@@ -101,6 +106,7 @@ def run(settings: OperatorSettings) -> int:
         _import_handlers()
         asyncio.run(_operate(settings, deps, api_client))
     finally:
+        upkeep.stop()
         try:
             store.close()
         except Exception as error:  # e.g. the disk filled up and the final flush fails

@@ -15,6 +15,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from stigmer_operator.store.retention import Retention, days_ns
+
 
 class LogFormat(enum.StrEnum):
     JSON = "json"
@@ -48,6 +50,24 @@ class OperatorSettings(BaseSettings):
         description="Wipe the store and rebuild it from the cluster (history is lost).",
     )
     max_workers: int = Field(default=8, ge=1, le=256, description="Threads for sync handlers.")
+    history_max_versions: int = Field(
+        default=50, ge=0, description="Versions kept per resource, newest first; 0 keeps all."
+    )
+    history_max_age_days: float = Field(
+        default=0, ge=0, description="Versions older than this are dropped (never the newest)."
+    )
+    deleted_history_days: float = Field(
+        default=30, ge=0, description="Days the history of a deleted resource is kept; 0: forever."
+    )
+    change_log_max_entries: int = Field(
+        default=100_000, ge=0, description="Published change-log entries kept; 0: all."
+    )
+    change_log_max_age_days: float = Field(
+        default=30, ge=0, description="Published change-log entries older than this are dropped."
+    )
+    store_maintenance_seconds: float = Field(
+        default=3600, ge=0, description="Seconds between retention runs (prune); 0 disables."
+    )
 
     @field_validator("namespaces", "platform_namespaces", mode="before")
     @classmethod
@@ -56,6 +76,17 @@ class OperatorSettings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def retention(self) -> Retention:
+        """The store's retention policy, from the fields above (0 disables a limit)."""
+        return Retention(
+            max_versions=self.history_max_versions,
+            max_age_ns=days_ns(self.history_max_age_days),
+            deleted_ttl_ns=days_ns(self.deleted_history_days),
+            log_max_entries=self.change_log_max_entries,
+            log_max_age_ns=days_ns(self.change_log_max_age_days),
+        )
 
     @property
     def clusterwide(self) -> bool:

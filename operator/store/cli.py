@@ -3,7 +3,9 @@
 The operator holds the store's only read-write handle (RocksDB allows one
 writer per directory), so these commands open it as a *secondary* (which
 reads the writer's latest state) and fall back to *read-only* (a snapshot
-as of opening) when a secondary cannot be set up. Nothing here writes.
+as of opening) when a secondary cannot be set up. Nothing here writes; the
+commands that do (backup, restore, migrate, prune, compact) are registered
+from :mod:`.cli_admin`.
 
 Every inspection command is one :class:`Command`: a name, its arguments and
 a function from an open store to a document. ``verify`` also reads the
@@ -16,14 +18,15 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stigmer_operator.api.kinds import Kind
+from stigmer_operator.api.kinds import Kind, Resource
+from stigmer_operator.api.v1 import store_pb2
 from stigmer_operator.cli import ExitCode, Handler, fail
-from stigmer_operator.store import render
+from stigmer_operator.store import cli_admin, records, render
 from stigmer_operator.store.errors import (
     NotFoundError,
     StoreError,
@@ -45,6 +48,8 @@ class Command:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Run
+    #: The table ``-o table`` prints (the default when set); None: JSON by default.
+    columns: Sequence[render.Column] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +89,35 @@ def _sequence(text: str) -> int:
     return value
 
 
+def _version(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a version number >= 1, got {text!r}")
+    return value
+
+
 def _add_kind_and_ref(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", type=_kind, metavar="KIND", help="agent|ag|agentinstance|agi")
     parser.add_argument("ref", type=_object_ref, metavar="NAMESPACE/NAME")
+
+
+def _add_get_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_kind_and_ref(parser)
+    parser.add_argument(
+        "--version",
+        type=_version,
+        metavar="N",
+        help="print version N from the history as a manifest (kubectl apply-able)",
+    )
+
+
+def _add_diff_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_kind_and_ref(parser)
+    parser.add_argument("older", type=_version, metavar="V1")
+    parser.add_argument("newer", type=_version, metavar="V2")
 
 
 def _add_list_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,6 +141,8 @@ def _no_arguments(_parser: argparse.ArgumentParser) -> None:
 def _get(store: RocksStore, args: argparse.Namespace) -> render.Document:
     kind: Kind = args.kind
     ref: ObjectRef = args.ref
+    if args.version is not None:
+        return render.manifest(_version_of(store, kind, ref, args.version))
     if ref.namespace is None:
         return render.message(store.get(kind, ref.name))
     return render.message(store.get_by_name(kind, ref.namespace, ref.name))
@@ -129,6 +162,25 @@ def _history(store: RocksStore, args: argparse.Namespace) -> render.Document:
     if not entries:
         raise NotFoundError(f"no history for {kind.value} {resource_id}")
     return render.messages(entries)
+
+
+def _diff(store: RocksStore, args: argparse.Namespace) -> render.Document:
+    """A unified diff of the manifests of two versions (nothing when they are equal)."""
+    kind: Kind = args.kind
+    older = render.manifest(_version_of(store, kind, args.ref, args.older))
+    newer = render.manifest(_version_of(store, kind, args.ref, args.newer))
+    return render.diff(older, newer, f"version {args.older}", f"version {args.newer}")
+
+
+def _version_of(store: RocksStore, kind: Kind, ref: ObjectRef, version: int) -> Resource:
+    resource_id = _resolve_id(store, kind, ref)
+    for entry in store.history(kind, resource_id):
+        if entry.version == version:
+            return records.history_resource(entry)
+    raise NotFoundError(
+        f"{kind.value} {resource_id} has no version {version} (see `store history`; "
+        "retention may have dropped it)"
+    )
 
 
 def _log(store: RocksStore, args: argparse.Namespace) -> render.Document:
@@ -173,11 +225,55 @@ def _resolve_id(store: RocksStore, kind: Kind, ref: ObjectRef) -> str:
     return found
 
 
+def _change(row: dict[str, Any]) -> object:
+    return str(row.get("change", "")).removeprefix("CHANGE_TYPE_").lower()
+
+
+def _log_kind(row: dict[str, Any]) -> object:
+    return Kind.from_proto(store_pb2.ResourceKind.Value(str(row["kind"]))).value
+
+
+def _short_hash(row: dict[str, Any]) -> object:
+    return str(row.get("specHash", ""))[:12]
+
+
+LIST_COLUMNS = (
+    render.Column("NAMESPACE", render.field("metadata", "namespace")),
+    render.Column("NAME", render.field("metadata", "name")),
+    render.Column("ID", render.field("metadata", "id")),
+    render.Column("ORG", render.field("metadata", "org")),
+    render.Column("GENERATION", render.field("metadata", "generation")),
+)
+HISTORY_COLUMNS = (
+    render.Column("VERSION", render.field("version")),
+    render.Column("GENERATION", render.field("generation")),
+    render.Column("CHANGE", _change),
+    render.Column("RECORDED", render.field("recordedAt")),
+    render.Column("SPEC-HASH", _short_hash),
+)
+LOG_COLUMNS = (
+    render.Column("SEQ", render.field("sequence")),
+    render.Column("RECORDED", render.field("recordedAt")),
+    render.Column("CHANGE", _change),
+    render.Column("KIND", _log_kind),
+    render.Column("NAMESPACE", render.field("namespace")),
+    render.Column("NAME", render.field("name")),
+    render.Column("GENERATION", render.field("generation")),
+    render.Column("PUBLISHED", lambda row: bool(row.get("published"))),
+)
+
 COMMANDS: list[Command] = [
-    Command("get", "one live resource (NAMESPACE/NAME or id)", _add_kind_and_ref, _get),
-    Command("list", "live resources of a kind", _add_list_arguments, _list),
-    Command("history", "versions of a resource, newest first", _add_kind_and_ref, _history),
-    Command("log", "the change log, oldest first", _add_log_arguments, _log),
+    Command("get", "one live resource, or --version N as a manifest", _add_get_arguments, _get),
+    Command("list", "live resources of a kind", _add_list_arguments, _list, LIST_COLUMNS),
+    Command(
+        "history",
+        "versions of a resource, newest first",
+        _add_kind_and_ref,
+        _history,
+        HISTORY_COLUMNS,
+    ),
+    Command("diff", "what changed between two versions", _add_diff_arguments, _diff),
+    Command("log", "the change log, oldest first", _add_log_arguments, _log, LOG_COLUMNS),
     Command("dump", "everything in the store", _no_arguments, _dump),
     Command("stats", "counts and size on disk", _no_arguments, _stats),
 ]
@@ -198,7 +294,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     for command in COMMANDS:
         parser = commands.add_parser(command.name, help=command.help, parents=[common])
         command.add_arguments(parser)
-        parser.set_defaults(func=_handler(command.run))
+        parser.set_defaults(func=_handler(command))
     verify = commands.add_parser(
         "verify",
         help="compare the mirror with the cluster ($KUBECONFIG); exit 4 on drift",
@@ -209,6 +305,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="only these namespaces (repeatable; default: all)",
     )  # fmt: skip
     verify.set_defaults(func=_verify)
+    cli_admin.register(
+        commands, common, resolve_path=store_path, write=_write, output_format=output_format
+    )
     return store_parser
 
 
@@ -225,8 +324,8 @@ def _common_options() -> argparse.ArgumentParser:
         "-o",
         type=render.OutputFormat,
         choices=list(render.OutputFormat),
-        default=render.OutputFormat.JSON,
-        help="output format (default: json)",
+        default=None,
+        help="output format (default: table for list, history and log; json otherwise)",
     )
     return common
 
@@ -239,14 +338,22 @@ def store_path(explicit: Path | None) -> Path:
     return Path(from_env) if from_env else DEFAULT_PATH
 
 
-def _handler(run: Run) -> Handler:
+def _handler(command: Command) -> Handler:
     def handle(args: argparse.Namespace) -> int:
-        return _execute(run, args)
+        return _execute(command, args)
 
     return handle
 
 
-def _execute(run: Run, args: argparse.Namespace) -> int:
+def output_format(args: argparse.Namespace, *, tabular: bool = False) -> render.OutputFormat:
+    """``-o``, else a table for tabular commands and JSON for the others."""
+    chosen: render.OutputFormat | None = args.format
+    if chosen is not None:
+        return chosen
+    return render.OutputFormat.TABLE if tabular else render.OutputFormat.JSON
+
+
+def _execute(command: Command, args: argparse.Namespace) -> int:
     try:
         store = open_for_reading(store_path(args.path))
     except StoreError as exc:
@@ -254,14 +361,15 @@ def _execute(run: Run, args: argparse.Namespace) -> int:
         return ExitCode.CANNOT_OPEN
     try:
         with store:
-            document = run(store, args)
+            document = command.run(store, args)
     except NotFoundError as exc:
         fail(exc)
         return ExitCode.NOT_FOUND
     except StoreError as exc:
         fail(exc)
         return ExitCode.CANNOT_OPEN
-    return _write(render.render(document, args.format))
+    output = output_format(args, tabular=command.columns is not None)
+    return _write(render.render(document, output, command.columns))
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -285,7 +393,8 @@ def _verify(args: argparse.Namespace) -> int:
             )
         ]  # fmt: skip
         counts = {kind.value: sum(1 for _ in store.list(kind)) for kind in Kind}
-    _write(render.render({"mirrored": counts, "drift": [str(d) for d in drifts]}, args.format))
+    report = {"mirrored": counts, "drift": [str(d) for d in drifts]}
+    _write(render.render(report, output_format(args)))
     return ExitCode.DRIFT if drifts else ExitCode.OK
 
 

@@ -7,8 +7,9 @@ for a key or a prefix and never concatenates bytes itself.
 
 Layout (``·`` is the separator byte ``0x00``)::
 
-    meta·format                      -> b"stigmer-operator/v1"
+    meta·format                      -> b"stigmer-operator/v{schema version}"
     meta·seq                         -> last change-log sequence (8 bytes, big-endian)
+    meta·count·{counter}             -> a running count (8 bytes, big-endian), schema 2+
     res·{kind}·{id}                  -> serialized Agent / AgentInstance
     org·{kind}·{org}·{id}            -> serialized resource (all of a kind in an org)
     slug·{kind}·{org}·{slug}         -> id    (slug unique per org and kind)
@@ -18,6 +19,7 @@ Layout (``·`` is the separator byte ``0x00``)::
     head·{kind}·{id}                 -> the newest HistoryEntry without its resource
     log·{sequence}                   -> serialized ChangeLogEntry, oldest first
     own·{agent id}                   -> serialized OwnershipRecord
+    gone·{kind}·{id}                 -> when a resource was deleted (ns, 8 bytes), schema 2+
 
 Why these choices:
 
@@ -41,6 +43,13 @@ Why these choices:
   save learns "is this a new version, and which number" from a point get
   (answered by the bloom filter when the resource is new) instead of an
   iterator seek across every level of the LSM tree.
+* ``gone`` marks a deleted resource whose history is still kept, with the
+  time of deletion, so retention can purge that history after a while
+  without scanning the change log (which may itself be trimmed).
+* ``meta·count·*`` hold the counts ``/metrics`` reports, updated in the same
+  WriteBatch as the entries they count, so a scrape is a few point gets.
+* The format marker carries the schema version: a release refuses a store
+  of a newer schema and migrates an older one (:mod:`.migrate`).
 """
 
 from __future__ import annotations
@@ -52,8 +61,12 @@ from stigmer_operator.api.kinds import Kind
 
 SEPARATOR = b"\x00"
 
-#: Written once when a store is created; a database without it is not ours.
-FORMAT_MARKER = b"stigmer-operator/v1"
+#: The format marker without its schema version; a database without it is not ours.
+FORMAT_PREFIX = b"stigmer-operator/v"
+#: The schema this build writes. 1: the layout up to counters and tombstones
+#: (and spec hashes over protobuf's serialization); 2: adds ``meta·count·*``,
+#: ``gone·*`` and spec hashes over canonical JSON.
+SCHEMA_VERSION = 2
 
 _U64_MAX = 2**64 - 1
 _HEX_WIDTH = 16
@@ -72,6 +85,7 @@ class Section(enum.Enum):
     HEAD = b"head"
     LOG = b"log"
     OWNERSHIP = b"own"
+    GONE = b"gone"
 
 
 class InvalidKeyError(ValueError):
@@ -100,6 +114,7 @@ _HISTORY = Section.HISTORY.value
 _HEAD = Section.HEAD.value
 _LOG = Section.LOG.value
 _OWNERSHIP = Section.OWNERSHIP.value
+_GONE = Section.GONE.value
 
 
 def _join(section: bytes, *parts: bytes) -> bytes:
@@ -128,6 +143,23 @@ LAST_SEQUENCE_KEY = _join(_META, b"seq")
 PROBE_KEY = _join(_META, b"probe")
 
 
+def format_marker(schema_version: int = SCHEMA_VERSION) -> bytes:
+    """The value of :data:`FORMAT_KEY` for a store of this schema version."""
+    return FORMAT_PREFIX + str(schema_version).encode("ascii")
+
+
+#: The marker this build writes.
+FORMAT_MARKER = format_marker()
+
+
+def schema_version(marker: bytes) -> int | None:
+    """The schema version a format marker names, or None if it is not ours."""
+    if not marker.startswith(FORMAT_PREFIX):
+        return None
+    digits = marker[len(FORMAT_PREFIX) :]
+    return int(digits) if digits.isdigit() else None
+
+
 def encode_sequence_value(sequence: int) -> bytes:
     """The value stored under :data:`LAST_SEQUENCE_KEY`."""
     return sequence.to_bytes(8, "big")
@@ -135,6 +167,38 @@ def encode_sequence_value(sequence: int) -> bytes:
 
 def decode_sequence_value(value: bytes) -> int:
     return int.from_bytes(value, "big")
+
+
+#: Counters are 8-byte big-endian numbers, like the last sequence.
+encode_count = encode_sequence_value
+decode_count = decode_sequence_value
+
+
+class Count(enum.Enum):
+    """The running counts kept under ``meta·count·*``."""
+
+    AGENTS = b"agents"
+    AGENT_INSTANCES = b"agent-instances"
+    HISTORY = b"history"
+    LOG = b"log"
+
+    @classmethod
+    def of_kind(cls, kind: Kind) -> Count:
+        """The count of live resources of ``kind``."""
+        return cls.AGENTS if kind is Kind.AGENT else cls.AGENT_INSTANCES
+
+
+def counter(count: Count) -> bytes:
+    """The key of one running count."""
+    return _join(_META, b"count", count.value)
+
+
+def encode_time_ns(time_ns: int) -> bytes:
+    """A point in time (ns since the epoch), as stored under ``gone`` keys."""
+    return time_ns.to_bytes(8, "big")
+
+
+decode_time_ns = decode_sequence_value
 
 
 # -- resources and their indexes -------------------------------------------
@@ -211,6 +275,17 @@ def history_head(kind: Kind, resource_id: str) -> bytes:
 def history_version(key: bytes) -> int:
     """The version number encoded in a history key."""
     return _U64_MAX - int(key.rsplit(SEPARATOR, 1)[-1], 16)
+
+
+def resource_ref(key: bytes) -> tuple[Kind, str]:
+    """The (kind, id) a history, head or gone key belongs to."""
+    _section, kind, resource_id, *_version = key.split(SEPARATOR)
+    return Kind(kind.decode("ascii")), resource_id.decode("utf-8")
+
+
+def gone(kind: Kind, resource_id: str) -> bytes:
+    """Marks a deleted resource whose history is kept; holds the deletion time."""
+    return _join(_GONE, _kind(kind), component(resource_id))
 
 
 # -- change log -------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import builtins
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -28,6 +29,7 @@ from stigmer_operator.api.v1 import agent_instance_pb2, store_pb2
 from stigmer_operator.store import keys, records
 from stigmer_operator.store.errors import NotFoundError, StoreError
 from stigmer_operator.store.protocol import StoreStats, spec_hash
+from stigmer_operator.store.retention import PruneReport, Retention
 
 _Ref = tuple[Kind, str]
 _IndexKey = tuple[Kind, str, str]
@@ -54,6 +56,8 @@ class _State:
     heads: dict[_Ref, _Head] = field(default_factory=dict)
     #: The (slug, name) index keys a live resource was indexed under (None: not indexed).
     indexed: dict[_Ref, tuple[_IndexKey | None, _IndexKey | None]] = field(default_factory=dict)
+    #: Deleted resources whose history is kept -> when they were deleted (ns).
+    gone: dict[_Ref, int] = field(default_factory=dict)
     log: dict[int, bytes] = field(default_factory=dict)
     ownership: dict[str, bytes] = field(default_factory=dict)
     last_sequence: int = 0
@@ -68,10 +72,11 @@ def _parse(kind: Kind, data: bytes) -> Resource:
 class MemoryStore:
     """A :class:`Store` held in process memory; lost when the process ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, retention: Retention | None = None) -> None:
         self._lock = threading.RLock()
         self._state = _State()
         self._closed = False
+        self._retention = retention or Retention()
 
     # -- resources ---------------------------------------------------------
     def save(self, resource: Resource) -> store_pb2.ChangeLogEntry | None:
@@ -145,6 +150,8 @@ class MemoryStore:
             self._unindex((kind, resource_id))
             if kind is Kind.AGENT:
                 state.ownership.pop(resource_id, None)
+            if (kind, resource_id) in state.history:
+                state.gone[(kind, resource_id)] = time.time_ns()
             return self._log(kind, old, spec_hash(old), store_pb2.CHANGE_TYPE_DELETED)
 
     def delete_kind(self, kind: Kind) -> int:
@@ -164,6 +171,7 @@ class MemoryStore:
         with self._lock:
             state = self._open_state()
             state.heads.pop((kind, resource_id), None)
+            state.gone.pop((kind, resource_id), None)
             return len(state.history.pop((kind, resource_id), []))
 
     # -- change log --------------------------------------------------------
@@ -202,6 +210,49 @@ class MemoryStore:
         return store_pb2.OwnershipRecord.FromString(data)
 
     # -- housekeeping ------------------------------------------------------
+    def prune(self, now_ns: int | None = None) -> PruneReport:
+        now = time.time_ns() if now_ns is None else now_ns
+        with self._lock:
+            self._open_state()
+            return self._prune_history(now) + self._prune_gone(now) + self._prune_log(now)
+
+    def _prune_history(self, now: int) -> PruneReport:
+        dropped = 0
+        for versions in self._state.history.values():
+            newest_first = list(reversed(versions))
+            kept = [
+                data
+                for position, data in enumerate(newest_first)
+                if not self._retention.version_expired(position, _recorded_ns(data), now)
+            ]
+            dropped += len(versions) - len(kept)
+            versions[:] = reversed(kept)
+        return PruneReport(history_entries=dropped)
+
+    def _prune_gone(self, now: int) -> PruneReport:
+        expired = [
+            ref
+            for ref, deleted_at in self._state.gone.items()
+            if self._retention.deleted_expired(deleted_at, now)
+        ]
+        dropped = sum(self.purge_history(*ref) for ref in expired)
+        return PruneReport(history_entries=dropped, deleted_resources=len(expired))
+
+    def _prune_log(self, now: int) -> PruneReport:
+        log = self._state.log
+        dropped = 0
+        for sequence in sorted(log):
+            entry = store_pb2.ChangeLogEntry.FromString(log[sequence])
+            if not entry.published:
+                continue
+            if not self._retention.log_entry_expired(
+                entry.recorded_at.ToNanoseconds(), len(log), now
+            ):
+                break
+            del log[sequence]
+            dropped += 1
+        return PruneReport(log_entries=dropped)
+
     def stats(self) -> StoreStats:
         with self._lock:
             state = self._open_state()
@@ -271,9 +322,12 @@ class MemoryStore:
             change=change,
         ).SerializeToString()
         ref = (kind, resource.metadata.id)
-        self._state.history.setdefault(ref, []).append(
-            records.history_with_resource(kind, header, data)
-        )
+        versions = self._state.history.setdefault(ref, [])
+        versions.append(records.history_with_resource(kind, header, data))
+        dropped = self._retention.version_dropped_by_save(version)
+        if dropped is not None:
+            versions[:] = [entry for entry in versions if _version(entry) != dropped]
+        self._state.gone.pop(ref, None)
         self._state.heads[ref] = _Head(version, resource.metadata.generation, digest)
         return self._log(kind, resource, digest, change)
 
@@ -288,6 +342,14 @@ class MemoryStore:
         entry = records.change_entry(self._state.last_sequence, kind, resource, digest, change)
         self._state.log[entry.sequence] = entry.SerializeToString()
         return entry
+
+
+def _version(history_entry: bytes) -> int:
+    return store_pb2.HistoryEntry.FromString(history_entry).version
+
+
+def _recorded_ns(history_entry: bytes) -> int:
+    return store_pb2.HistoryEntry.FromString(history_entry).recorded_at.ToNanoseconds()
 
 
 def _require_id(resource: Resource) -> str:

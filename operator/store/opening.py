@@ -29,14 +29,17 @@ from stigmer_operator.store.errors import (
     StoreOpenError,
 )
 from stigmer_operator.store.protocol import Store
+from stigmer_operator.store.retention import Retention
 from stigmer_operator.store.rocks import OpenMode, RocksStore
 
-__all__ = ["open_for_reading", "open_for_writing"]
+__all__ = ["STORE_FILE", "open_for_reading", "open_for_writing", "writer_lock"]
 
 logger = logging.getLogger(__name__)
 
 
-def open_for_writing(path: Path, *, rebuild: bool = False) -> Store:
+def open_for_writing(
+    path: Path, *, rebuild: bool = False, retention: Retention | None = None
+) -> Store:
     """Open (or create) the store read-write; ``rebuild`` (``--rebuild-store``) starts it empty.
 
     Every failure is a :class:`StoreOpenError` with one line naming the path.
@@ -54,7 +57,7 @@ def open_for_writing(path: Path, *, rebuild: bool = False) -> Store:
         raise StoreOpenError(
             f"cannot create the store's parent directory {path.parent}: {exc.strerror or exc}"
         ) from exc
-    return RocksStore.open(path, OpenMode.READ_WRITE, create=True)
+    return RocksStore.open(path, OpenMode.READ_WRITE, create=True, retention=retention)
 
 
 def open_for_reading(path: Path) -> RocksStore:
@@ -68,7 +71,7 @@ def open_for_reading(path: Path) -> RocksStore:
 
 
 #: What RocksDB (and rocksdict) keep in a database directory.
-_STORE_FILE = re.compile(
+STORE_FILE = re.compile(
     r"^(CURRENT|IDENTITY|LOCK|LOG(\.old\.\d+)?|(MANIFEST|OPTIONS)-\d+(\.dbtmp)?"
     r"|\d+\.(log|sst|blob|dbtmp)|rocksdict-config\.json)$"
 )
@@ -86,14 +89,14 @@ def _empty_for_rebuild(path: Path) -> None:
     ``--store-path`` must not delete someone's home directory.
     """
     try:
-        foreign = sorted(p.name for p in path.iterdir() if not _STORE_FILE.match(p.name))
+        foreign = sorted(p.name for p in path.iterdir() if not STORE_FILE.match(p.name))
         if foreign:
             raise StoreOpenError(
                 f"--rebuild-store: {path} holds files that are not a store's ({foreign[0]}"
                 f"{', ...' if len(foreign) > 1 else ''}); refusing to delete them: check "
                 "--store-path"
             )
-        with _store_lock(path):
+        with writer_lock(path, purpose="using --rebuild-store"):
             for entry in sorted(path.iterdir()):
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry)
@@ -106,12 +109,18 @@ def _empty_for_rebuild(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _store_lock(path: Path) -> Iterator[None]:
+def writer_lock(path: Path, *, purpose: str, create: bool = False) -> Iterator[None]:
+    """Hold ``<store>/LOCK`` as RocksDB's writer would: refuses a store another process writes.
+
+    RocksDB holds a POSIX (fcntl) lock on that file while a process has the
+    store open for writing. Without ``create`` a store that has no ``LOCK``
+    yet (nothing ever opened it) needs no lock.
+    """
     lock_file = path / "LOCK"
-    if not lock_file.exists():
+    if not create and not lock_file.exists():
         yield
         return
-    fd = os.open(lock_file, os.O_RDWR)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -120,7 +129,7 @@ def _store_lock(path: Path) -> Iterator[None]:
                 raise
             raise StoreLockedError(
                 f"the store at {path} is locked by another writer (the operator is probably "
-                "running): stop it before using --rebuild-store"
+                f"running): stop it before {purpose}"
             ) from exc
         yield
     finally:

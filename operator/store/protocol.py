@@ -16,6 +16,11 @@ Semantics every implementation keeps:
   always appends a CREATED entry: re-creating an object is a change. Indexes
   follow the saved value even when nothing is appended (an org label can
   change without a new generation). The spec hash is :func:`spec_hash`.
+* Retention (:class:`~stigmer_operator.store.retention.Retention`, given
+  when the store is made): a save that appends a version beyond
+  ``max_versions`` drops the oldest versions in the same write; ``prune``
+  applies the rest of the policy (age, deleted resources, change log) and
+  never drops a resource's newest version nor an unpublished log entry.
 * Two live resources claiming one slug (or one ``namespace/name``) is the
   pipeline's bug to prevent (CheckDuplicate); the index then names the one
   saved last, and removing the other never removes it.
@@ -31,21 +36,32 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from google.protobuf import json_format
+
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, store_pb2
+from stigmer_operator.store.retention import PruneReport
 
 
 def spec_hash(resource: Resource) -> str:
-    """sha256 (hex) of the deterministic serialization of ``resource.spec``.
+    """sha256 (hex) of the canonical JSON of ``resource.spec``.
 
-    Deterministic serialization orders map entries, so equal specs hash
-    equally whatever order their maps were filled in.
+    Canonical: proto field names, keys sorted, no whitespace, UTF-8, default
+    values left out. Protobuf's "deterministic" serialization is only
+    deterministic within one build of the library; a different protobuf
+    version may order or encode fields differently, and every object would
+    then seem changed (a new history version and an ``Updated`` Event each).
+    JSON of the field values depends on the values only. Map entries are
+    keyed, so their insertion order does not matter either.
     """
-    return hashlib.sha256(resource.spec.SerializeToString(deterministic=True)).hexdigest()
+    document = json_format.MessageToDict(resource.spec, preserving_proto_field_name=True)
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +154,13 @@ class Store(Protocol):
         """Write a small record; raises :class:`StoreError` when the store takes no writes."""
         ...
 
-    def stats(self) -> StoreStats: ...
+    def prune(self, now_ns: int | None = None) -> PruneReport:
+        """Apply the retention policy as of ``now_ns`` (default: now)."""
+        ...
+
+    def stats(self) -> StoreStats:
+        """Counts kept current on write (no scan) and the size on disk."""
+        ...
 
     def close(self) -> None:
         """Flush and release the database; further calls are errors."""

@@ -13,6 +13,7 @@ from google.protobuf import timestamp_pb2
 
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import store_pb2
+from stigmer_operator.store.errors import StoreCorruptError
 
 #: HistoryEntry's field holding the resource, per kind: its highest-numbered fields.
 _HISTORY_RESOURCE_FIELD = {
@@ -36,6 +37,16 @@ def history_with_resource(kind: Kind, header: bytes, data: bytes) -> bytes:
     """
     tag = (_HISTORY_RESOURCE_FIELD[kind] << 3) | _WIRE_TYPE_LENGTH_DELIMITED
     return b"".join((header, _varint(tag), _varint(len(data)), data))
+
+
+def history_resource(entry: store_pb2.HistoryEntry) -> Resource:
+    """The resource version a history entry holds."""
+    field = entry.WhichOneof("resource")
+    if field == "agent":
+        return entry.agent
+    if field == "agent_instance":
+        return entry.agent_instance
+    raise StoreCorruptError(f"history entry {entry.id} v{entry.version} holds no resource")
 
 
 def change_entry(

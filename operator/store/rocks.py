@@ -57,7 +57,7 @@ from google.protobuf.message import DecodeError, Message
 
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, store_pb2
-from stigmer_operator.store import keys, records
+from stigmer_operator.store import keys, migrate, records, scan
 from stigmer_operator.store.errors import (
     ForeignDatabaseError,
     NotFoundError,
@@ -69,6 +69,7 @@ from stigmer_operator.store.errors import (
     StoreReadOnlyError,
 )
 from stigmer_operator.store.protocol import StoreStats, spec_hash
+from stigmer_operator.store.retention import PruneReport, Retention
 
 _BLOCK_CACHE_BYTES = 32 * 1024 * 1024
 _ROW_CACHE_BYTES = 16 * 1024 * 1024
@@ -123,6 +124,7 @@ class RocksStore:
         *,
         sync_writes: bool = False,
         secondary_dir: Path | None = None,
+        retention: Retention | None = None,
     ) -> None:
         """Wrap an opened database; use :meth:`open` rather than calling this."""
         self._db: rocksdict.Rdict | None = db
@@ -133,6 +135,9 @@ class RocksStore:
         self._write_options = rocksdict.WriteOptions()
         self._write_options.sync = sync_writes
         self._last_sequence = 0
+        #: The running counts as last written (read-write handles only).
+        self._counts = dict.fromkeys(keys.Count, 0)
+        self._retention = retention or Retention()
         self._guard = _ReadGuard(path)
 
     # -- opening -------------------------------------------------------------
@@ -144,11 +149,14 @@ class RocksStore:
         *,
         create: bool = False,
         sync_writes: bool = False,
+        retention: Retention | None = None,
     ) -> RocksStore:
         """Open the store at ``path``.
 
         ``create`` (read-write only) makes a new store when nothing is at the
-        path (or an empty directory is). Raises a
+        path (or an empty directory is). A read-write open of a store written
+        in an older schema migrates it first (:mod:`.migrate`). ``retention``
+        is the policy ``save`` and ``prune`` apply. Raises a
         :class:`~stigmer_operator.store.errors.StoreOpenError` subclass whose
         message is one actionable line.
         """
@@ -156,7 +164,7 @@ class RocksStore:
         state = _inspect(location)
         if state in (_Location.ABSENT, _Location.EMPTY_DIRECTORY):
             if mode is OpenMode.READ_WRITE and create:
-                return cls._create(location, sync_writes=sync_writes)
+                return cls._create(location, sync_writes=sync_writes, retention=retention)
             raise StoreMissingError(
                 f"no store at {location}: check --path / STIGMER_STORE_PATH "
                 "(the operator creates the store on its first start)"
@@ -169,20 +177,33 @@ class RocksStore:
             _open_rdict(location, OpenMode.READ_ONLY, create=False).close()
         secondary_dir = _secondary_dir() if mode is OpenMode.SECONDARY else None
         db = _open_rdict(location, mode, create=False, secondary_dir=secondary_dir)
-        store = cls(db, location, mode, sync_writes=sync_writes, secondary_dir=secondary_dir)
+        if mode is OpenMode.READ_WRITE:
+            _migrated(db, location)
+        store = cls(
+            db,
+            location,
+            mode,
+            sync_writes=sync_writes,
+            secondary_dir=secondary_dir,
+            retention=retention,
+        )
         return store._started()
 
     @classmethod
-    def _create(cls, location: Path, *, sync_writes: bool) -> RocksStore:
+    def _create(
+        cls, location: Path, *, sync_writes: bool, retention: Retention | None
+    ) -> RocksStore:
         try:
             location.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreOpenError(f"cannot create store directory {location}: {exc}") from exc
         db = _open_rdict(location, OpenMode.READ_WRITE, create=True)
-        store = cls(db, location, OpenMode.READ_WRITE, sync_writes=sync_writes)
+        store = cls(db, location, OpenMode.READ_WRITE, sync_writes=sync_writes, retention=retention)
         batch = rocksdict.WriteBatch(raw_mode=True)
         batch.put(keys.FORMAT_KEY, keys.FORMAT_MARKER)
         batch.put(keys.LAST_SEQUENCE_KEY, keys.encode_sequence_value(0))
+        for count in keys.Count:
+            batch.put(keys.counter(count), keys.encode_count(0))
         store._write_options.sync = True  # the marker is what makes the directory ours
         try:
             store._write(batch)
@@ -193,9 +214,11 @@ class RocksStore:
         return store._started()
 
     def _started(self) -> Self:
-        """Load the last sequence; on failure release the handle and raise an open error."""
+        """Load the last sequence and counts; on failure release the handle, raise an open error."""
         try:
             self._last_sequence = self._read_last_sequence()
+            if self._mode is OpenMode.READ_WRITE:
+                self._counts = self._read_counts()
         except StoreOpenError:
             self.close()
             raise
@@ -211,6 +234,14 @@ class RocksStore:
     @property
     def mode(self) -> OpenMode:
         return self._mode
+
+    @property
+    def schema_version(self) -> int:
+        """The schema the store is in (older than this build's only on a read-only handle)."""
+        version = migrate.stored_version(self._handle())
+        if version is None:
+            raise StoreCorruptError(f"the store at {self._path} lost its format marker")
+        return version
 
     def refresh(self) -> None:
         """Catch a secondary handle up with the writer (no-op for other modes)."""
@@ -313,16 +344,11 @@ class RocksStore:
         return builtins.list(self._messages(prefix, store_pb2.HistoryEntry))
 
     def purge_history(self, kind: Kind, resource_id: str) -> int:
-        prefix = keys.history_prefix(kind, resource_id)
         with self._write_lock:
             self._writable()
-            batch = rocksdict.WriteBatch(raw_mode=True)
-            for key in self._scan_keys(prefix):
-                batch.delete(key)
-            count = len(batch)
-            if count:
-                batch.delete(keys.history_head(kind, resource_id))
-                self._write(batch)
+            pending = _Pending(self._last_sequence)
+            count = self._stage_purge(pending, kind, resource_id)
+            self._write_pending(pending)
             return count
 
     def iter_history(self) -> Iterator[store_pb2.HistoryEntry]:
@@ -372,15 +398,155 @@ class RocksStore:
         return self._messages(prefix, store_pb2.OwnershipRecord)
 
     # -- housekeeping ------------------------------------------------------
+    def prune(self, now_ns: int | None = None) -> PruneReport:
+        """Apply the retention policy, then compact what it removed.
+
+        Works in small write batches, each under the write lock, so the
+        operator keeps saving while a prune runs.
+        """
+        self._writable()
+        now = time.time_ns() if now_ns is None else now_ns
+        history = self._prune_history(now) + self._prune_gone(now)
+        log = self._prune_log(now)
+        if history.removed:
+            self._compact_section(keys.Section.HISTORY)
+        if log.removed:
+            self._compact_section(keys.Section.LOG)
+        return history + log
+
     def stats(self) -> StoreStats:
+        """Counts from the running counters: a few point gets, no scan.
+
+        A read-only handle on a store of schema 1 (before the counters
+        existed; the operator migrates it when it starts) counts by scanning.
+        """
+        counts = self._read_counts() if self._has_counts() else self._scanned_counts()
         return StoreStats(
-            agents=self._count(keys.resources_of(Kind.AGENT)),
-            agent_instances=self._count(keys.resources_of(Kind.AGENT_INSTANCE)),
-            history_entries=self._count(keys.section_prefix(keys.Section.HISTORY)),
-            change_log_entries=self._count(keys.section_prefix(keys.Section.LOG)),
+            agents=counts[keys.Count.AGENTS],
+            agent_instances=counts[keys.Count.AGENT_INSTANCES],
+            history_entries=counts[keys.Count.HISTORY],
+            change_log_entries=counts[keys.Count.LOG],
             last_sequence=self._read_last_sequence(),
             bytes_on_disk=_directory_size(self._path),
         )
+
+    def _prune_history(self, now: int) -> PruneReport:
+        """Drop versions past the policy, one resource (one batch) at a time."""
+        dropped = 0
+        need_age = bool(self._retention.max_age_ns)
+        for head_key in builtins.list(self._scan_keys(keys.section_prefix(keys.Section.HEAD))):
+            kind, resource_id = keys.resource_ref(head_key)
+            with self._write_lock:
+                pending = _Pending(self._last_sequence)
+                versions = self._versions(kind, resource_id, with_time=need_age)
+                for position, (key, recorded_ns) in enumerate(versions):
+                    if self._retention.version_expired(position, recorded_ns, now):
+                        pending.delete(key)
+                        pending.count(keys.Count.HISTORY, -1)
+                        dropped += 1
+                self._write_pending(pending)
+        return PruneReport(history_entries=dropped)
+
+    def _versions(
+        self, kind: Kind, resource_id: str, *, with_time: bool
+    ) -> builtins.list[tuple[bytes, int]]:
+        """(key, recorded_at in ns) of each version, newest first; time 0 unless asked."""
+        prefix = keys.history_prefix(kind, resource_id)
+        if not with_time:
+            return [(key, 0) for key in self._scan_keys(prefix)]
+        parse = store_pb2.HistoryEntry.FromString
+        with self._guard:
+            return [
+                (key, parse(value).recorded_at.ToNanoseconds())
+                for key, value in self._scan_items(prefix)
+            ]
+
+    def _prune_gone(self, now: int) -> PruneReport:
+        """Drop the history of resources deleted longer ago than the policy keeps it."""
+        expired = [
+            keys.resource_ref(key)
+            for key, value in self._scan_items(keys.section_prefix(keys.Section.GONE))
+            if self._retention.deleted_expired(keys.decode_time_ns(value), now)
+        ]
+        resources = dropped = 0
+        for kind, resource_id in expired:
+            with self._write_lock:
+                # Re-created since the scan? Then its history is live history again.
+                if self._get(keys.gone(kind, resource_id)) is None:
+                    continue
+                pending = _Pending(self._last_sequence)
+                dropped += self._stage_purge(pending, kind, resource_id)
+                self._write_pending(pending)
+                resources += 1
+        return PruneReport(history_entries=dropped, deleted_resources=resources)
+
+    def _prune_log(self, now: int) -> PruneReport:
+        """Drop published log entries past the policy, oldest first.
+
+        Unpublished entries are skipped, never dropped: they are the Publish
+        step's outbox. ``published`` only ever goes from false to true, so
+        an entry seen published here stays droppable.
+        """
+        entries = self._counts[keys.Count.LOG]
+        doomed: builtins.list[bytes] = []
+        for entry in self.changes(0):
+            if not entry.published:
+                continue
+            recorded = entry.recorded_at.ToNanoseconds()
+            if not self._retention.log_entry_expired(recorded, entries - len(doomed), now):
+                break
+            doomed.append(keys.change(entry.sequence))
+        for first in range(0, len(doomed), _DELETE_CHUNK):
+            with self._write_lock:
+                pending = _Pending(self._last_sequence)
+                for key in doomed[first : first + _DELETE_CHUNK]:
+                    pending.delete(key)
+                    pending.count(keys.Count.LOG, -1)
+                self._write_pending(pending)
+        return PruneReport(log_entries=len(doomed))
+
+    def _compact_section(self, section: keys.Section) -> None:
+        """Compact one section's key range, so what was deleted leaves the disk."""
+        prefix = keys.section_prefix(section)
+        self._writable().compact_range(prefix, keys.prefix_end(prefix))
+
+    def copy_to(self, target: Path) -> int:
+        """Write everything this handle sees into a new, compacted store at ``target``.
+
+        One iterator reads the whole database, so the copy is one consistent
+        point in time (every WriteBatch wholly in or out) even while the
+        operator writes: a secondary handle sees the writer's state as of its
+        last :meth:`refresh`. ``target`` must not exist or be empty. Returns
+        the number of keys copied.
+        """
+        if _inspect(target) not in (_Location.ABSENT, _Location.EMPTY_DIRECTORY):
+            raise StoreOpenError(f"{target} is not empty: back up into a new directory")
+        target.mkdir(parents=True, exist_ok=True)
+        copy = _open_rdict(target, OpenMode.READ_WRITE, create=True)
+        copied = 0
+        db = self._handle()
+        try:
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            for key, value in db.items():  # one iterator: one snapshot of every key
+                batch.put(key, value)
+                copied += 1
+                if len(batch) >= _DELETE_CHUNK:
+                    copy.write(batch)
+                    batch = rocksdict.WriteBatch(raw_mode=True)
+            copy.write(batch)
+            copy.flush(wait=True)
+            copy.compact_range(None, None)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"writing the copy at {target} failed: {_one_line(str(exc))}") from exc
+        finally:
+            copy.close()
+        return copied
+
+    def flush(self) -> None:
+        """Write the memtable into a table file, so the WAL behind it can go."""
+        self._writable().flush(wait=True)
 
     def compact(self) -> None:
         """Flush the memtable and rewrite everything into the bottommost level.
@@ -434,16 +600,20 @@ class RocksStore:
         self._write(batch)
 
     def _write_pending(self, pending: _Pending) -> None:
-        """Write a staged batch (with the new last sequence), then advance the sequence.
+        """Write a staged batch (with the new last sequence and counts), then advance both.
 
-        The sequence only advances once the write succeeded, so a failed
-        write leaves no gap in the log.
+        The sequence and counts only advance once the write succeeded, so a
+        failed write leaves no gap in the log and no drift in the counts.
         """
         if pending.sequence != self._last_sequence:
             pending.put(keys.LAST_SEQUENCE_KEY, keys.encode_sequence_value(pending.sequence))
+        counts = {count: self._counts[count] + delta for count, delta in pending.deltas.items()}
+        for count, value in counts.items():
+            pending.put(keys.counter(count), keys.encode_count(value))
         if len(pending.batch):
             self._write(pending.batch)
         self._last_sequence = pending.sequence
+        self._counts.update(counts)
 
     def _stage_save(self, pending: _Pending, item: _Prepared) -> store_pb2.ChangeLogEntry | None:
         previous = self._read(pending, item.key)
@@ -457,6 +627,11 @@ class RocksStore:
         self._move_indexes(pending, item.resource_id, old_index, item.indexes)
         if previous != item.value:
             pending.put(item.key, item.value)
+        if previous is None:
+            pending.count(keys.Count.of_kind(item.kind), 1)
+            gone_key = keys.gone(item.kind, item.resource_id)
+            if self._read(pending, gone_key) is not None:
+                pending.delete(gone_key)  # re-created: its history is live again
         head = self._head(pending, item.kind, item.resource_id)
         if (
             previous is not None
@@ -474,7 +649,41 @@ class RocksStore:
             records.history_with_resource(item.kind, header, item.value),
         )
         pending.put(keys.history_head(item.kind, item.resource_id), header)
+        pending.count(keys.Count.HISTORY, 1)
+        self._stage_cap(pending, item.kind, item.resource_id, version)
         return self._stage_log(pending, item.kind, item.resource, item.digest, change)
+
+    def _stage_cap(self, pending: _Pending, kind: Kind, resource_id: str, version: int) -> None:
+        """Drop the version ``max_versions`` behind ``version``, now that it is appended."""
+        dropped = self._retention.version_dropped_by_save(version)
+        if dropped is None:
+            return
+        key = keys.history(kind, resource_id, dropped)
+        if self._exists(pending, key):
+            pending.delete(key)
+            pending.count(keys.Count.HISTORY, -1)
+
+    def _exists(self, pending: _Pending, key: bytes) -> bool:
+        """Whether a key is present once ``pending`` is written; a miss costs no read."""
+        if key in pending.staged:
+            return pending.staged[key] is not None
+        db = self._handle()
+        with self._guard:
+            if not db.key_may_exist(key):  # the bloom filter says no
+                return False
+        return self._get(key) is not None
+
+    def _stage_purge(self, pending: _Pending, kind: Kind, resource_id: str) -> int:
+        """Drop a resource's whole history (entries, head, deletion mark)."""
+        count = 0
+        for key in self._scan_keys(keys.history_prefix(kind, resource_id)):
+            pending.delete(key)
+            count += 1
+        pending.count(keys.Count.HISTORY, -count)
+        for key in (keys.history_head(kind, resource_id), keys.gone(kind, resource_id)):
+            if self._read(pending, key) is not None:
+                pending.delete(key)
+        return count
 
     def _stage_delete(
         self, pending: _Pending, kind: Kind, resource_id: str
@@ -485,9 +694,12 @@ class RocksStore:
             return None
         old = self._parse(kind.message_type, previous)
         pending.delete(resource_key)
+        pending.count(keys.Count.of_kind(kind), -1)
         self._move_indexes(pending, resource_id, _Index.of(kind, old, previous), _NO_INDEX)
         if kind is Kind.AGENT:
             pending.delete(keys.ownership(resource_id))
+        if self._read(pending, keys.history_head(kind, resource_id)) is not None:
+            pending.put(keys.gone(kind, resource_id), keys.encode_time_ns(time.time_ns()))
         return self._stage_log(pending, kind, old, spec_hash(old), store_pb2.CHANGE_TYPE_DELETED)
 
     def _stage_log(
@@ -501,6 +713,7 @@ class RocksStore:
         pending.sequence += 1
         entry = records.change_entry(pending.sequence, kind, resource, digest, change)
         pending.put(keys.change(pending.sequence), entry.SerializeToString())
+        pending.count(keys.Count.LOG, 1)
         return entry
 
     def _move_indexes(self, pending: _Pending, resource_id: str, old: _Index, new: _Index) -> None:
@@ -555,7 +768,7 @@ class RocksStore:
 
     def _scan_keys(self, prefix: bytes) -> Iterator[bytes]:
         db = self._handle()
-        read = _bounded(prefix)  # must outlive the iterator, see _bounded
+        read = scan.bounded(prefix)  # must outlive the iterator, see scan.bounded
         with self._guard:
             for key in db.keys(from_key=prefix, read_opt=read):
                 yield _as_bytes(key)
@@ -566,7 +779,7 @@ class RocksStore:
         """Parse every value under ``prefix`` (from ``start``), in key order."""
         db = self._handle()
         parse = message_type.FromString
-        read = _bounded(prefix)  # must outlive the iterator, see _bounded
+        read = scan.bounded(prefix)  # must outlive the iterator, see scan.bounded
         with self._guard:
             for value in db.values(from_key=start or prefix, read_opt=read):
                 yield parse(value)
@@ -592,17 +805,49 @@ class RocksStore:
     def _count(self, prefix: bytes) -> int:
         return sum(1 for _key in self._scan_keys(prefix))
 
-    def _read_last_sequence(self) -> int:
-        stored = self._get(keys.LAST_SEQUENCE_KEY)
-        from_meta = keys.decode_sequence_value(stored) if stored is not None else 0
-        log_prefix = keys.section_prefix(keys.Section.LOG)
+    def _scan_items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         db = self._handle()
-        read = _bounded(log_prefix)  # must outlive the iterator, see _bounded
+        with self._guard:
+            yield from scan.items(db, prefix)
+
+    def _has_counts(self) -> bool:
+        return self._get(keys.counter(keys.Count.LOG)) is not None
+
+    def _read_counts(self) -> dict[keys.Count, int]:
+        counts = {}
+        for count in keys.Count:
+            stored = self._get(keys.counter(count))
+            if stored is None:
+                raise StoreCorruptError(
+                    f"the store at {self._path} lost its {count.value.decode()} count: restore "
+                    "a backup, or run `stigmer-operator store migrate` after moving the count away"
+                )
+            counts[count] = keys.decode_count(stored)
+        return counts
+
+    def _scanned_counts(self) -> dict[keys.Count, int]:
+        return {
+            keys.Count.AGENTS: self._count(keys.resources_of(Kind.AGENT)),
+            keys.Count.AGENT_INSTANCES: self._count(keys.resources_of(Kind.AGENT_INSTANCE)),
+            keys.Count.HISTORY: self._count(keys.section_prefix(keys.Section.HISTORY)),
+            keys.Count.LOG: self._count(keys.section_prefix(keys.Section.LOG)),
+        }
+
+    def _last_key(self, prefix: bytes) -> bytes | None:
+        """The greatest key under ``prefix`` (one seek), None if there is none."""
+        db = self._handle()
+        read = scan.bounded(prefix)  # must outlive the iterator, see scan.bounded
         with self._guard:
             iterator = db.iter(read)
             iterator.seek_to_last()
             last = _as_bytes(iterator.key()) if iterator.valid() else b""
-        from_log = keys.change_sequence(last) if last.startswith(log_prefix) else 0
+        return last if last.startswith(prefix) else None
+
+    def _read_last_sequence(self) -> int:
+        stored = self._get(keys.LAST_SEQUENCE_KEY)
+        from_meta = keys.decode_sequence_value(stored) if stored is not None else 0
+        last = self._last_key(keys.section_prefix(keys.Section.LOG))
+        from_log = 0 if last is None else keys.change_sequence(last)
         return max(from_meta, from_log)
 
 
@@ -704,6 +949,11 @@ class _Pending:
         self.batch = rocksdict.WriteBatch(raw_mode=True)
         self.staged: dict[bytes, bytes | None] = {}
         self.sequence = last_sequence
+        #: How the batch changes each running count.
+        self.deltas: dict[keys.Count, int] = {}
+
+    def count(self, count: keys.Count, delta: int) -> None:
+        self.deltas[count] = self.deltas.get(count, 0) + delta
 
     def put(self, key: bytes, value: bytes) -> None:
         self.batch.put(key, value)
@@ -737,19 +987,6 @@ def _as_bytes(value: Any) -> bytes:
     if not isinstance(value, bytes):
         raise StoreCorruptError(f"expected bytes from the store, got {type(value).__name__}")
     return value
-
-
-def _bounded(prefix: bytes) -> rocksdict.ReadOptions:
-    """Read options that end a scan at the end of ``prefix``.
-
-    The caller must keep the returned object referenced until its iterator
-    is exhausted: rocksdict's iterators do not hold on to their ReadOptions,
-    and once it is collected the bound points at freed memory (scans then
-    stop early at random).
-    """
-    read = rocksdict.ReadOptions()
-    read.set_iterate_upper_bound(keys.prefix_end(prefix))
-    return read
 
 
 def _options(mode: OpenMode, *, create: bool) -> rocksdict.Options:
@@ -835,18 +1072,28 @@ def _discard(db: rocksdict.Rdict | None, secondary_dir: Path | None) -> None:
 
 
 def _check_marker(db: rocksdict.Rdict, location: Path) -> None:
+    """Accept a store of this build's schema or an older one (which can be migrated)."""
     marker = db.get(keys.FORMAT_KEY)
-    if marker == keys.FORMAT_MARKER:
-        return
     if marker is None:
         raise ForeignDatabaseError(
             f"{location} holds a RocksDB database that is not a stigmer-operator store "
             "(no format marker); refusing to touch it: point --path elsewhere"
         )
-    raise ForeignDatabaseError(
-        f"{location} is a store of format {marker!r}, this build reads "
-        f"{keys.FORMAT_MARKER!r}: use a matching stigmer-operator version"
-    )
+    version = keys.schema_version(marker) if isinstance(marker, bytes) else None
+    if version is None or not 1 <= version <= keys.SCHEMA_VERSION:
+        raise ForeignDatabaseError(
+            f"{location} is a store of format {marker!r}, this build reads up to "
+            f"{keys.FORMAT_MARKER!r}: use a matching stigmer-operator version"
+        )
+
+
+def _migrated(db: rocksdict.Rdict, location: Path) -> None:
+    """Bring a read-write database to this build's schema; on failure, close it."""
+    try:
+        migrate.upgrade(db, location)
+    except StoreError as exc:
+        db.close()
+        raise StoreOpenError(f"{exc}: the store is unchanged from its last schema step") from exc
 
 
 def _inspect(location: Path) -> _Location:

@@ -181,9 +181,36 @@ def test_default_arguments(render: Render) -> None:
         "--metrics-port=8080",
         "--health-port=8081",
         "--platform-namespace=stigmer-system",
+        "--history-max-versions=50",
+        "--history-max-age-days=0",
+        "--deleted-history-days=30",
+        "--change-log-max-entries=100000",
+        "--change-log-max-age-days=30",
+        "--store-maintenance-seconds=3600",
     ]
     image = container(deployment)["image"]
     assert image == "ghcr.io/stigmer/stigmer-operator:0.1.0"
+
+
+def test_retention_values_become_flags_the_operator_parses(render: Render) -> None:
+    from stigmer_operator.cli import build_parser
+    from stigmer_operator.settings import OperatorSettings
+    from stigmer_operator.store import maintenance
+
+    (deployment,) = deployments(
+        render(
+            set_values={
+                "operator.retention.historyMaxVersions": "7",
+                "operator.retention.changeLogMaxAgeDays": "2",
+            }
+        )
+    )
+    parsed = build_parser().parse_args(args(deployment))
+    settings = OperatorSettings(**{f: getattr(parsed, f) for f in maintenance.FIELDS})
+
+    assert settings.history_max_versions == 7
+    assert settings.change_log_max_age_days == 2
+    assert settings.change_log_max_entries == 100_000
 
 
 def test_probes_and_ports(render: Render) -> None:

@@ -12,14 +12,15 @@ from stigmer_operator.api.kinds import API_VERSION, Kind
 from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2, resource_pb2
 from stigmer_operator.store.memory import MemoryStore
 from stigmer_operator.store.protocol import Store
+from stigmer_operator.store.retention import Retention
 from stigmer_operator.store.rocks import RocksStore
 
 
-def open_store(kind: str, path: Path) -> Store:
+def open_store(kind: str, path: Path, retention: Retention | None = None) -> Store:
     """A fresh store of ``kind`` (``memory`` or ``rocks``); rocks lives under ``path``."""
     if kind == "memory":
-        return MemoryStore()
-    return RocksStore.open(path / "store", create=True)
+        return MemoryStore(retention)
+    return RocksStore.open(path / "store", create=True, retention=retention)
 
 
 def agent(

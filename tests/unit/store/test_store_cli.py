@@ -23,7 +23,9 @@ import yaml
 from store_factories import agent
 from store_process import Holder, holding
 
-from stigmer_operator.api.kinds import Kind
+from stigmer_operator.api import convert
+from stigmer_operator.api.kinds import API_VERSION, Kind
+from stigmer_operator.api.validation import validate_spec
 from stigmer_operator.cli import ExitCode, main
 from stigmer_operator.store.rocks import RocksStore
 
@@ -97,13 +99,15 @@ def test_get_by_id_with_a_short_kind_name(running: Running) -> None:
 
 
 def test_list_by_org(running: Running) -> None:
-    result = cli("store", "list", "agents", "--org", "org-1", "--path", str(running.path))
+    result = cli(
+        "store", "list", "agents", "--org", "org-1", "-o", "json", "--path", str(running.path)
+    )
 
     assert [a["metadata"]["id"] for a in result.json()] == ["agt-0001", "agt-0004"]
 
 
 def test_list_of_a_kind_with_nothing_stored_is_empty(running: Running) -> None:
-    result = cli("store", "list", "agi", "--path", str(running.path))
+    result = cli("store", "list", "agi", "-o", "json", "--path", str(running.path))
 
     assert (result.code, result.json()) == (ExitCode.OK, [])
 
@@ -122,7 +126,7 @@ def test_history_as_yaml(running: Running) -> None:
 
 
 def test_log_since(running: Running) -> None:
-    result = cli("store", "log", "--since", "4", "--path", str(running.path))
+    result = cli("store", "log", "--since", "4", "--format", "json", "--path", str(running.path))
 
     sequences = [int(entry["sequence"]) for entry in result.json()]
     assert sequences[:2] == [5, 6]
@@ -200,7 +204,9 @@ def test_history_finds_a_deleted_resource_by_name(
         store.save(agent(1, namespace="team", name="gone", generation=2))
         store.delete(Kind.AGENT, "agt-0001")
 
-    code = main(["store", "history", "agent", "team/gone", "--path", str(tmp_path / "store")])
+    code = main(
+        ["store", "history", "agent", "team/gone", "-o", "json", "--path", str(tmp_path / "store")]
+    )
 
     assert code == ExitCode.OK
     assert [entry["version"] for entry in json.loads(capsys.readouterr().out)] == ["2", "1"]
@@ -209,3 +215,81 @@ def test_history_finds_a_deleted_resource_by_name(
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["store", "--help"]) == ExitCode.OK
     assert "history" in capsys.readouterr().out
+
+
+# -- tables, diffs and manifests -------------------------------------------------------
+
+
+def test_list_history_and_log_print_tables_by_default(running: Running) -> None:
+    listed = cli("store", "list", "agents", "--org", "org-1", "--path", str(running.path))
+    history = cli("store", "history", "agent", "org-0/agent-3", "--path", str(running.path))
+    log = cli("store", "log", "--path", str(running.path))
+
+    assert listed.stdout.splitlines() == [
+        "NAMESPACE   NAME      ID         ORG     GENERATION",
+        "org-1       agent-1   agt-0001   org-1   1",
+        "org-1       agent-4   agt-0004   org-1   1",
+    ]
+    header, row = history.stdout.splitlines()
+    assert header.split() == ["VERSION", "GENERATION", "CHANGE", "RECORDED", "SPEC-HASH"]
+    assert row.split()[:3] == ["1", "1", "created"]
+    first = log.stdout.splitlines()[1].split()
+    assert (first[0], first[2], first[3], first[4], first[5]) == (
+        "1", "created", "Agent", "org-0", "agent-0",
+    )  # fmt: skip
+
+
+def _edited(path: Path) -> None:
+    with RocksStore.open(path, create=True) as store:
+        store.save(agent(7, namespace="team", name="helper", generation=1))
+        store.save(agent(7, namespace="team", name="helper", generation=2,
+                         instructions="Answer questions about invoices, politely."))  # fmt: skip
+
+
+def test_diff_shows_what_changed_between_two_versions(tmp_path: Path) -> None:
+    _edited(tmp_path / "store")
+
+    result = cli(
+        "store", "diff", "agent", "team/helper", "1", "2", "--path", str(tmp_path / "store")
+    )
+    same = cli("store", "diff", "agent", "team/helper", "2", "2", "--path", str(tmp_path / "store"))
+
+    assert result.code == ExitCode.OK, result
+    assert result.stdout.startswith("--- version 1\n+++ version 2\n")
+    changed = [line for line in result.stdout.splitlines() if line[:1] in "+-"][2:]
+    assert changed == [
+        "-  instructions: Answer questions about the billing system.",
+        "+  instructions: Answer questions about invoices, politely.",
+    ]
+    assert (same.code, same.stdout) == (ExitCode.OK, "")
+
+
+def test_get_version_prints_a_manifest_that_applies_as_the_old_spec(tmp_path: Path) -> None:
+    _edited(tmp_path / "store")
+
+    result = cli(
+        "store", "get", "agent", "team/helper", "--version", "1", "-o", "yaml",
+        "--path", str(tmp_path / "store"),
+    )  # fmt: skip
+
+    assert result.code == ExitCode.OK, result
+    manifest = yaml.safe_load(result.stdout)
+    assert list(manifest) == ["apiVersion", "kind", "metadata", "spec"]
+    assert manifest["apiVersion"] == API_VERSION
+    assert (manifest["kind"], manifest["metadata"]) == (
+        "Agent", {"name": "helper", "namespace": "team"},
+    )  # fmt: skip
+    version_1 = convert.spec_from_proto(agent(7, namespace="team", name="helper").spec)
+    assert validate_spec(Kind.AGENT, manifest["spec"]) == version_1
+
+
+def test_get_a_version_retention_dropped_exits_1(tmp_path: Path) -> None:
+    _edited(tmp_path / "store")
+
+    result = cli(
+        "store", "get", "agent", "team/helper", "--version", "9", "--path",
+        str(tmp_path / "store"),
+    )  # fmt: skip
+
+    assert_one_line_error(result, ExitCode.NOT_FOUND)
+    assert "no version 9" in result.stderr

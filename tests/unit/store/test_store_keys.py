@@ -87,7 +87,11 @@ def test_sections_do_not_overlap() -> None:
 
 def test_meta_keys_and_marker() -> None:
     assert keys.FORMAT_KEY == b"meta\x00format"
-    assert keys.FORMAT_MARKER == b"stigmer-operator/v1"
+    assert keys.FORMAT_MARKER == b"stigmer-operator/v2"
+    assert keys.schema_version(keys.FORMAT_MARKER) == keys.SCHEMA_VERSION == 2
+    assert keys.schema_version(b"stigmer-operator/v1") == 1
+    assert keys.schema_version(b"stigmer-operator/vX") is None
+    assert keys.schema_version(b"someone-else/v1") is None
     assert keys.decode_sequence_value(keys.encode_sequence_value(2**40 + 7)) == 2**40 + 7
 
 
