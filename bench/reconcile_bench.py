@@ -1,7 +1,7 @@
 """End to end: how fast the operator turns Agents into Ready Agents, on a real control plane.
 
 Starts its own control plane (etcd, kube-apiserver, kube-controller-manager
-from ``operator/testing/controlplane.py``, CRDs applied) and the operator as
+from ``testing/stigmer_testing/controlplane.py``, CRDs applied) and the operator as
 a real process (``stigmer-operator run``), then measures, in one run:
 
 1. **burst** -- N Agents created through the API as fast as ``--clients``
@@ -73,9 +73,9 @@ import kubernetes
 import urllib3
 from prometheus_client.parser import text_string_to_metric_families
 
-from stigmer_operator.testing.controlplane import ControlPlane
-from stigmer_operator.testing.fixtures import realistic_agent
-from stigmer_operator.testing.operator_process import OperatorProcess
+from stigmer_testing.controlplane import ControlPlane
+from stigmer_testing.fixtures import realistic_agent
+from stigmer_testing.operator_process import OperatorProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GROUP, VERSION = "agentic.stigmer.ai", "v1"
