@@ -10,9 +10,9 @@
 # a clean copy of the same base image, runs as UID/GID 10001 and carries no
 # compiler or build tooling (every dependency ships binary wheels).
 #
-# Offline and reproducible: `make wheels` (part of `make image`) puts the
-# project's wheel and every pinned dependency's wheel into build/wheels/ on
-# the host. When the build context has them, the builder installs with
+# Offline and reproducible: `make wheels` (part of `make image`) puts a wheel
+# of every pinned dependency and build requirement into build/wheels/ on the
+# host. When the build context has them, the builder installs with
 # `pip --no-index` and the build touches no network at all (proxies and
 # mirrors are then only the host's pip's business). Without them the builder
 # downloads the same wheels from PyPI first.
@@ -30,23 +30,33 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
-WORKDIR /src
-
-# .dockerignore lets through only pyproject.toml, README.md, operator/ and
-# build/wheels/ (when it exists).
-COPY . .
-
-# `-P`: run from /src, `python3 -P -m venv` would otherwise import the repo's
-# operator/ folder instead of the standard library's `operator` module.
+# Two layers: the dependencies (reused until pyproject.toml or the wheelhouse
+# changes), then the project itself.
+#
+# `build/wheel[s]`: a wildcard, so a context without a wheelhouse still
+# builds; .dockerignore lets through only pyproject.toml, README.md,
+# operator/, hack/docker/requirements.py and build/wheels/. `-P` everywhere: run from /src, `python3 -m`
+# would import the repo's operator/ folder instead of the standard library's
+# `operator` module.
+COPY pyproject.toml hack/docker/requirements.py build/wheel[s] /wheels/
 RUN set -eu; \
+    cd /wheels; \
     python3 -P -m venv /opt/stigmer; \
-    if ls build/wheels/stigmer_operator-*.whl >/dev/null 2>&1; then \
+    if ls *.whl >/dev/null 2>&1; then \
       echo "installing from the wheelhouse build/wheels/ (no network)"; \
     else \
       echo "no wheelhouse in the build context: fetching wheels from PyPI"; \
-      /opt/stigmer/bin/pip wheel --quiet --prefer-binary --wheel-dir build/wheels .; \
+      python3 -P requirements.py --build pyproject.toml > all.txt; \
+      /opt/stigmer/bin/pip wheel --quiet --prefer-binary --wheel-dir . -r all.txt; \
     fi; \
-    /opt/stigmer/bin/pip install --quiet --no-index --find-links build/wheels stigmer-operator; \
+    python3 -P requirements.py pyproject.toml > runtime.txt; \
+    /opt/stigmer/bin/pip install --quiet --no-index --find-links . -r runtime.txt
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY operator/ operator/
+RUN set -eu; \
+    /opt/stigmer/bin/pip install --quiet --no-index --find-links /wheels --no-deps .; \
     /opt/stigmer/bin/pip check; \
     /opt/stigmer/bin/pip uninstall --quiet --yes pip setuptools; \
     /opt/stigmer/bin/stigmer-operator --help > /dev/null

@@ -2,8 +2,8 @@
 #
 #   docker   a Docker engine answers (hack/docker/ensure-dockerd.sh installs
 #            Debian's docker.io and starts dockerd when it must and can)
-#   wheels   the wheelhouse: the project's wheel and every pinned
-#            dependency's, in $(WHEELHOUSE) on the host (pip, PyPI)
+#   wheels   the wheelhouse: a wheel of every pinned dependency and build
+#            requirement, in $(WHEELHOUSE) on the host (pip, PyPI)
 #   image    docker build with that wheelhouse (no network in the build) on
 #            $(BASE_IMAGE): python:3.11-slim when it can be pulled, else a
 #            local Debian bookworm base (hack/docker/base-image.sh, cached by
@@ -19,11 +19,6 @@ DOCKER ?= docker
 WHEELHOUSE ?= build/wheels
 # Empty: hack/docker/base-image.sh decides (and builds the local base if needed).
 BASE_IMAGE ?=
-# Fixed zip timestamps: the same sources give the same wheel, so Docker's
-# layer cache is reused when nothing changed.
-WHEEL_SOURCE_DATE_EPOCH ?= 315532800
-
-PACKAGE_SOURCES := pyproject.toml README.md $(shell find operator -type f \( -name '*.py' -o -name '*.pyi' -o -name py.typed \) -not -path '*/__pycache__/*')
 
 .PHONY: docker wheels image
 
@@ -32,11 +27,13 @@ docker:
 
 wheels: $(WHEELHOUSE)/.complete
 
-# setuptools packs whatever is in build/lib, stale files included: start clean.
-$(WHEELHOUSE)/.complete: $(PACKAGE_SOURCES) | venv
-	rm -rf $(WHEELHOUSE) build/lib build/bdist.*
-	SOURCE_DATE_EPOCH=$(WHEEL_SOURCE_DATE_EPOCH) \
-	  $(PY) -m pip wheel --quiet --prefer-binary --wheel-dir $(WHEELHOUSE) .
+# Every runtime dependency and build requirement pyproject.toml pins (the
+# project itself is built from source inside the image build, offline).
+# Only a change of pyproject.toml refreshes it.
+$(WHEELHOUSE)/.complete: pyproject.toml hack/docker/requirements.py | venv
+	rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
+	$(PY) hack/docker/requirements.py --build pyproject.toml > $(WHEELHOUSE)/requirements.txt
+	$(PY) -m pip wheel --quiet --prefer-binary --wheel-dir $(WHEELHOUSE) -r $(WHEELHOUSE)/requirements.txt
 	touch $@
 
 image: docker wheels
