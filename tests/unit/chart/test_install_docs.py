@@ -66,32 +66,8 @@ def test_wait_for_ready_is_the_one_the_e2e_test_runs() -> None:
     assert agent["metadata"]["name"] == "code-reviewer"
 
 
-def test_kind_section_lists_what_make_kind_up_runs() -> None:
-    if shutil.which("make") is None:
-        pytest.fail("make is not installed")
-    dry = subprocess.run(
-        # HELM=helm: the recipe as docs/install.md shows it, whatever helm is built.
-        # -o image: the image's own commands are checked by the test below.
-        ["make", "--no-print-directory", "-n", "-o", "image", "kind-up", "HELM=helm"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert dry.returncode == 0, dry.stderr
-    recipe = " ".join(dry.stdout.replace("\\\n", " ").split())
-    kind_block = next(b for b in _sh_blocks(INSTALL_DOC.read_text()) if "kind load" in b)
-    positions = []
-    for command in _commands(kind_block):
-        text = " ".join(command)
-        assert text in recipe, f"{text!r} is not what make runs"
-        positions.append(recipe.index(text))
-    assert positions == sorted(positions), "docs list the commands in another order than make"
-
-
 def _make_dry_run(*args: str) -> str:
-    """What ``make <target>`` would run, every prerequisite included, lines joined."""
+    """What ``make ARGS`` would run, every prerequisite included, lines joined."""
     if shutil.which("make") is None:
         pytest.fail("make is not installed")
     dry = subprocess.run(
@@ -104,6 +80,19 @@ def _make_dry_run(*args: str) -> str:
     )
     assert dry.returncode == 0, dry.stderr
     return " ".join(dry.stdout.replace("\\\n", " ").split())
+
+
+def test_kind_section_lists_what_make_kind_up_runs() -> None:
+    # HELM=helm: the recipe as docs/install.md shows it, whatever helm is built.
+    # -o image: the image's own commands are checked by the test below.
+    recipe = _make_dry_run("-o", "image", "kind-up", "HELM=helm")
+    kind_block = next(b for b in _sh_blocks(INSTALL_DOC.read_text()) if "kind load" in b)
+    positions = []
+    for command in _commands(kind_block):
+        text = " ".join(command)
+        assert text in recipe, f"{text!r} is not what make runs"
+        positions.append(recipe.index(text))
+    assert positions == sorted(positions), "docs list the commands in another order than make"
 
 
 def test_image_build_is_what_make_test_runs() -> None:
