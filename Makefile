@@ -4,10 +4,12 @@
 #   make controlplane  build etcd, kube-apiserver, kube-controller-manager,
 #                      kubectl and helm from Go modules into the cache
 #                      (hack/controlplane/build.sh; slow only the first time)
-#   make test          venv + controlplane + lint + pytest
+#   make image         the operator image (hack/make/image.mk; starts dockerd
+#                      and builds a local base image when needed)
+#   make test          venv + controlplane + lint + image + pytest
 #
 # .ci/run calls `make test`, so it must work on a fresh machine that has only
-# python3.11 and go.
+# python3.11 and go (and, as root, Debian's apt-get for Docker).
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -26,16 +28,18 @@ PYTEST_ARGS ?=
 venv: $(VENV)/.installed
 
 # Re-install when the project metadata changes.
-$(VENV)/.installed: pyproject.toml
+# testing/ is the dev-only test-support distribution (stigmer_testing).
+$(VENV)/.installed: pyproject.toml testing/pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -P -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -e ./testing
 	touch $@
 
 controlplane:
 	hack/controlplane/build.sh
 
-test: venv controlplane lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+# The image tests (tests/image/) run the image `image` built (IMAGE).
+test: venv controlplane lint image
+	STIGMER_TEST_IMAGE=$(IMAGE) $(PY) -m pytest $(PYTEST_ARGS)
 
 # ---- further targets (protos, lint, bench, ...) go below this line ----
 
@@ -43,14 +47,14 @@ test: venv controlplane lint
 
 # The operator on this machine: local control plane unless $KUBECONFIG is set.
 run: venv controlplane
-	$(VENV)/bin/stigmer-operator dev
+	$(VENV)/bin/stigmer-operator-dev
 
 # mypy sees the package by its import name through a link (the folder is operator/);
 # bench/ (scripts and the reconcile package beside them) is checked as files.
 lint: venv
 	mkdir -p .typecheck && ln -sfn ../operator .typecheck/stigmer_operator
-	$(VENV)/bin/ruff check operator tests bench
-	$(VENV)/bin/ruff format --check operator tests bench
+	$(VENV)/bin/ruff check operator testing tests bench
+	$(VENV)/bin/ruff format --check operator testing tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy bench
 
@@ -66,3 +70,4 @@ bench: venv controlplane
 	$(PY) bench/reconcile_bench.py
 
 include hack/make/chart.mk
+include hack/make/image.mk

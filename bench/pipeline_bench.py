@@ -45,14 +45,14 @@ from stigmer_operator.pipeline.kube_recording import RecordingKubeEffects
 from stigmer_operator.pipeline.pipelines import run
 from stigmer_operator.store.memory import MemoryStore
 from stigmer_operator.store.protocol import Store
-from stigmer_operator.testing.fixtures import realistic_agent
+from stigmer_testing.fixtures import realistic_agent
 
 TARGET_US = 250.0
 FIXED_NOW = datetime(2026, 1, 18, 19, 41, 31, tzinfo=UTC)
 
 
 def agent_manifest(index: int) -> dict[str, Any]:
-    """The shared realistic Agent (``stigmer_operator.testing.fixtures``), one of 50 orgs."""
+    """The shared realistic Agent (``stigmer_testing.fixtures``), one of 50 orgs."""
     return realistic_agent(
         f"agent-{index:05d}", f"Support Agent {index:05d}", namespace=f"team-{index % 50:02d}"
     )

@@ -4,7 +4,10 @@ This module is only a dispatcher. Each subcommand lives in its own module,
 which exposes ``register(subparsers)``: it adds its parser and sets
 ``func`` (``Callable[[argparse.Namespace], int]``) as the parser default.
 Adding a subcommand means adding its name and module to :data:`SUBCOMMANDS`;
-nothing here knows what any subcommand does. Only the module of the chosen
+nothing here knows what any subcommand does. Every subcommand here works in
+the shipped image; the developer's ``make run`` command lives in the
+dev-only ``stigmer_testing`` package (``stigmer-operator-dev``), which is
+not part of the wheel. Only the module of the chosen
 subcommand is imported (all of them for top-level ``--help``), so
 ``stigmer-operator store get`` does not pay for importing kopf.
 
@@ -29,7 +32,6 @@ SUBCOMMANDS: dict[str, str] = {
     "run": "stigmer_operator.runtime",
     "store": "stigmer_operator.store.cli",
     "crds": "stigmer_operator.api.crdgen",
-    "dev": "stigmer_operator.testing.local",
 }
 
 Handler = Callable[[argparse.Namespace], int]

@@ -1,7 +1,7 @@
 """Shared pytest fixtures: a real Kubernetes control plane for e2e tests.
 
 Why: integration and e2e tests run against real etcd, kube-apiserver and
-kube-controller-manager (see ``stigmer_operator.testing.controlplane``), not
+kube-controller-manager (see ``stigmer_testing.controlplane``), not
 mocks. The control plane is started once per session and only when a test asks
 for it, so unit tests need no binaries. When the binaries have not been built,
 tests that need them fail (never skip) with a message saying how to build them.
@@ -24,7 +24,7 @@ from pathlib import Path
 import kubernetes
 import pytest
 
-from stigmer_operator.testing.controlplane import (
+from stigmer_testing.controlplane import (
     BinariesMissingError,
     ControlPlane,
 )

@@ -1,7 +1,7 @@
 """End to end: how fast the operator turns Agents into Ready Agents, on a real control plane.
 
 Starts its own control plane (etcd, kube-apiserver, kube-controller-manager
-from ``operator/testing/controlplane.py``, CRDs applied) and the operator as
+from ``testing/stigmer_testing/controlplane.py``, CRDs applied) and the operator as
 a real process (``stigmer-operator run``), then measures, in one run:
 
 1. **burst** -- N Agents created through the API as fast as ``--clients``

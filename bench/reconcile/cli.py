@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from stigmer_operator.testing.controlplane import ControlPlane
+from stigmer_testing.controlplane import ControlPlane
 
 from . import __doc__ as PACKAGE_DOC
 from .client import Api

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from stigmer_operator.testing.fixtures import realistic_agent
+from stigmer_testing.fixtures import realistic_agent
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION = "agentic.stigmer.ai", "v1"

@@ -19,7 +19,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from stigmer_operator.testing.operator_process import OperatorProcess
+from stigmer_testing.operator_process import OperatorProcess
 
 from .common import log
 

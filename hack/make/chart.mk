@@ -1,18 +1,14 @@
-# Helm chart, container image and local kind cluster.
+# Helm chart and local kind cluster (the image: image.mk).
 # Included from the top-level Makefile; every variable can be overridden:
 #   make kind-up IMAGE_TAG=mine KIND_CLUSTER=dev
 #
-#   image       docker build the operator image (needs a Docker engine)
 #   kind-up     kind cluster from kind-config.yaml + image + helm install
-#               (needs Docker, kind and helm)
+#               (needs Docker, kind, helm and a pullable kind node image;
+#               see docs/install.md)
 #   chart-lint  helm lint --strict with the default values and every
 #               charts/stigmer-operator/ci/*-values.yaml
 
 CHART_DIR ?= charts/stigmer-operator
-IMAGE_REPOSITORY ?= stigmer-operator
-IMAGE_TAG ?= dev
-IMAGE ?= $(IMAGE_REPOSITORY):$(IMAGE_TAG)
-DOCKER ?= docker
 KIND ?= kind
 KIND_CLUSTER ?= stigmer
 KIND_CONFIG ?= kind-config.yaml
@@ -24,10 +20,7 @@ RELEASE_NAMESPACE ?= stigmer-system
 CONTROLPLANE_BIN_DIR ?= $(shell hack/controlplane/build.sh --print-bin-dir)
 HELM ?= $(if $(wildcard $(CONTROLPLANE_BIN_DIR)/helm),$(CONTROLPLANE_BIN_DIR)/helm,helm)
 
-.PHONY: image kind-up chart-lint
-
-image:
-	$(DOCKER) build --tag $(IMAGE) .
+.PHONY: kind-up chart-lint
 
 kind-up: image
 	@if $(KIND) get clusters | grep -qx '$(KIND_CLUSTER)'; then \

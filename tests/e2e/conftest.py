@@ -14,8 +14,8 @@ from pathlib import Path
 import kubernetes
 import pytest
 
-from stigmer_operator.testing.controlplane import ControlPlane
-from stigmer_operator.testing.operator_process import OperatorProcess
+from stigmer_testing.controlplane import ControlPlane
+from stigmer_testing.operator_process import OperatorProcess
 from tests.e2e.helpers import Cluster
 
 PLATFORM_NAMESPACE = "stigmer-system"

@@ -11,8 +11,8 @@ import pytest
 
 from stigmer_operator.api.kinds import Kind
 from stigmer_operator.store import NotFoundError
-from stigmer_operator.testing.controlplane import ControlPlane
-from stigmer_operator.testing.operator_process import OperatorProcess
+from stigmer_testing.controlplane import ControlPlane
+from stigmer_testing.operator_process import OperatorProcess
 from tests.e2e.helpers import (
     EXAMPLES,
     FIELD_MANAGER,

@@ -49,8 +49,8 @@ import yaml
 
 from stigmer_operator.api.kinds import DEFAULT_INSTANCE_LABEL, Kind
 from stigmer_operator.store import NotFoundError
-from stigmer_operator.testing.controlplane import ControlPlane
-from stigmer_operator.testing.operator_process import OperatorProcess
+from stigmer_testing.controlplane import ControlPlane
+from stigmer_testing.operator_process import OperatorProcess
 from tests.e2e.helpers import FIELD_MANAGER, Cluster, condition, read_store, wait_for
 from tests.e2e.test_refusals import reconcile_attempts
 

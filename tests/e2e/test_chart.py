@@ -34,12 +34,12 @@ from typing import Any
 import pytest
 import yaml
 
-from stigmer_operator.testing.controlplane import (
+from stigmer_testing.controlplane import (
     BUILD_HINT,
     BinariesMissingError,
     ControlPlane,
 )
-from stigmer_operator.testing.operator_process import OperatorProcess
+from stigmer_testing.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import kubernetes
 import pytest
 
-from stigmer_operator.testing.controlplane import ControlPlane, pid_alive
+from stigmer_testing.controlplane import ControlPlane, pid_alive
 
 pytestmark = pytest.mark.e2e
 

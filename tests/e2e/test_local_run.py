@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stigmer_operator.testing.controlplane import BinariesMissingError, find_binaries
+from stigmer_testing.controlplane import BinariesMissingError, find_binaries
 
 
 @pytest.mark.e2e
@@ -20,7 +20,7 @@ def test_dev_once_starts_everything_and_shows_a_ready_agent(tmp_path: Path) -> N
         pytest.fail(str(error), pytrace=False)
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
     result = subprocess.run(
-        [sys.executable, "-P", "-m", "stigmer_operator", "dev", "--once", f"--state={tmp_path}"],
+        [sys.executable, "-P", "-m", "stigmer_testing.local", "--once", f"--state={tmp_path}"],
         capture_output=True,
         text=True,
         env=env,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from stigmer_operator.testing.controlplane import BinariesMissingError, find_binaries
+from stigmer_testing.controlplane import BinariesMissingError, find_binaries
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH = REPO_ROOT / "bench" / "reconcile_bench.py"

@@ -16,8 +16,8 @@ import yaml
 
 from stigmer_operator.api.kinds import API_VERSION, ORG_LABEL, Kind
 from stigmer_operator.store import NotFoundError
-from stigmer_operator.testing.controlplane import ControlPlane
-from stigmer_operator.testing.operator_process import OperatorProcess
+from stigmer_testing.controlplane import ControlPlane
+from stigmer_testing.operator_process import OperatorProcess
 from tests.e2e.helpers import VALID_SPEC, Cluster, condition, read_store
 
 pytestmark = pytest.mark.usefixtures("operator_process")

@@ -31,8 +31,8 @@ from stigmer_operator.api.kinds import DEFAULT_INSTANCE_LABEL, Kind
 from stigmer_operator.pipeline.pipelines import AGENT_CREATE
 from stigmer_operator.pipeline.runner import CRASH_AFTER_STEP_ENV
 from stigmer_operator.store import NotFoundError
-from stigmer_operator.testing.controlplane import ControlPlane
-from stigmer_operator.testing.operator_process import OperatorProcess
+from stigmer_testing.controlplane import ControlPlane
+from stigmer_testing.operator_process import OperatorProcess
 from tests.e2e.helpers import Cluster, condition, read_store, wait_for
 from tests.e2e.test_restart import verify
 

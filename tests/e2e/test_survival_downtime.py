@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from stigmer_operator.api.kinds import DEFAULT_INSTANCE_LABEL, Kind
-from stigmer_operator.testing.controlplane import ControlPlane
-from stigmer_operator.testing.operator_process import OperatorProcess
+from stigmer_testing.controlplane import ControlPlane
+from stigmer_testing.operator_process import OperatorProcess
 from tests.e2e.helpers import Cluster, condition, read_store, wait_for
 from tests.e2e.test_restart import verify
 

@@ -29,8 +29,8 @@ import pytest
 import urllib3
 
 from stigmer_operator.api.kinds import Kind
-from stigmer_operator.testing.controlplane import ControlPlane
-from stigmer_operator.testing.operator_process import OperatorProcess
+from stigmer_testing.controlplane import ControlPlane
+from stigmer_testing.operator_process import OperatorProcess
 from tests.e2e.helpers import REPO_ROOT, Cluster, condition, read_store, wait_for
 from tests.e2e.test_restart import verify
 

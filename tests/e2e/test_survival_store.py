@@ -39,8 +39,8 @@ import pytest
 
 from stigmer_operator.api.kinds import Kind
 from stigmer_operator.runtime import EXIT_STORE
-from stigmer_operator.testing.controlplane import ControlPlane
-from stigmer_operator.testing.operator_process import OperatorProcess
+from stigmer_testing.controlplane import ControlPlane
+from stigmer_testing.operator_process import OperatorProcess
 from tests.e2e.helpers import Cluster, read_store, wait_for
 from tests.e2e.test_restart import verify
 

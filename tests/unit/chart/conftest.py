@@ -18,7 +18,7 @@ import pytest
 import yaml
 from chart_helpers import CHART, NAMESPACE, RELEASE, HelmError, Render
 
-from stigmer_operator.testing.controlplane import BUILD_HINT, default_bin_dir, pinned_versions
+from stigmer_testing.controlplane import BUILD_HINT, default_bin_dir, pinned_versions
 
 
 @pytest.fixture(scope="session")

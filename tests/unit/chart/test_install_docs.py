@@ -14,7 +14,6 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[3]
 INSTALL_DOC = REPO_ROOT / "docs" / "install.md"
 E2E_TEST = REPO_ROOT / "tests" / "e2e" / "test_chart.py"
-CHART_MK = REPO_ROOT / "hack" / "make" / "chart.mk"
 VALUES = REPO_ROOT / "charts" / "stigmer-operator" / "values.yaml"
 
 
@@ -67,11 +66,12 @@ def test_wait_for_ready_is_the_one_the_e2e_test_runs() -> None:
     assert agent["metadata"]["name"] == "code-reviewer"
 
 
-def test_kind_section_lists_what_make_kind_up_runs() -> None:
+def _make_dry_run(*args: str) -> str:
+    """What ``make ARGS`` would run, every prerequisite included, lines joined."""
     if shutil.which("make") is None:
         pytest.fail("make is not installed")
     dry = subprocess.run(
-        ["make", "--no-print-directory", "-n", "-f", str(CHART_MK), "kind-up", "HELM=helm"],
+        ["make", "--no-print-directory", "-n", "-B", *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -79,7 +79,13 @@ def test_kind_section_lists_what_make_kind_up_runs() -> None:
         check=False,
     )
     assert dry.returncode == 0, dry.stderr
-    recipe = " ".join(dry.stdout.replace("\\\n", " ").split())
+    return " ".join(dry.stdout.replace("\\\n", " ").split())
+
+
+def test_kind_section_lists_what_make_kind_up_runs() -> None:
+    # HELM=helm: the recipe as docs/install.md shows it, whatever helm is built.
+    # -o image: the image's own commands are checked by the test below.
+    recipe = _make_dry_run("-o", "image", "kind-up", "HELM=helm")
     kind_block = next(b for b in _sh_blocks(INSTALL_DOC.read_text()) if "kind load" in b)
     positions = []
     for command in _commands(kind_block):
@@ -87,6 +93,37 @@ def test_kind_section_lists_what_make_kind_up_runs() -> None:
         assert text in recipe, f"{text!r} is not what make runs"
         positions.append(recipe.index(text))
     assert positions == sorted(positions), "docs list the commands in another order than make"
+
+
+def test_image_build_is_what_make_test_runs() -> None:
+    """docs/install.md's `make image` and its steps are the ones `make test` runs."""
+    doc = INSTALL_DOC.read_text()
+    section = doc.split("## 1. Build the image", 1)[1].split("\n## ", 1)[0]
+    assert ["make", "image"] in [c for b in _sh_blocks(section) for c in _commands(b)]
+    image_recipe = _make_dry_run("image", "-o", "venv")
+    test_recipe = _make_dry_run("test")
+    assert image_recipe in test_recipe, "make test does not build the image as make image does"
+    assert test_recipe.index(image_recipe) < test_recipe.index("-m pytest")
+    steps = [
+        "hack/docker/ensure-dockerd.sh",
+        "pip wheel",
+        "--wheel-dir build/wheels",
+        "hack/docker/base-image.sh",
+        "docker build --build-arg BASE_IMAGE=",
+        "--tag stigmer-operator:dev .",
+    ]
+    positions = [image_recipe.index(step) for step in steps]
+    assert positions == sorted(positions), image_recipe
+    for documented in (
+        "hack/docker/ensure-dockerd.sh",
+        "make wheels",
+        "build/wheels/",
+        "hack/docker/base-image.sh",
+        "--tag stigmer-operator:dev .",
+    ):
+        assert documented in section, documented
+    # The image tests run the image that recipe tagged.
+    assert "STIGMER_TEST_IMAGE=stigmer-operator:dev" in test_recipe
 
 
 def test_documented_value_keys_exist() -> None:

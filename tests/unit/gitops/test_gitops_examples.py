@@ -20,7 +20,7 @@ import yaml
 
 from stigmer_operator.api.kinds import API_VERSION, Kind
 from stigmer_operator.api.validation import validate_spec
-from stigmer_operator.testing.controlplane import BUILD_HINT, default_bin_dir
+from stigmer_testing.controlplane import BUILD_HINT, default_bin_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 HEALTH_LUA = REPO_ROOT / "deploy" / "argocd" / "health.lua"

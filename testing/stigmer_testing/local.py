@@ -1,12 +1,16 @@
-"""``stigmer-operator dev``: the operator on this machine in one command.
+"""``stigmer-operator-dev``: the operator on this machine in one command.
 
-``make run`` calls it. With ``$KUBECONFIG`` set it uses that cluster; without,
-it starts the local control plane built from Go modules (the same one the
-tests use), so a fresh machine with Python and Go can see the operator work
-without Docker or a cloud account. It applies the CRDs, runs the operator
-with its store under ``.stigmer/``, applies ``examples/agent.yaml``, waits
-for Ready and prints ``kubectl get ag,agi``. Then it keeps running until
-Ctrl-C (``--once`` stops right away: what the test of this command uses).
+``make run`` calls it. It is a developer tool of the dev-only
+``stigmer_testing`` distribution, not a subcommand of the shipped
+``stigmer-operator`` (the image has no control plane to start).
+
+With ``$KUBECONFIG`` set it uses that cluster; without, it starts the local
+control plane built from Go modules (the same one the tests use), so a fresh
+machine with Python and Go can see the operator work without Docker or a
+cloud account. It applies the CRDs, runs the operator with its store under
+``.stigmer/``, applies ``examples/agent.yaml``, waits for Ready and prints
+``kubectl get ag,agi``. Then it keeps running until Ctrl-C (``--once`` stops
+right away: what the test of this command uses).
 """
 
 from __future__ import annotations
@@ -21,15 +25,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from stigmer_operator.testing.controlplane import ControlPlane, find_binaries
-from stigmer_operator.testing.operator_process import OperatorProcess
+from stigmer_testing.controlplane import ControlPlane, find_binaries
+from stigmer_testing.operator_process import OperatorProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "dev", help="run the operator locally (own control plane unless $KUBECONFIG is set)"
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stigmer-operator-dev",
+        description="Run the operator locally (own control plane unless $KUBECONFIG is set).",
     )
     parser.add_argument(
         "--state",
@@ -42,11 +47,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--once", action="store_true", help="stop after the example is Ready (for tests and CI)"
     )
-    parser.set_defaults(func=_command)
-
-
-def _command(args: argparse.Namespace) -> int:
-    return run(args.state, args.example, args.namespace, once=args.once)
+    return parser
 
 
 def run(state: Path, example: Path, namespace: str, *, once: bool) -> int:
@@ -117,7 +118,9 @@ def _wait_for_signal() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="stigmer-operator")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["dev", *(argv if argv is not None else sys.argv[1:])])
-    return int(args.func(args))
+    args = build_parser().parse_args(argv)
+    return run(args.state, args.example, args.namespace, once=args.once)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -29,7 +29,7 @@ the context manager's exit; on Linux each process is additionally asked to be
 killed when the thread that started it dies, so even a SIGKILLed test runner
 leaves nothing behind.
 
-Run it by hand with ``python -m stigmer_operator.testing.controlplane``.
+Run it by hand with ``python -m stigmer_testing.controlplane``.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ __all__ = [
     "pinned_versions",
 ]
 
-#: operator/testing/controlplane.py -> repository root.
+#: testing/stigmer_testing/controlplane.py -> repository root.
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Where the Go modules that pin the control-plane versions live.
 RECIPE_DIR = REPO_ROOT / "hack" / "controlplane"
@@ -1023,7 +1023,7 @@ class ControlPlane:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a control plane in the foreground until Ctrl-C (for local work)."""
     parser = argparse.ArgumentParser(
-        prog="python -m stigmer_operator.testing.controlplane",
+        prog="python -m stigmer_testing.controlplane",
         description="Start etcd, kube-apiserver and kube-controller-manager on loopback.",
     )
     parser.add_argument("--crds", type=Path, default=REPO_ROOT / "crds", help="CRD folder")
