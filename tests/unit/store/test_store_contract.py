@@ -307,7 +307,9 @@ def test_a_refused_save_in_a_batch_writes_none_of_the_batch(store: Store) -> Non
 def test_the_same_uid_may_update_its_entry(store: Store) -> None:
     store.save(_of_uid(agent(1), "uid-1"))
 
-    entry = store.save(_of_uid(agent(1, generation=2, instructions="New instructions here."), "uid-1"))
+    entry = store.save(
+        _of_uid(agent(1, generation=2, instructions="New instructions here."), "uid-1")
+    )
 
     assert entry is not None and entry.change == UPDATED
 
