@@ -187,6 +187,8 @@ def run(
         setup = [doc for case in cases.values() for doc in case.setup]
         for where in (ns, ns2, ns3):
             docs = [d for d in setup if d["metadata"].get("namespace", ns) == where]
+            if not docs:
+                continue
             applied = _kubectl_apply(control_plane, where, docs)
             assert applied.returncode == 0, applied.stderr
         for doc in setup:
