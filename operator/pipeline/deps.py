@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from stigmer_operator.pipeline.kube import KubeEffects
+from stigmer_operator.pipeline.orgs import NamespaceOrgs
 from stigmer_operator.pipeline.outbox import Outbox
 from stigmer_operator.store.protocol import Store
 
@@ -56,3 +57,5 @@ class Deps:
     clock: Callable[[], datetime] = utc_now
     #: Unpublished change-log entries (one per process; see :mod:`.outbox`).
     outbox: Outbox = field(default_factory=Outbox)
+    #: The org of each namespace, from its admin-set label (one cache per process).
+    orgs: NamespaceOrgs = field(default_factory=NamespaceOrgs)

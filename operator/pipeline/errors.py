@@ -26,6 +26,8 @@ class Reason(enum.StrEnum):
     VALIDATION_FAILED = "ValidationFailed"
     FORBIDDEN = "Forbidden"
     AGENT_NOT_FOUND = "AgentNotFound"
+    ORG_MISMATCH = "OrgMismatch"
+    ENVIRONMENT_REF_NOT_ALLOWED = "EnvironmentRefNotAllowed"
     DUPLICATE_SLUG = "DuplicateSlug"
     IAM_CONFLICT = "IamConflict"
     DEFAULT_INSTANCE_CONFLICT = "DefaultInstanceConflict"
@@ -68,6 +70,8 @@ _REFUSALS = frozenset(
         Reason.VALIDATION_FAILED,
         Reason.FORBIDDEN,
         Reason.AGENT_NOT_FOUND,
+        Reason.ORG_MISMATCH,
+        Reason.ENVIRONMENT_REF_NOT_ALLOWED,
         Reason.DUPLICATE_SLUG,
     }
 )

@@ -41,7 +41,7 @@ class StaleEntry:
 
 #: ValidateFieldConstraints: the validated spec model.
 SPEC: Key[AgentSpec | AgentInstanceSpec] = Key("spec")
-#: ValidateFieldConstraints: the owning org (namespace, or the org label).
+#: Authorize: the owning org (the Namespace's org label, else the namespace).
 ORG: Key[str] = Key("org")
 #: Authorize (AgentInstance): the referenced Agent.
 AGENT_TARGET: Key[AgentTarget] = Key("agent_target")

@@ -35,6 +35,10 @@ class ObjectKind(enum.Enum):
     SERVICE_ACCOUNT = ("v1", "ServiceAccount", "serviceaccounts")
     ROLE = ("rbac.authorization.k8s.io/v1", "Role", "roles")
     ROLE_BINDING = ("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings")
+    #: Read as metadata only (:meth:`KubeEffects.get_metadata`): their labels and annotations.
+    NAMESPACE = ("v1", "Namespace", "namespaces")
+    SECRET = ("v1", "Secret", "secrets")
+    CONFIG_MAP = ("v1", "ConfigMap", "configmaps")
 
     @property
     def api_version(self) -> str:
@@ -161,6 +165,14 @@ class KubeEffects(Protocol):
 
     def get(self, kind: ObjectKind, namespace: str, name: str) -> dict[str, Any] | None:
         """The object as JSON-like dict (camelCase), or ``None`` if absent."""
+        ...
+
+    def get_metadata(self, kind: ObjectKind, namespace: str, name: str) -> dict[str, Any] | None:
+        """Only ``metadata`` of the object (``PartialObjectMetadata``), or ``None`` if absent.
+
+        For Secrets and ConfigMaps the operator needs labels and annotations,
+        never the data; a Namespace is named with ``namespace=""``.
+        """
         ...
 
     def create_agent_instance(self, body: Mapping[str, Any]) -> dict[str, Any]:

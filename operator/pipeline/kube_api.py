@@ -105,6 +105,17 @@ def _model(from_dict: Callable[[dict[str, Any]], R | None], body: Mapping[str, A
     return model
 
 
+#: Ask the API for an object's metadata only (no Secret data on the wire).
+PARTIAL_OBJECT_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
+
+def _metadata_of(response: Any) -> dict[str, Any]:
+    """``metadata`` of a ``PartialObjectMetadata`` read without preloading (raw urllib3)."""
+    document = json.loads(response.data)
+    metadata = document.get("metadata") if isinstance(document, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
+
+
 class ApiKubeEffects:
     """The production ``KubeEffects``."""
 
@@ -187,6 +198,25 @@ class ApiKubeEffects:
             )
         except NotFound:
             return None
+
+    def get_metadata(self, kind: ObjectKind, namespace: str, name: str) -> dict[str, Any] | None:
+        t, headers = self._timeout, {"Accept": PARTIAL_OBJECT_METADATA}
+        readers: dict[ObjectKind, Callable[[], Any]] = {
+            ObjectKind.NAMESPACE: lambda: self._core.read_namespace(
+                name, _request_timeout=t, _headers=headers, _preload_content=False
+            ),
+            ObjectKind.SECRET: lambda: self._core.read_namespaced_secret(
+                name, namespace, _request_timeout=t, _headers=headers, _preload_content=False
+            ),
+            ObjectKind.CONFIG_MAP: lambda: self._core.read_namespaced_config_map(
+                name, namespace, _request_timeout=t, _headers=headers, _preload_content=False
+            ),
+        }
+        try:
+            response = self._call(f"get {kind.plural} {namespace}/{name}", readers[kind])
+        except NotFound:
+            return None
+        return _metadata_of(response)
 
     def create_agent_instance(self, body: Mapping[str, Any]) -> dict[str, Any]:
         metadata = body.get("metadata") or {}

@@ -150,6 +150,11 @@ class RecordingKubeEffects:
         found = self.objects.get((kind, namespace, name))
         return clone_object(found) if found is not None else None
 
+    def get_metadata(self, kind: ObjectKind, namespace: str, name: str) -> dict[str, Any] | None:
+        self._record("get_metadata", kind.kind, namespace, name)
+        found = self.objects.get((kind, namespace, name))
+        return clone(found.get("metadata") or {}) if found is not None else None
+
     def create_agent_instance(self, body: Mapping[str, Any]) -> dict[str, Any]:
         metadata = body.get("metadata") or {}
         namespace, name = metadata.get("namespace", ""), metadata.get("name", "")

@@ -1,9 +1,6 @@
 """Reading Kubernetes metadata the way the steps need it.
 
-The owning org is the namespace unless the ``agentic.stigmer.ai/org`` label
-names another; that rule, and what a valid org is, must be the same
-wherever an org is computed (for the object itself, and for the Agent an
-AgentInstance references), so it lives here.
+Which org owns an object is decided in :mod:`.orgs` (from its Namespace).
 """
 
 from __future__ import annotations
@@ -11,40 +8,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from stigmer_operator.api.kinds import ORG_LABEL, Kind
+from stigmer_operator.api.kinds import Kind
 from stigmer_operator.api.models import Scope
 from stigmer_operator.pipeline.conditions import ConditionStatus, ConditionType, find_condition
 from stigmer_operator.pipeline.frozen import mapping_at, str_at
-from stigmer_operator.pipeline.naming import is_dns_label, resource_id
+from stigmer_operator.pipeline.naming import resource_id
 
 #: Label on every object the operator creates.
 MANAGED_BY = ("app.kubernetes.io/managed-by", "stigmer-operator")
 
 
-class InvalidOrgLabel(ValueError):
-    """The org label is present but not a DNS label."""
-
-    path = f"metadata.labels[{ORG_LABEL}]"
-
-
-def org_of(namespace: str, labels: Mapping[str, Any]) -> str:
-    """The owning org; raises :class:`InvalidOrgLabel` for a malformed label."""
-    value = labels.get(ORG_LABEL)
-    if value is None:
-        return namespace
-    if not isinstance(value, str) or not is_dns_label(value):
-        raise InvalidOrgLabel(
-            f"{value!r} is not a valid org: must be a DNS label (lower-case letters, "
-            "digits and '-', at most 63 characters, starting and ending with a letter or digit)"
-        )
-    return value
-
-
 def id_of(kind: Kind, obj: Mapping[str, Any]) -> str:
-    """The id of an API object: its ``status.id`` if assigned, else derived from its uid."""
-    assigned = str_at(obj, "status", "id")
-    if assigned.startswith(kind.id_prefix):
-        return assigned
+    """The id of an API object: always derived from its uid.
+
+    Never read back from ``status.id``: whoever may write the status
+    subresource could otherwise point the object at another object's id.
+    """
     return resource_id(kind, str_at(obj, "metadata", "uid"))
 
 

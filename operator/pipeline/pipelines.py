@@ -18,10 +18,21 @@ update/resume          spec.agentRef), ResolveSlug, CheckDuplicate,
                        TransformResponse, SendResponse
 agent-delete,          DeleteResource, Publish
 agentinstance-delete
+agent-revoke,          RevokeGrants, DeleteResource, Publish -- run by
+agentinstance-revoke   :func:`run` when a pipeline refuses the object
 =====================  ====================================================
 
 Delete pipelines do not validate: an object that was refused must still be
-deletable. Children (default instance, ServiceAccount/Role/RoleBinding) are
+deletable.
+
+A refusal revokes (the revoke pipelines): the moment an object is refused
+(``Accepted=False``, whatever the reason) an AgentInstance's Role is
+emptied, and the object leaves the mirror -- its entry, slug and name
+index entries and an Agent's ownership record are removed as if it were
+deleted (history kept, a ``Deleted`` Event). The rule is "the mirror holds
+accepted objects only": a refused Agent can neither keep a slug, nor stay
+usable through a stale sharing record, and it comes back as a new version
+once fixed. Children (default instance, ServiceAccount/Role/RoleBinding) are
 removed by the garbage collector through their ownerReferences.
 
 :func:`run` is the one way to run a pipeline on an object: the handlers, the
@@ -50,6 +61,7 @@ from stigmer_operator.pipeline.steps import (
     Persist,
     Publish,
     ResolveSlug,
+    RevokeGrants,
     SendResponse,
     TransformResponse,
     UpdateAgentStatusWithDefaultInstance,
@@ -85,6 +97,13 @@ AGENT_INSTANCE_STEPS: tuple[Step, ...] = (
 )
 
 DELETE_STEPS: tuple[Step, ...] = (DeleteResource(), Publish())
+
+REVOKE_STEPS: tuple[Step, ...] = (RevokeGrants(), DeleteResource(), Publish())
+
+#: What a refusal undoes, by kind: ``agent-revoke``, ``agentinstance-revoke``.
+REVOKE_PIPELINES: Mapping[Kind, Pipeline] = MappingProxyType(
+    {kind: Pipeline(f"{kind.value.lower()}-revoke", REVOKE_STEPS) for kind in Kind}
+)
 
 
 def _declare() -> dict[tuple[Kind, Operation], Pipeline]:
@@ -127,7 +146,10 @@ def run(
     """Build the context for ``body`` and run the pipeline for (kind, operation).
 
     Returns the finished context; raises :class:`~.errors.PipelineError` at
-    the first failing step. With ``report`` the failure is first written
+    the first failing step. A refusal first runs the kind's revoke pipeline
+    (grants and mirror entry go); if revoking fails, its retryable error is
+    raised after the refusal is reported, so the revoke is retried. With
+    ``report`` the failure is first written
     where users see it (:func:`~.failure.report_failure`: status and a
     Warning Event), as the kopf handlers want; the start-up sweep does not.
     ``observer`` is called around every step (the operator's metrics).
@@ -136,6 +158,28 @@ def run(
     try:
         return pipeline_for(kind, operation).run(ctx, observer)
     except PipelineError as error:
+        unrevoked = _revoke(kind, operation, body, deps, observer, error)
         if report:
             report_failure(ctx, error)
+        if unrevoked is not None:
+            raise unrevoked from error
         raise
+
+
+def _revoke(
+    kind: Kind,
+    operation: Operation,
+    body: Mapping[str, Any],
+    deps: Deps,
+    observer: StepObserver | None,
+    error: PipelineError,
+) -> PipelineError | None:
+    """Run the revoke pipeline after a refusal; its error if it failed."""
+    if not error.reason.refuses_object or operation is Operation.DELETE:
+        return None
+    ctx = RequestContext.for_kind(kind, body, operation, deps)
+    try:
+        REVOKE_PIPELINES[kind].run(ctx, observer)
+    except PipelineError as failure:
+        return failure
+    return None

@@ -39,3 +39,36 @@ class ForeignDatabaseError(StoreOpenError):
 
 class StoreReadOnlyError(StoreError):
     """A write was attempted through a read-only or secondary handle."""
+
+
+class UidMismatchError(StoreError):
+    """A save would replace the entry of another Kubernetes object.
+
+    Ids are derived from uids, so an entry whose uid differs from the one
+    being saved under the same id was written by someone else: nothing is
+    overwritten.
+    """
+
+    def __init__(self, kind: str, resource_id: str, stored_uid: str, incoming_uid: str) -> None:
+        super().__init__(
+            f"{kind} {resource_id} is held by uid {stored_uid}; refusing to overwrite it "
+            f"with the object of uid {incoming_uid}"
+        )
+        self.resource_id = resource_id
+        self.stored_uid = stored_uid
+        self.incoming_uid = incoming_uid
+
+
+def held_by(stored_uid: str, uid: str | None) -> bool:
+    """May the object of ``uid`` replace or remove an entry holding ``stored_uid``?
+
+    ``None`` (a caller that names no object) and an entry without a uid
+    (never written by the pipeline) always may.
+    """
+    return uid is None or not stored_uid or stored_uid == uid
+
+
+def check_same_uid(kind: str, resource_id: str, stored_uid: str, incoming_uid: str) -> None:
+    """Raise :class:`UidMismatchError` unless the stored entry is the same object's."""
+    if not held_by(stored_uid, incoming_uid):
+        raise UidMismatchError(kind, resource_id, stored_uid, incoming_uid)

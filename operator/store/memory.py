@@ -27,7 +27,12 @@ from typing import NamedTuple
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, store_pb2
 from stigmer_operator.store import keys, records
-from stigmer_operator.store.errors import NotFoundError, StoreError
+from stigmer_operator.store.errors import (
+    NotFoundError,
+    StoreError,
+    check_same_uid,
+    held_by,
+)
 from stigmer_operator.store.protocol import StoreStats, spec_hash
 from stigmer_operator.store.retention import PruneReport, Retention
 
@@ -88,6 +93,7 @@ class MemoryStore:
             state = self._open_state()
             ref = (kind, resource_id)
             existed = ref in state.live
+            _guard_uid(kind, resource_id, state.live.get(ref), data, resource.metadata.uid)
             self._unindex(ref)
             state.live[ref] = data
             self._index(kind, resource)
@@ -140,12 +146,15 @@ class MemoryStore:
         ]
         return iter(instances)
 
-    def delete(self, kind: Kind, resource_id: str) -> store_pb2.ChangeLogEntry | None:
+    def delete(
+        self, kind: Kind, resource_id: str, *, uid: str | None = None
+    ) -> store_pb2.ChangeLogEntry | None:
         with self._lock:
             state = self._open_state()
-            data = state.live.pop((kind, resource_id), None)
-            if data is None:
+            data = state.live.get((kind, resource_id))
+            if data is None or not held_by(_parse(kind, data).metadata.uid, uid):
                 return None
+            del state.live[(kind, resource_id)]
             old = _parse(kind, data)
             self._unindex((kind, resource_id))
             if kind is Kind.AGENT:
@@ -350,6 +359,13 @@ def _version(history_entry: bytes) -> int:
 
 def _recorded_ns(history_entry: bytes) -> int:
     return store_pb2.HistoryEntry.FromString(history_entry).recorded_at.ToNanoseconds()
+
+
+# -- the uid guard: an entry is only ever replaced or removed by its own object --
+def _guard_uid(kind: Kind, resource_id: str, stored: bytes | None, data: bytes, uid: str) -> None:
+    """Raise :class:`UidMismatchError` when ``stored`` mirrors another object than ``uid``."""
+    if stored is not None and stored != data:
+        check_same_uid(kind.value, resource_id, _parse(kind, stored).metadata.uid, uid)
 
 
 def _require_id(resource: Resource) -> str:

@@ -24,6 +24,11 @@ Semantics every implementation keeps:
 * Two live resources claiming one slug (or one ``namespace/name``) is the
   pipeline's bug to prevent (CheckDuplicate); the index then names the one
   saved last, and removing the other never removes it.
+* An entry belongs to the Kubernetes object whose uid it holds: a ``save``
+  of another uid under the same id raises
+  :class:`~stigmer_operator.store.errors.UidMismatchError` and writes
+  nothing, and ``delete(..., uid=...)`` removes only the entry of that uid.
+  (Ids are derived from uids, so a mismatch means someone forged an id.)
 * Missing things raise :class:`~stigmer_operator.store.errors.NotFoundError`.
 * ``delete`` removes the live entry and every index (and the ownership record
   of an Agent) but keeps history, and appends a DELETED log entry; deleting
@@ -114,8 +119,14 @@ class Store(Protocol):
         """Live AgentInstances whose ``status.agent_id`` is ``agent_id``."""
         ...
 
-    def delete(self, kind: Kind, resource_id: str) -> store_pb2.ChangeLogEntry | None:
-        """Remove the live entry and its indexes, keep history, log DELETED."""
+    def delete(
+        self, kind: Kind, resource_id: str, *, uid: str | None = None
+    ) -> store_pb2.ChangeLogEntry | None:
+        """Remove the live entry and its indexes, keep history, log DELETED.
+
+        With ``uid``, only an entry mirroring that object is removed; an
+        entry of another uid is left alone (``None``, nothing written).
+        """
         ...
 
     def delete_kind(self, kind: Kind) -> int:

@@ -67,6 +67,8 @@ from stigmer_operator.store.errors import (
     StoreMissingError,
     StoreOpenError,
     StoreReadOnlyError,
+    check_same_uid,
+    held_by,
 )
 from stigmer_operator.store.protocol import StoreStats, spec_hash
 from stigmer_operator.store.retention import PruneReport, Retention
@@ -316,11 +318,13 @@ class RocksStore:
             if isinstance(resource, agent_instance_pb2.AgentInstance):
                 yield resource
 
-    def delete(self, kind: Kind, resource_id: str) -> store_pb2.ChangeLogEntry | None:
+    def delete(
+        self, kind: Kind, resource_id: str, *, uid: str | None = None
+    ) -> store_pb2.ChangeLogEntry | None:
         with self._write_lock:
             self._writable()
             pending = _Pending(self._last_sequence)
-            entry = self._stage_delete(pending, kind, resource_id)
+            entry = self._stage_delete(pending, kind, resource_id, uid)
             self._write_pending(pending)
             return entry
 
@@ -623,6 +627,9 @@ class RocksStore:
             old_index = item.indexes  # same bytes, same index entries: no parse needed
         else:
             old = self._parse(item.kind.message_type, previous)
+            check_same_uid(
+                item.kind.value, item.resource_id, old.metadata.uid, item.resource.metadata.uid
+            )
             old_index = _Index.of(item.kind, old, previous)
         self._move_indexes(pending, item.resource_id, old_index, item.indexes)
         if previous != item.value:
@@ -686,13 +693,15 @@ class RocksStore:
         return count
 
     def _stage_delete(
-        self, pending: _Pending, kind: Kind, resource_id: str
+        self, pending: _Pending, kind: Kind, resource_id: str, uid: str | None = None
     ) -> store_pb2.ChangeLogEntry | None:
         resource_key = keys.resource(kind, resource_id)
         previous = self._read(pending, resource_key)
         if previous is None:
             return None
         old = self._parse(kind.message_type, previous)
+        if not held_by(old.metadata.uid, uid):
+            return None
         pending.delete(resource_key)
         pending.count(keys.Count.of_kind(kind), -1)
         self._move_indexes(pending, resource_id, _Index.of(kind, old, previous), _NO_INDEX)

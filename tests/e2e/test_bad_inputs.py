@@ -19,8 +19,10 @@ says what must happen when it is applied with ``kubectl apply``:
     operator derived is valid; a ``secret`` never appears in the status,
     the Events or the operator's log.
 
-Files may use ``${NS}`` and ``${NS2}`` (two fresh ``t-*`` namespaces: the
-case's own and a second one), ``${ORG}`` (an org name unique to the run) and
+Files may use ``${NS}``, ``${NS2}`` and ``${NS3}`` (fresh ``t-*``
+namespaces: the case's own, its own org; the other two labelled by the
+fixture, as a cluster admin would, with the org ``${ORG}-twins``),
+``${ORG}`` (an org name unique to the run) and
 ``${REPEAT:<count>:<text>}`` (``<text>`` repeated, for the size cases: a
 4 MB manifest does not belong in git).
 
@@ -47,7 +49,7 @@ import kubernetes
 import pytest
 import yaml
 
-from stigmer_operator.api.kinds import DEFAULT_INSTANCE_LABEL, Kind
+from stigmer_operator.api.kinds import DEFAULT_INSTANCE_LABEL, ORG_LABEL, Kind
 from stigmer_operator.store import NotFoundError
 from stigmer_testing.controlplane import ControlPlane
 from stigmer_testing.operator_process import OperatorProcess
@@ -157,7 +159,7 @@ class Run:
     cases: dict[str, Case]
     operator: OperatorProcess
     pid: int | None
-    namespaces: tuple[str, str]
+    namespaces: tuple[str, ...]
     metrics: Counter[str] = field(default_factory=Counter)
     log: str = ""
     seconds: float = 0.0
@@ -170,10 +172,12 @@ def run(
 ) -> Iterator[Run]:  # fmt: skip
     cluster = Cluster(kube_api)
     suffix = uuid.uuid4().hex[:6]
-    ns, ns2 = f"t-corpus-{suffix}", f"t-corpus2-{suffix}"
-    for name in (ns, ns2):
-        cluster.core.create_namespace({"metadata": {"name": name}})
-    subs = {"NS": ns, "NS2": ns2, "ORG": f"org-{suffix}"}
+    ns, ns2, ns3 = f"t-corpus-{suffix}", f"t-corpus2-{suffix}", f"t-corpus3-{suffix}"
+    twins = {ORG_LABEL: f"org-{suffix}-twins"}
+    for name in (ns, ns2, ns3):
+        labels = twins if name != ns else {}
+        cluster.core.create_namespace({"metadata": {"name": name, "labels": labels}})
+    subs = {"NS": ns, "NS2": ns2, "NS3": ns3, "ORG": f"org-{suffix}"}
     cases = {path.name: load(path, subs) for path in CORPUS}
     for case in cases.values():
         case.namespace = case.doc["metadata"].get("namespace", ns)
@@ -181,8 +185,10 @@ def run(
     try:
         # Setup first, settled: the cases build on it.
         setup = [doc for case in cases.values() for doc in case.setup]
-        for where in (ns, ns2):
+        for where in (ns, ns2, ns3):
             docs = [d for d in setup if d["metadata"].get("namespace", ns) == where]
+            if not docs:
+                continue
             applied = _kubectl_apply(control_plane, where, docs)
             assert applied.returncode == 0, applied.stderr
         for doc in setup:
@@ -206,7 +212,9 @@ def run(
         wait_for(lambda: all(_settled(cluster, c) for c in cases.values()), timeout=90,
                  interval=0.5, what="every accepted case to settle")  # fmt: skip
         time.sleep(RETRY_WINDOW)  # long enough for a retry loop to show itself
-        result = Run(cases, operator_process, pid, (ns, ns2), seconds=time.monotonic() - started)
+        result = Run(
+            cases, operator_process, pid, (ns, ns2, ns3), seconds=time.monotonic() - started
+        )
         for reason, before in baseline.items():
             result.metrics[reason] = int(reconcile_attempts(operator_process, reason) - before)
         with operator_process.log_path.open("rb") as log:
@@ -214,7 +222,7 @@ def run(
             result.log = log.read().decode(errors="replace")
         yield result
     finally:
-        for name in (ns, ns2):
+        for name in (ns, ns2, ns3):
             cluster.core.delete_namespace(name)
 
 
@@ -223,7 +231,7 @@ def test_corpus_is_large_and_every_file_says_what_it_tests() -> None:
     verdicts: Counter[str] = Counter()
     for path in CORPUS:
         assert path.read_text().startswith("# "), f"{path.name}: header comment"
-        case = load(path, {"NS": "ns", "NS2": "ns2", "ORG": "org"})
+        case = load(path, {"NS": "ns", "NS2": "ns2", "NS3": "ns3", "ORG": "org"})
         verdicts[case.verdict] += 1
     assert set(verdicts) == {"refused", "ready-false", "ready"}, verdicts
 

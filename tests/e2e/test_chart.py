@@ -9,7 +9,14 @@
    minimal. Cluster-wide, namespaced and peering installs are each run, and
    the peering install's two replicas fail over: the standby stays paused
    while the active one runs and takes over when it stops.
-2. Every chart variant (default values and each ``ci/*-values.yaml``) is
+2. In cluster-wide mode the chart's ValidatingAdmissionPolicy bounds what
+   the operator's own identity may write to RBAC objects: as that identity
+   (a TokenRequest token for the chart's ServiceAccount, with the chart's
+   RBAC and policy from ``helm template``), a RoleBinding granting Secrets
+   to ``system:authenticated`` is refused, and the operator's own IAM
+   writes (through :class:`ApiKubeEffects`, as the pipeline makes them) are
+   admitted.
+3. Every chart variant (default values and each ``ci/*-values.yaml``) is
    rendered and applied with ``kubectl apply --server-side --dry-run=server``:
    the API server validates every object (schemas, RBAC rules, PVCs, ...).
 
@@ -31,15 +38,28 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import kubernetes
 import pytest
 import yaml
+from kubernetes.client.exceptions import ApiException
 
+from stigmer_operator.api.kinds import Kind
+from stigmer_operator.api.validation import validate_spec
+from stigmer_operator.pipeline.context import Operation, RequestContext
+from stigmer_operator.pipeline.deps import Deps
+from stigmer_operator.pipeline.frozen import thaw
+from stigmer_operator.pipeline.keys import SPEC
+from stigmer_operator.pipeline.kube_api import ApiKubeEffects
+from stigmer_operator.pipeline.runner import Pipeline
+from stigmer_operator.pipeline.steps import CreateIamPolicies, RevokeGrants
+from stigmer_operator.store.memory import MemoryStore
 from stigmer_testing.controlplane import (
     BUILD_HINT,
     BinariesMissingError,
     ControlPlane,
 )
 from stigmer_testing.operator_process import OperatorProcess
+from tests.e2e.helpers import Cluster, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -409,7 +429,130 @@ def test_peering_standby_takes_over(plane: ControlPlane, helm: Helm, tmp_path: P
         helm("uninstall", release, "--namespace", release_ns, check=False)
 
 
-# -- 2. every variant, validated by the API server ------------------------------------
+# -- 2. the admission policy bounds the operator's own RBAC writes --------------------
+
+#: What the policy test applies from ``helm template``: identity, RBAC, policy.
+POLICY_KINDS = {
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
+MANAGED = {"app.kubernetes.io/managed-by": "stigmer-operator"}
+DENIED_BY_POLICY = "denied request"
+
+
+def _role(name: str, labels: dict[str, str], rule: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": labels}, "rules": [rule]}
+
+
+def _binding(name: str, subject: dict[str, str]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": MANAGED},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [subject],
+    }
+
+
+def _refused(write: Callable[[], Any]) -> str:
+    """The API's refusal message of ``write``; fails if it was admitted."""
+    try:
+        write()
+    except ApiException as exc:
+        assert exc.status in (403, 422), exc
+        return str(exc.body)
+    raise AssertionError("admitted")
+
+
+def test_admission_policy_bounds_the_operators_rbac_writes(plane: ControlPlane, helm: Helm) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    release, release_ns, target = "so-vap", f"stigmer-vap-{suffix}", f"agents-vap-{suffix}"
+    for namespace in (release_ns, target):
+        _ensure_namespace(plane, namespace)
+    rendered = helm("template", release, str(CHART), f"--namespace={release_ns}").stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in POLICY_KINDS]
+    assert {d["kind"] for d in docs} == POLICY_KINDS
+    plane.kubectl("apply", "-n", release_ns, "-f", "-", input=yaml.safe_dump_all(docs))
+    try:
+        (account,) = [d for d in docs if d["kind"] == "ServiceAccount"]
+        token = plane.token_for(release_ns, account["metadata"]["name"])
+        kubeconfig = plane.kubeconfig_for_token(token, name=f"vap-{suffix}")
+        with plane.client(kubeconfig) as client:
+            _attacks_are_refused(client, target)
+            _the_pipelines_writes_are_admitted(plane, client, target)
+    finally:
+        cluster_scoped = [d for d in docs if d["kind"] != "ServiceAccount"]
+        plane.kubectl(
+            "delete", "--ignore-not-found", "-f", "-",
+            input=yaml.safe_dump_all(cluster_scoped), check=False,
+        )  # fmt: skip
+
+
+def _attacks_are_refused(client: kubernetes.client.ApiClient, target: str) -> None:
+    rbac = kubernetes.client.RbacAuthorizationV1Api(client)
+    secrets_of = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+    named = {**secrets_of, "resourceNames": ["db"]}
+    # RBAC alone admits this Role (the operator holds `get` on Secrets) ...
+    rbac.create_namespaced_role(target, _role("grab", MANAGED, named))
+    everyone = {
+        "kind": "Group",
+        "name": "system:authenticated",
+        "apiGroup": "rbac.authorization.k8s.io",
+    }
+    attack = _binding("grab", everyone)
+    # ... and this RoleBinding: only the policy refuses it (it may take a moment to load).
+    wait_for(
+        lambda: _try_dry_run(rbac, target, attack),
+        timeout=30, what="the admission policy to be enforced",
+    )  # fmt: skip
+    message = _refused(lambda: rbac.create_namespaced_role_binding(target, attack))
+    assert DENIED_BY_POLICY in message and "may only bind its own Role" in message
+    other_sa = {"kind": "ServiceAccount", "name": "someone-else", "namespace": target}
+    assert "may only bind" in _refused(
+        lambda: rbac.create_namespaced_role_binding(target, _binding("grab", other_sa))
+    )
+    assert "only grant get on named" in _refused(
+        lambda: rbac.create_namespaced_role(target, _role("wide", MANAGED, secrets_of))
+    )
+    assert "labelled app.kubernetes.io/managed-by" in _refused(
+        lambda: rbac.create_namespaced_role(target, _role("unlabelled", {}, named))
+    )
+
+
+def _try_dry_run(rbac: Any, namespace: str, body: dict[str, Any]) -> bool:
+    """``True`` once the policy refuses ``body`` (asked with a server-side dry run)."""
+    try:
+        rbac.create_namespaced_role_binding(namespace, body, dry_run="All")
+    except ApiException as exc:
+        return DENIED_BY_POLICY in str(exc.body)
+    return False
+
+
+def _the_pipelines_writes_are_admitted(
+    plane: ControlPlane, client: kubernetes.client.ApiClient, target: str
+) -> None:
+    """CreateIamPolicies' three objects, then RevokeGrants' empty Role, as the operator."""
+    with plane.client() as admin:
+        owner = Cluster(admin).create(
+            Kind.AGENT_INSTANCE, target, "owner", {"agentRef": {"name": "x"}}
+        )
+    deps = Deps(store=MemoryStore(), kube=ApiKubeEffects(client))
+    body = {**owner, "spec": {"agentRef": {"name": "x"}, "environmentRefs": [
+        {"kind": "Secret", "name": "db"}]}}  # fmt: skip
+    ctx = RequestContext.for_kind(Kind.AGENT_INSTANCE, body, Operation.CREATE, deps)
+    ctx.values.put(SPEC, validate_spec(Kind.AGENT_INSTANCE, thaw(ctx.spec)))
+    Pipeline("iam", [CreateIamPolicies()]).run(ctx)
+    rbac = kubernetes.client.RbacAuthorizationV1Api(client)
+    role = rbac.read_namespaced_role("owner-agent", target)
+    assert role.rules[0].resource_names == ["db"]
+    Pipeline("revoke", [RevokeGrants()]).run(
+        RequestContext.for_kind(Kind.AGENT_INSTANCE, body, Operation.UPDATE, deps)
+    )
+    assert not rbac.read_namespaced_role("owner-agent", target).rules
+
+
+# -- 3. every variant, validated by the API server ------------------------------------
 
 
 @pytest.fixture(scope="module")

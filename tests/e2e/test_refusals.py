@@ -166,11 +166,13 @@ def test_duplicate_slug_across_namespaces_of_one_org(
     request: pytest.FixtureRequest,
 ) -> None:
     other = request.getfixturevalue("namespace_factory")()
-    org = {ORG_LABEL: f"org-{namespace[-6:]}"}
-    cluster.create_agent(namespace, "first", with_spec(displayName="Same Name"), labels=org)
+    org = {"metadata": {"labels": {ORG_LABEL: f"org-{namespace[-6:]}"}}}
+    for where in (namespace, other):  # as a cluster admin does: tenants cannot label Namespaces
+        cluster.core.patch_namespace(where, org)
+    cluster.create_agent(namespace, "first", with_spec(displayName="Same Name"))
     cluster.wait_ready(Kind.AGENT, namespace, "first")
     before = reconcile_attempts(operator_process, "DuplicateSlug")
-    cluster.create_agent(other, "second", with_spec(displayName="Same Name"), labels=org)
+    cluster.create_agent(other, "second", with_spec(displayName="Same Name"))
     refused = assert_refused(cluster, operator_process, other, "second", "DuplicateSlug", before)
     assert f"{namespace}/first" in condition(refused, "Ready")["message"]
 

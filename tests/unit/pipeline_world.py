@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stigmer_operator.api.kinds import Kind, Resource
+from stigmer_operator.api.kinds import ORG_LABEL, Kind, Resource
+from stigmer_operator.pipeline.consent import ALLOWED_INSTANCES_ANNOTATION
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.deps import Deps, PipelineSettings
 from stigmer_operator.pipeline.kube import ObjectKind
@@ -101,6 +102,25 @@ class World:
         self.deps = self.new_deps()
 
     # -- objects -------------------------------------------------------------
+    def namespace(self, name: str, org: str | None = None) -> None:
+        """The Namespace, with the org label a cluster admin would set (``None``: no label)."""
+        labels = {ORG_LABEL: org} if org is not None else {}
+        self.kube.put(ObjectKind.NAMESPACE, {"metadata": {"name": name, "labels": labels}})
+
+    def env_source(
+        self,
+        kind: ObjectKind,
+        name: str,
+        namespace: str = "team-a",
+        *,
+        allowed: str | None = "*",
+    ) -> None:
+        """A Secret or ConfigMap; ``allowed`` is its consent annotation (``None``: none)."""
+        annotations = {ALLOWED_INSTANCES_ANNOTATION: allowed} if allowed is not None else {}
+        self.kube.put(
+            kind, {"metadata": {"name": name, "namespace": namespace, "annotations": annotations}}
+        )
+
     def apply(self, body: Mapping[str, Any]) -> dict[str, Any]:
         kind = ObjectKind.AGENT if body["kind"] == "Agent" else ObjectKind.AGENT_INSTANCE
         return self.kube.put(kind, body)

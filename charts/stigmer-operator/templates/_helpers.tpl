@@ -132,6 +132,17 @@ removed by the garbage collector.
   verbs: ["get"]
 {{- end }}
 
+{{/*
+Namespaces: the org of an object is its Namespace's agentic.stigmer.ai/org
+label, set by cluster admins. `get` only (a cached GET, no watch).
+*/}}
+{{- define "stigmer-operator.namespaceReadRule" -}}
+# The org of an object is its Namespace's agentic.stigmer.ai/org label.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get"]
+{{- end }}
+
 {{/* Peering rule for the given resource (clusterkopfpeerings or kopfpeerings). */}}
 {{- define "stigmer-operator.peeringRule" -}}
 # kopf peering: keep-alives in the peering object's status.

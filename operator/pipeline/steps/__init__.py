@@ -9,6 +9,7 @@ from stigmer_operator.pipeline.steps.delete_resource import DeleteResource
 from stigmer_operator.pipeline.steps.persist import Persist
 from stigmer_operator.pipeline.steps.publish import Publish
 from stigmer_operator.pipeline.steps.resolve_slug import ResolveSlug
+from stigmer_operator.pipeline.steps.revoke_grants import RevokeGrants
 from stigmer_operator.pipeline.steps.send_response import SendResponse
 from stigmer_operator.pipeline.steps.transform_response import TransformResponse
 from stigmer_operator.pipeline.steps.update_agent_status_with_default_instance import (
@@ -26,6 +27,7 @@ __all__ = [
     "Persist",
     "Publish",
     "ResolveSlug",
+    "RevokeGrants",
     "SendResponse",
     "TransformResponse",
     "UpdateAgentStatusWithDefaultInstance",

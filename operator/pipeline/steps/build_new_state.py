@@ -4,9 +4,14 @@ Built afresh from the validated spec and the object's metadata, so nothing
 stale survives from an earlier version -- except what must never change or
 is not the spec's to say:
 
-* ``metadata.id``: kept from the store or ``status.id``; otherwise derived
-  from the uid (:func:`~stigmer_operator.pipeline.naming.resource_id`), so a
-  crash before ``status.id`` was written cannot mint a second id.
+* ``metadata.id``: always derived from the uid
+  (:func:`~stigmer_operator.pipeline.naming.resource_id`), never read back
+  from ``status.id`` (anyone who may write the status could name another
+  object's id), so a crash before ``status.id`` was written cannot mint a
+  second id either. A store entry under that id held by another uid, or an
+  entry of this object under another id, was forged through ``status.id``
+  by an older version: Persist removes it (the store itself refuses to
+  overwrite another uid's entry).
 * ``status.audit.created_at``: kept; ``updated_at`` moves (and the event
   becomes UPDATED) only when the spec actually changed, so a resume or a
   metadata-only change does not rewrite history.
@@ -62,12 +67,12 @@ class BuildNewState:
     name = "BuildNewState"
 
     def run(self, ctx: RequestContext[Resource]) -> None:
-        existing = _existing(ctx)
+        rid = resource_id(ctx.kind, ctx.uid)
+        existing = _existing(ctx, rid)
         state = ctx.new_state
         state.Clear()
         state.api_version = API_VERSION
         state.kind = ctx.kind.value
-        rid = _id(ctx, existing)
         _fill_metadata(ctx, state.metadata, rid)
         spec = ctx.values.get(SPEC)
         if isinstance(state, agent_pb2.Agent) and isinstance(spec, AgentSpec):
@@ -85,27 +90,37 @@ class BuildNewState:
         ctx.values.put(RESOURCE_ID, rid)
 
 
-def _existing(ctx: RequestContext[Resource]) -> Resource | None:
-    """The store's entry for this object; an entry of a same-named former object is stale."""
+def _existing(ctx: RequestContext[Resource], rid: str) -> Resource | None:
+    """The store's entry for this object; any other entry in its way is stale.
+
+    Stale: the entry of a same-named former object, an entry of this very
+    object under another id, and an entry under this id held by another uid.
+    """
+    store = ctx.deps.store
     try:
-        found = ctx.deps.store.get_by_name(ctx.kind, ctx.namespace, ctx.name)
+        found = store.get_by_name(ctx.kind, ctx.namespace, ctx.name)
     except NotFoundError:
-        return None
-    if found.metadata.uid == ctx.uid:
+        found = None
+    if found is not None and found.metadata.uid == ctx.uid and found.metadata.id == rid:
         ctx.values.put(EXISTING, found)
         return found
-    stale = StaleEntry(ctx.kind, found.metadata.id, f"name held by former uid {found.metadata.uid}")
-    add_stale_entry(ctx.values, stale)
+    if found is not None:
+        why = (
+            f"name held by former uid {found.metadata.uid}"
+            if found.metadata.uid != ctx.uid
+            else f"this object's entry under an id not derived from its uid ({rid})"
+        )
+        add_stale_entry(ctx.values, StaleEntry(ctx.kind, found.metadata.id, why))
+    try:
+        squatter = store.get(ctx.kind, rid)
+    except NotFoundError:
+        return None
+    if squatter.metadata.uid == ctx.uid:  # its name index entry was lost
+        ctx.values.put(EXISTING, squatter)
+        return squatter
+    why = f"id {rid} held by uid {squatter.metadata.uid}, not the uid it derives from"
+    add_stale_entry(ctx.values, StaleEntry(ctx.kind, rid, why))
     return None
-
-
-def _id(ctx: RequestContext[Resource], existing: Resource | None) -> str:
-    if existing is not None and existing.metadata.id:
-        return existing.metadata.id
-    assigned = str_at(ctx.body, "status", "id")
-    if assigned.startswith(ctx.kind.id_prefix):
-        return assigned
-    return resource_id(ctx.kind, ctx.uid)
 
 
 def _fill_metadata(

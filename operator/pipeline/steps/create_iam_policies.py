@@ -2,7 +2,9 @@
 
 For an **AgentInstance**: a ServiceAccount ``<instance>-agent``, a Role of
 the same name that can ``get`` exactly the Secrets and ConfigMaps its
-``spec.environmentRefs`` name (``resourceNames``; one rule per kind that has
+``spec.environmentRefs`` name -- each of which consented to this instance,
+as Authorize checked (:mod:`~stigmer_operator.pipeline.consent`) --
+(``resourceNames``; one rule per kind that has
 references, none for a kind without), and a RoleBinding granting that Role
 to that ServiceAccount. An instance with no references still gets all three
 objects, the Role with no rules: the set of objects never depends on the
@@ -80,7 +82,7 @@ def _put_ownership(ctx: RequestContext[Resource], spec: AgentSpec) -> bool:
 
 def _apply_instance_iam(ctx: RequestContext[Resource], spec: AgentInstanceSpec) -> bool:
     name = service_account_name(ctx.name)
-    metadata = _metadata(ctx, name)
+    metadata = iam_metadata(ctx, name)
     desired: list[tuple[ObjectKind, dict[str, Any]]] = [
         (ObjectKind.SERVICE_ACCOUNT, {"metadata": metadata}),
         (ObjectKind.ROLE, {"metadata": metadata, "rules": role_rules(spec)}),
@@ -119,7 +121,8 @@ def role_rules(spec: AgentInstanceSpec) -> list[dict[str, Any]]:
     return rules
 
 
-def _metadata(ctx: RequestContext[Resource], name: str) -> dict[str, Any]:
+def iam_metadata(ctx: RequestContext[Resource], name: str) -> dict[str, Any]:
+    """Name, labels and controller ownerReference of the instance's IAM objects."""
     return {
         "name": name,
         "namespace": ctx.namespace,

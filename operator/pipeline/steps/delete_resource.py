@@ -6,8 +6,9 @@ change-log entry for Publish, and keeps every history entry -- the record
 of what existed survives the object. Idempotent: deleting what is already
 gone writes nothing, and a crash before Publish is caught up by the outbox.
 
-The id is found through the store's name index (only if that entry mirrors
-this very object, by uid), else ``status.id`` or the uid-derived id.
+The id is derived from the uid (never read from ``status.id``), and the
+store removes the entry only if it mirrors this very object (same uid):
+deleting an object can never remove another object's entry.
 """
 
 from __future__ import annotations
@@ -16,28 +17,17 @@ from stigmer_operator.api.kinds import Resource
 from stigmer_operator.pipeline.context import RequestContext
 from stigmer_operator.pipeline.keys import CHANGE, RESOURCE_ID
 from stigmer_operator.pipeline.meta import id_of
-from stigmer_operator.store.errors import NotFoundError
 
 
 class DeleteResource:
     name = "DeleteResource"
 
     def run(self, ctx: RequestContext[Resource]) -> None:
-        resource_id = _stored_id(ctx)
+        resource_id = id_of(ctx.kind, ctx.body)
         ctx.values.put(RESOURCE_ID, resource_id)
-        entry = ctx.deps.store.delete(ctx.kind, resource_id)
+        entry = ctx.deps.store.delete(ctx.kind, resource_id, uid=ctx.uid)
         if entry is None:
             ctx.mark_unchanged()
             return
         ctx.deps.outbox.track(ctx.deps.store, entry)
         ctx.values.put(CHANGE, entry)
-
-
-def _stored_id(ctx: RequestContext[Resource]) -> str:
-    try:
-        found = ctx.deps.store.get_by_name(ctx.kind, ctx.namespace, ctx.name)
-    except NotFoundError:
-        return id_of(ctx.kind, ctx.body)
-    if found.metadata.uid == ctx.uid:
-        return found.metadata.id
-    return id_of(ctx.kind, ctx.body)

@@ -18,8 +18,8 @@ from stigmer_operator.api.validation import SpecInvalid, Violation, validate_spe
 from stigmer_operator.pipeline.context import RequestContext
 from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.frozen import thaw
-from stigmer_operator.pipeline.keys import ORG, SPEC
-from stigmer_operator.pipeline.meta import InvalidOrgLabel, org_of
+from stigmer_operator.pipeline.keys import SPEC
+from stigmer_operator.pipeline.orgs import InvalidOrgLabel, org_label
 
 
 class ValidateFieldConstraints:
@@ -27,22 +27,21 @@ class ValidateFieldConstraints:
 
     def run(self, ctx: RequestContext[Resource]) -> None:
         violations: list[Violation] = []
-        org = _org(ctx, violations)
+        _check_org_label(ctx, violations)
         model = _spec(ctx, violations)
-        if violations or org is None or model is None:
+        if violations or model is None:
             raise PipelineError(
                 Reason.VALIDATION_FAILED, str(SpecInvalid(violations)), retryable=False
             )
         ctx.values.put(SPEC, model)
-        ctx.values.put(ORG, org)
 
 
-def _org(ctx: RequestContext[Resource], violations: list[Violation]) -> str | None:
+def _check_org_label(ctx: RequestContext[Resource], violations: list[Violation]) -> None:
+    """The org label's format (whether it agrees with the Namespace is Authorize's call)."""
     try:
-        return org_of(ctx.namespace, ctx.labels)
+        org_label(ctx.labels)
     except InvalidOrgLabel as exc:
         violations.append(Violation(exc.path, str(exc)))
-        return None
 
 
 def _spec(

@@ -38,6 +38,8 @@ EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
     ("", "configmaps"): {"get"},
 }
 PEERING_VERBS = {"get", "list", "watch", "patch"}
+#: Cluster-wide, also: the org of an object is its Namespace's label.
+NAMESPACE_READ = {("", "namespaces"): {"get"}}
 
 
 def flatten(rules: list[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
@@ -123,6 +125,8 @@ def test_default_objects(render: Render) -> None:
         "PersistentVolumeClaim",
         "Service",
         "ServiceAccount",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ]
 
 
@@ -255,7 +259,7 @@ def test_image_digest_wins_over_tag(render: Render) -> None:
 def test_cluster_wide_rbac_is_exactly_the_contract(render: Render) -> None:
     objects = render([CI / "cluster-wide-values.yaml"])
     role = one(objects, "ClusterRole")
-    assert flatten(role["rules"]) == EXPECTED_RULES
+    assert flatten(role["rules"]) == EXPECTED_RULES | NAMESPACE_READ
     binding = one(objects, "ClusterRoleBinding")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
@@ -272,7 +276,6 @@ def test_cluster_wide_rbac_is_exactly_the_contract(render: Render) -> None:
 
 def test_namespaced_rbac_one_role_per_namespace(render: Render) -> None:
     objects = render([CI / "namespaced-values.yaml"])
-    assert not by_kind(objects, "ClusterRole") and not by_kind(objects, "ClusterRoleBinding")
     roles = {r["metadata"]["namespace"]: r for r in by_kind(objects, "Role")}
     bindings = {b["metadata"]["namespace"]: b for b in by_kind(objects, "RoleBinding")}
     assert set(roles) == set(bindings) == {"team-a", "team-b"}
@@ -289,12 +292,66 @@ def test_namespaced_rbac_one_role_per_namespace(render: Render) -> None:
         "--namespace=team-b",
     ]
     assert "--platform-namespace=team-a" in args(deployment)
+    assert not by_kind(objects, "ValidatingAdmissionPolicy")  # Roles bound it already
+
+
+def test_namespaced_mode_reads_exactly_its_namespaces(render: Render) -> None:
+    """A Role cannot grant Namespaces: one ClusterRole, `get` on the served ones only."""
+    objects = render([CI / "namespaced-values.yaml"])
+    role = one(objects, "ClusterRole")
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["namespaces"],
+            "verbs": ["get"],
+            "resourceNames": ["team-a", "team-b"],
+        }
+    ]
+    binding = one(objects, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}
+    ]
+
+
+def test_cluster_wide_mode_bounds_the_operators_rbac_writes(render: Render) -> None:
+    objects = render([CI / "cluster-wide-values.yaml"])
+    policy = one(objects, "ValidatingAdmissionPolicy")
+    binding = one(objects, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"] == {
+        "policyName": policy["metadata"]["name"],
+        "validationActions": ["Deny"],
+    }
+    spec = policy["spec"]
+    assert spec["failurePolicy"] == "Fail"
+    matched = {
+        (group, resource)
+        for rule in spec["matchConstraints"]["resourceRules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    assert matched == {
+        ("", "serviceaccounts"),
+        ("rbac.authorization.k8s.io", "roles"),
+        ("rbac.authorization.k8s.io", "rolebindings"),
+    }
+    (condition,) = spec["matchConditions"]
+    assert f"'system:serviceaccount:{NAMESPACE}:{FULLNAME}'" in condition["expression"]
+    assert len(spec["validations"]) == 4
+
+
+def test_the_admission_policy_can_be_turned_off(render: Render) -> None:
+    objects = render(set_values={"rbac.admissionPolicy.enabled": "false"})
+    assert not by_kind(objects, "ValidatingAdmissionPolicy")
+    assert not by_kind(objects, "ValidatingAdmissionPolicyBinding")
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
 def test_no_delete_and_no_secret_enumeration_anywhere(render: Render, values: Path) -> None:
     for obj in render([values]):
-        if obj["kind"] not in ("Role", "ClusterRole"):
+        if obj["kind"] not in ("Role", "ClusterRole") or obj["metadata"]["name"].endswith(
+            "-namespaces"
+        ):
             continue
         rules = flatten(obj["rules"])
         for (group, resource), verbs in rules.items():
@@ -380,7 +437,11 @@ def test_peering_two_replicas_one_active(render: Render) -> None:
     assert peering["apiVersion"] == "kopf.dev/v1"
     assert peering["metadata"]["name"] == FULLNAME
     rules = flatten(one(objects, "ClusterRole")["rules"])
-    assert rules == {**EXPECTED_RULES, ("kopf.dev", "clusterkopfpeerings"): PEERING_VERBS}
+    assert rules == {
+        **EXPECTED_RULES,
+        **NAMESPACE_READ,
+        ("kopf.dev", "clusterkopfpeerings"): PEERING_VERBS,
+    }
 
 
 def test_peering_namespaced_uses_kopfpeerings(render: Render) -> None:

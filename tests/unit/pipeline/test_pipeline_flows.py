@@ -102,7 +102,7 @@ def test_resume_after_restart_changes_nothing(world: World) -> None:
             writes, Outcome.UNCHANGED
         )
     new_calls = world.kube.calls[calls:]
-    assert {c.method for c in new_calls} <= {"get", "apply_owned"}
+    assert {c.method for c in new_calls} <= {"get", "get_metadata", "apply_owned"}  # reads
     assert list(world.store.changes()) == log
 
 
@@ -176,6 +176,7 @@ def scenario(kind: Kind) -> tuple[World, str]:
         return world, "support-bot"
     world.agent()
     refs = [{"kind": "Secret", "name": "api-key"}]
+    world.env_source(ObjectKind.SECRET, "api-key")
     world.apply(instance_manifest(displayName="Prod", environmentRefs=refs))
     return world, "support-bot-prod"
 

@@ -8,6 +8,7 @@ from pipeline_world import World, agent_manifest, instance_manifest, step_of
 
 from stigmer_operator.api.kinds import ORG_LABEL, Kind, Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2, resource_pb2
+from stigmer_operator.pipeline import pipelines
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.keys import EXISTING, RESOURCE_ID, STALE_ENTRIES
 from stigmer_operator.pipeline.kube import ObjectKind
@@ -25,6 +26,7 @@ def build(
 
 
 def test_new_agent_state(world: World) -> None:
+    world.namespace("team-a", org="acme")
     obj = world.apply(
         agent_manifest(
             displayName="Support",
@@ -61,12 +63,40 @@ def test_new_agent_state(world: World) -> None:
     assert ctx.values.get(RESOURCE_ID) == meta.id
 
 
-def test_id_is_kept_from_status_when_assigned(world: World) -> None:
+def test_id_is_derived_from_the_uid_never_read_from_status(world: World) -> None:
     obj = agent_manifest()
     obj["status"] = {"id": "agt-00000000000000000042"}
-    world.apply(obj)
+    uid = world.apply(obj)["metadata"]["uid"]
     ctx = build(world, Kind.AGENT, "support-bot")
-    assert ctx.new_state.metadata.id == "agt-00000000000000000042"
+    assert ctx.new_state.metadata.id == resource_id(Kind.AGENT, uid)
+
+
+def test_status_id_pointing_at_another_object_cannot_touch_its_entry(world: World) -> None:
+    world.agent("victim")
+    victim = world.store.get_by_name(Kind.AGENT, "team-a", "victim")
+    forged = agent_manifest("forger", instructions="Forged instructions, long enough.")
+    forged["status"] = {"id": victim.metadata.id}
+    world.apply(forged)
+    world.run(Kind.AGENT, "forger")
+    assert world.store.get(Kind.AGENT, victim.metadata.id) == victim
+    assert world.history(Kind.AGENT, victim.metadata.id) == 1
+    gone = world.current(Kind.AGENT, "forger")
+    world.kube.remove(ObjectKind.AGENT, "team-a", "forger")
+    pipelines.run(Kind.AGENT, Operation.DELETE, gone, world.deps)
+    assert world.store.get(Kind.AGENT, victim.metadata.id) == victim
+
+
+def test_an_entry_forged_under_this_objects_id_is_removed_as_stale(world: World) -> None:
+    uid = world.apply(agent_manifest())["metadata"]["uid"]
+    rid = resource_id(Kind.AGENT, uid)
+    world.agent("forger")
+    squatter = world.store.get_by_name(Kind.AGENT, "team-a", "forger")
+    squatter.metadata.id = rid  # what an older version saved for a forged status.id
+    world.store.save(squatter)
+    ctx = build(world, Kind.AGENT, "support-bot")
+    assert [s.id for s in ctx.values.get(STALE_ENTRIES)] == [rid]
+    world.run(Kind.AGENT, "support-bot")
+    assert world.store.get(Kind.AGENT, rid).metadata.uid == uid
 
 
 def test_update_keeps_id_and_created_at_and_moves_updated_at(world: World) -> None:
@@ -104,6 +134,7 @@ def test_agent_keeps_its_default_instance_fields_for_step_9(world: World) -> Non
 
 def test_instance_state_has_agent_id_and_service_account(world: World) -> None:
     world.agent()
+    world.env_source(ObjectKind.SECRET, "api-key")
     world.apply(instance_manifest(environmentRefs=[{"kind": "Secret", "name": "api-key"}]))
     ctx = build(world, Kind.AGENT_INSTANCE, "support-bot-prod")
     state = ctx.new_state

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pipeline_world import World, agent_manifest, step_of
 
-from stigmer_operator.api.kinds import ORG_LABEL, Kind
+from stigmer_operator.api.kinds import Kind
 from stigmer_operator.pipeline.context import Operation
 from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.keys import STALE_ENTRIES
@@ -35,9 +35,10 @@ def test_same_display_name_in_one_namespace_is_a_duplicate(world: World) -> None
 
 
 def test_two_namespaces_of_one_org_collide(world: World) -> None:
-    org = {ORG_LABEL: "acme"}
-    world.agent("first", "team-a", displayName="Support", labels=org)
-    world.apply(agent_manifest("second", "team-b", displayName="Support", labels=org))
+    world.namespace("team-a", org="acme")
+    world.namespace("team-b", org="acme")
+    world.agent("first", "team-a", displayName="Support")
+    world.apply(agent_manifest("second", "team-b", displayName="Support"))
     with pytest.raises(PipelineError) as caught:
         check(world, "second", "team-b")
     assert caught.value.reason is Reason.DUPLICATE_SLUG

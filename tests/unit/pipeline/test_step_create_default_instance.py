@@ -73,6 +73,7 @@ def test_default_instance_is_owned_by_the_agent_and_refers_to_it(world: World) -
 
 
 def test_no_gitops_labels_or_annotations_are_copied(world: World) -> None:
+    world.namespace("team-a", org="acme")
     world.apply(
         agent_manifest(
             labels={**GITOPS_LABELS, ORG_LABEL: "acme", "team": "a"},

@@ -39,6 +39,9 @@ def test_instance_gets_a_service_account_role_and_binding(world: World) -> None:
         {"kind": "ConfigMap", "name": "settings"},
         {"kind": "Secret", "name": "another"},
     ]
+    for ref in refs:
+        kind = ObjectKind.SECRET if ref["kind"] == "Secret" else ObjectKind.CONFIG_MAP
+        world.env_source(kind, ref["name"], allowed="support-bot-prod")
     inst = world.apply(instance_manifest(environmentRefs=refs))
     iam(world, "support-bot-prod")
     made = objects(world, "support-bot-prod-agent")
@@ -82,6 +85,7 @@ def test_instance_gets_a_service_account_role_and_binding(world: World) -> None:
 
 def test_no_rule_for_a_kind_without_refs_and_no_rules_without_refs(world: World) -> None:
     world.agent()
+    world.env_source(ObjectKind.CONFIG_MAP, "c", allowed="only-maps, someone-else")
     world.apply(
         instance_manifest("only-maps", environmentRefs=[{"kind": "ConfigMap", "name": "c"}])
     )
@@ -96,6 +100,7 @@ def test_no_rule_for_a_kind_without_refs_and_no_rules_without_refs(world: World)
 
 def test_rerun_is_unchanged_and_removing_refs_revokes(world: World) -> None:
     world.agent()
+    world.env_source(ObjectKind.SECRET, "api-key")
     world.apply(instance_manifest(environmentRefs=[{"kind": "Secret", "name": "api-key"}]))
     world.run(Kind.AGENT_INSTANCE, "support-bot-prod")
     assert iam(world, "support-bot-prod", Operation.RESUME) is Outcome.UNCHANGED

@@ -16,7 +16,7 @@ from store_factories import agent, instance
 
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import store_pb2
-from stigmer_operator.store.errors import NotFoundError, StoreError
+from stigmer_operator.store.errors import NotFoundError, StoreError, UidMismatchError
 from stigmer_operator.store.protocol import Store, spec_hash
 
 CREATED = store_pb2.CHANGE_TYPE_CREATED
@@ -263,6 +263,67 @@ def test_deleting_an_absent_resource_returns_none_and_writes_nothing(store: Stor
     assert store.delete(Kind.AGENT, "agt-0001") is None
     assert store.delete(Kind.AGENT_INSTANCE, "ain-0404") is None
     assert sequences(store) == [1, 2]
+
+
+# -- an entry belongs to the object of its uid -------------------------------------
+
+
+def _of_uid(resource: Resource, uid: str) -> Resource:
+    resource.metadata.uid = uid
+    return resource
+
+
+def test_a_save_of_another_uid_under_the_same_id_is_refused_and_changes_nothing(
+    store: Store,
+) -> None:
+    victim = _of_uid(agent(1, org="acme", name="victim"), "uid-victim")
+    store.save(victim)
+    forged = _of_uid(agent(1, org="evil", name="forger", generation=7), "uid-forger")
+
+    with pytest.raises(UidMismatchError, match="agt-0001 is held by uid uid-victim"):
+        store.save(forged)
+
+    assert store.get(Kind.AGENT, "agt-0001") == victim
+    assert store.get_by_name(Kind.AGENT, "acme", "victim") == victim
+    with pytest.raises(NotFoundError):
+        store.get_by_name(Kind.AGENT, "evil", "forger")
+    assert [entry.version for entry in store.history(Kind.AGENT, "agt-0001")] == [1]
+    assert sequences(store) == [1]
+
+
+def test_a_refused_save_in_a_batch_writes_none_of_the_batch(store: Store) -> None:
+    save_many = getattr(store, "save_many", None)
+    if save_many is None:
+        pytest.skip("only RocksStore saves in batches")
+    store.save(_of_uid(agent(1), "uid-1"))
+
+    with pytest.raises(UidMismatchError):
+        save_many([_of_uid(agent(2), "uid-2"), _of_uid(agent(1, generation=2), "uid-other")])
+
+    with pytest.raises(NotFoundError):
+        store.get(Kind.AGENT, "agt-0002")
+
+
+def test_the_same_uid_may_update_its_entry(store: Store) -> None:
+    store.save(_of_uid(agent(1), "uid-1"))
+
+    entry = store.save(
+        _of_uid(agent(1, generation=2, instructions="New instructions here."), "uid-1")
+    )
+
+    assert entry is not None and entry.change == UPDATED
+
+
+def test_a_delete_naming_another_uid_removes_nothing(store: Store) -> None:
+    victim = _of_uid(agent(1), "uid-victim")
+    store.save(victim)
+
+    assert store.delete(Kind.AGENT, "agt-0001", uid="uid-forger") is None
+
+    assert store.get(Kind.AGENT, "agt-0001") == victim
+    assert sequences(store) == [1]
+    entry = store.delete(Kind.AGENT, "agt-0001", uid="uid-victim")
+    assert entry is not None and entry.change == DELETED
 
 
 def test_delete_kind_removes_only_that_kind_and_keeps_history(store: Store) -> None:
