@@ -4,7 +4,9 @@
 #   make controlplane  build etcd, kube-apiserver, kube-controller-manager,
 #                      kubectl and helm from Go modules into the cache
 #                      (hack/controlplane/build.sh; slow only the first time)
-#   make test          venv + controlplane + lint + pytest
+#   make kstatus       build hack/kstatus (Flux's status library as a command,
+#                      run by tests/e2e/test_kstatus.py) into the same cache
+#   make test          venv + controlplane + kstatus + lint + pytest
 #
 # .ci/run calls `make test`, so it must work on a fresh machine that has only
 # python3.11 and go.
@@ -21,7 +23,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python -P
 PYTEST_ARGS ?=
 
-.PHONY: venv controlplane test
+.PHONY: venv controlplane kstatus test
 
 venv: $(VENV)/.installed
 
@@ -34,7 +36,10 @@ $(VENV)/.installed: pyproject.toml
 controlplane:
 	hack/controlplane/build.sh
 
-test: venv controlplane lint
+kstatus:
+	hack/kstatus/build.sh
+
+test: venv controlplane kstatus lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # ---- further targets (protos, lint, bench, ...) go below this line ----

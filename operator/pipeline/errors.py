@@ -54,6 +54,16 @@ class Reason(enum.StrEnum):
         return self in _BLOCKERS
 
     @property
+    def waits_for_another_object(self) -> bool:
+        """True when the object waits for another one that may yet appear.
+
+        An AgentInstance applied before its Agent (GitOps applies both
+        together): refused for now, re-run when the Agent appears -- in
+        progress for kstatus, not failed.
+        """
+        return self is Reason.AGENT_NOT_FOUND
+
+    @property
     def ends_reconciling(self) -> bool:
         """True when there is nothing left to do: not an error, not retried.
 
@@ -92,6 +102,17 @@ class PipelineError(Exception):
         self.retryable = retryable
         self.delay = delay
         self.step = step
+
+    @property
+    def stalls(self) -> bool:
+        """True when only a change by someone can help: kstatus's ``Stalled=True``.
+
+        Nothing will retry it (not ``retryable``), and the operator does not
+        wait for another object to appear. A block by another object counts:
+        it is re-checked slowly, but someone must remove that object.
+        """
+        reason = self.reason
+        return not (self.retryable or reason.waits_for_another_object or reason.ends_reconciling)
 
     @property
     def detail(self) -> str:
