@@ -52,12 +52,11 @@ from stigmer_operator.handlers.common import (
     is_deletion,
     reconcile,
     reconcile_quietly,
-    retry_soon,
+    rerun,
 )
 from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.handlers.references import name_of
 from stigmer_operator.pipeline.context import Operation
-from stigmer_operator.pipeline.kube import KubeError, ObjectKind
 
 
 @kopf.on.create(*AGENTS)
@@ -105,15 +104,7 @@ def wake_instances(
     after an edit or a delete every referencing instance is re-authorized
     against the new state.
     """
-    deps = memo.deps
-    references = memo.references
-    for namespace, name, waiting in references.referrers(name_of(body)):
+    for namespace, name, waiting in memo.references.referrers(name_of(body)):
         if only_waiting and not waiting:
             continue
-        try:
-            instance = deps.kube.get(ObjectKind.AGENT_INSTANCE, namespace, name)
-        except KubeError as error:
-            raise retry_soon(error, deps) from None
-        if instance is None or instance.get("metadata", {}).get("deletionTimestamp"):
-            continue
-        reconcile_quietly(Kind.AGENT_INSTANCE, Operation.RESUME, instance, memo)
+        rerun(Kind.AGENT_INSTANCE, namespace, name, memo)

@@ -58,6 +58,8 @@ class References:
     _target: dict[ObjectName, ObjectName] = field(default_factory=dict)
     _blocked: dict[ObjectName, set[str]] = field(default_factory=dict)
     _squatted: dict[ObjectName, ObjectName] = field(default_factory=dict)
+    #: Instances this process itself saw refused with AgentNotFound.
+    _known_waiting: set[ObjectName] = field(default_factory=set)
 
     def instance_seen(self, body: Mapping[str, Any]) -> None:
         """Record (or update) an instance's agentRef and whether it waits for that Agent."""
@@ -74,6 +76,19 @@ class References:
     def instance_gone(self, body: Mapping[str, Any]) -> None:
         with self._guard:
             self._unlink_instance(name_of(body))
+            self._known_waiting.discard(name_of(body))
+
+    def instance_waiting(self, instance: ObjectName, waiting: bool) -> None:
+        """Record this process's own verdict: does ``instance`` wait for its Agent?
+
+        The watch may deliver the ``AgentNotFound`` status only after the
+        Agent appeared; a referrer counts as waiting if either says so.
+        """
+        with self._guard:
+            if waiting:
+                self._known_waiting.add(instance)
+            else:
+                self._known_waiting.discard(instance)
 
     def agent_seen(self, body: Mapping[str, Any]) -> None:
         """Record whether this Agent is blocked by an instance squatting its default name."""
@@ -94,8 +109,10 @@ class References:
         """The instances that reference ``agent`` (a copy, safe to iterate)."""
         with self._guard:
             found = self._referrers.get(agent, {})
+            known = self._known_waiting
             return [
-                Referrer(namespace, name, waiting) for (namespace, name), waiting in found.items()
+                Referrer(namespace, name, waiting or (namespace, name) in known)
+                for (namespace, name), waiting in found.items()
             ]
 
     def blocked_by(self, instance: ObjectName) -> list[str]:

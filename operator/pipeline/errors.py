@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 
 from stigmer_operator.pipeline.kube import KubeError, NamespaceTerminating
-from stigmer_operator.store.errors import StoreError
+from stigmer_operator.store.errors import OlderGenerationError, StoreError
 
 
 class Reason(enum.StrEnum):
@@ -30,6 +30,9 @@ class Reason(enum.StrEnum):
     IAM_CONFLICT = "IamConflict"
     DEFAULT_INSTANCE_CONFLICT = "DefaultInstanceConflict"
     NAMESPACE_TERMINATING = "NamespaceTerminating"
+    #: The run read an older version of the object (or a deleted one) than
+    #: what is already reconciled: it stops and writes nothing.
+    SUPERSEDED = "Superseded"
     STORE_ERROR = "StoreError"
     KUBERNETES_API_ERROR = "KubernetesApiError"
     INTERNAL_ERROR = "InternalError"
@@ -68,9 +71,15 @@ class Reason(enum.StrEnum):
         """True when there is nothing left to do: not an error, not retried.
 
         The namespace is being deleted; the object goes with it, and the
-        namespace accepts no new child objects or Events for it.
+        namespace accepts no new child objects or Events for it. Or the run
+        is superseded by a newer one.
         """
-        return self is Reason.NAMESPACE_TERMINATING
+        return self in (Reason.NAMESPACE_TERMINATING, Reason.SUPERSEDED)
+
+    @property
+    def leaves_status(self) -> bool:
+        """True when the failed run must not write status: a newer run owns it."""
+        return self is Reason.SUPERSEDED
 
 
 _REFUSALS = frozenset(
@@ -156,6 +165,8 @@ def from_exception(exc: BaseException, step: str, retry_delay: float) -> Pipelin
             delay=retry_delay if exc.retryable else None,
             step=step,
         )
+    if isinstance(exc, OlderGenerationError):
+        return PipelineError(Reason.SUPERSEDED, str(exc), retryable=False, step=step)
     if isinstance(exc, StoreError):
         return PipelineError(
             Reason.STORE_ERROR,

@@ -39,3 +39,11 @@ class ForeignDatabaseError(StoreOpenError):
 
 class StoreReadOnlyError(StoreError):
     """A write was attempted through a read-only or secondary handle."""
+
+
+class OlderGenerationError(StoreError):
+    """A save carried an older generation of an object than the store holds.
+
+    The run that built it read the object before a newer version was
+    reconciled; writing it would roll the mirror (and history) back.
+    """

@@ -27,7 +27,7 @@ from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, store_pb2
 from stigmer_operator.store import keys, records
 from stigmer_operator.store.errors import NotFoundError, StoreError
-from stigmer_operator.store.protocol import StoreStats, spec_hash
+from stigmer_operator.store.protocol import StoreStats, refuse_older_generation, spec_hash
 
 _Ref = tuple[Kind, str]
 _IndexKey = tuple[Kind, str, str]
@@ -83,6 +83,8 @@ class MemoryStore:
             state = self._open_state()
             ref = (kind, resource_id)
             existed = ref in state.live
+            if existed:
+                refuse_older_generation(_parse(kind, state.live[ref]), resource)
             self._unindex(ref)
             state.live[ref] = data
             self._index(kind, resource)

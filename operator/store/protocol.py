@@ -19,6 +19,10 @@ Semantics every implementation keeps:
 * Two live resources claiming one slug (or one ``namespace/name``) is the
   pipeline's bug to prevent (CheckDuplicate); the index then names the one
   saved last, and removing the other never removes it.
+* A save never rolls an object back: saving a generation older than the
+  stored one of the same uid raises
+  :class:`~stigmer_operator.store.errors.OlderGenerationError` and writes
+  nothing (:func:`refuse_older_generation`).
 * Missing things raise :class:`~stigmer_operator.store.errors.NotFoundError`.
 * ``delete`` removes the live entry and every index (and the ownership record
   of an Agent) but keeps history, and appends a DELETED log entry; deleting
@@ -37,6 +41,7 @@ from typing import Protocol, runtime_checkable
 
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, store_pb2
+from stigmer_operator.store.errors import OlderGenerationError
 
 
 def spec_hash(resource: Resource) -> str:
@@ -46,6 +51,16 @@ def spec_hash(resource: Resource) -> str:
     equally whatever order their maps were filled in.
     """
     return hashlib.sha256(resource.spec.SerializeToString(deterministic=True)).hexdigest()
+
+
+def refuse_older_generation(stored: Resource, incoming: Resource) -> None:
+    """Raise :class:`OlderGenerationError` if ``incoming`` is an older version of ``stored``."""
+    old, new = stored.metadata, incoming.metadata
+    if old.uid == new.uid and new.generation < old.generation:
+        raise OlderGenerationError(
+            f"{Kind.of(incoming).value} {new.namespace}/{new.name} (uid {new.uid}): "
+            f"generation {new.generation} is older than the stored {old.generation}"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,7 @@ from stigmer_operator.store.errors import (
     StoreOpenError,
     StoreReadOnlyError,
 )
-from stigmer_operator.store.protocol import StoreStats, spec_hash
+from stigmer_operator.store.protocol import StoreStats, refuse_older_generation, spec_hash
 
 _BLOCK_CACHE_BYTES = 32 * 1024 * 1024
 _ROW_CACHE_BYTES = 16 * 1024 * 1024
@@ -453,6 +453,7 @@ class RocksStore:
             old_index = item.indexes  # same bytes, same index entries: no parse needed
         else:
             old = self._parse(item.kind.message_type, previous)
+            refuse_older_generation(old, item.resource)
             old_index = _Index.of(item.kind, old, previous)
         self._move_indexes(pending, item.resource_id, old_index, item.indexes)
         if previous != item.value:

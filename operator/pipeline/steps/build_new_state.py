@@ -35,6 +35,7 @@ from stigmer_operator.api.kinds import API_VERSION, GROUP, Resource
 from stigmer_operator.api.models import AgentInstanceSpec, AgentSpec
 from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2, resource_pb2
 from stigmer_operator.pipeline.context import RequestContext
+from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.frozen import str_at
 from stigmer_operator.pipeline.keys import (
     AGENT_TARGET,
@@ -45,6 +46,7 @@ from stigmer_operator.pipeline.keys import (
     SPEC,
     StaleEntry,
     add_stale_entry,
+    still_exists,
 )
 from stigmer_operator.pipeline.naming import resource_id, service_account_name
 from stigmer_operator.store.errors import NotFoundError
@@ -94,6 +96,12 @@ def _existing(ctx: RequestContext[Resource]) -> Resource | None:
     if found.metadata.uid == ctx.uid:
         ctx.values.put(EXISTING, found)
         return found
+    if still_exists(ctx, found):  # this run's object is the former one
+        raise PipelineError(
+            Reason.SUPERSEDED,
+            f"uid {ctx.uid} was replaced by {found.metadata.uid}",
+            retryable=False,
+        )
     stale = StaleEntry(ctx.kind, found.metadata.id, f"name held by former uid {found.metadata.uid}")
     add_stale_entry(ctx.values, stale)
     return None

@@ -18,9 +18,7 @@ from __future__ import annotations
 from stigmer_operator.api.kinds import Resource
 from stigmer_operator.pipeline.context import RequestContext
 from stigmer_operator.pipeline.errors import PipelineError, Reason
-from stigmer_operator.pipeline.frozen import str_at
-from stigmer_operator.pipeline.keys import ORG, SLUG, StaleEntry, add_stale_entry
-from stigmer_operator.pipeline.kube import ObjectKind
+from stigmer_operator.pipeline.keys import ORG, SLUG, StaleEntry, add_stale_entry, still_exists
 from stigmer_operator.store.errors import NotFoundError
 
 
@@ -36,7 +34,7 @@ class CheckDuplicate:
         meta = holder.metadata
         if meta.uid == ctx.uid:
             return
-        if not _still_exists(ctx, holder):
+        if not still_exists(ctx, holder):
             stale = StaleEntry(ctx.kind, meta.id, f"slug {slug!r} held by a deleted object")
             add_stale_entry(ctx.values, stale)
             return
@@ -46,9 +44,3 @@ class CheckDuplicate:
             f"{ctx.kind.value} {meta.namespace}/{meta.name}; choose another spec.displayName",
             retryable=False,
         )
-
-
-def _still_exists(ctx: RequestContext[Resource], holder: Resource) -> bool:
-    meta = holder.metadata
-    current = ctx.deps.kube.get(ObjectKind.of(ctx.kind), meta.namespace, meta.name)
-    return current is not None and str_at(current, "metadata", "uid") == meta.uid
