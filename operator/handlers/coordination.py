@@ -26,14 +26,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stigmer_operator.api.kinds import Kind
+from stigmer_operator.pipeline.meta import mirrored_annotations
 
 ObjectKey = tuple[Kind, str, str]
 #: Deleted uids remembered (oldest forgotten first): a late run for a deleted
 #: object comes within seconds, not after this many deletions.
 GONE_REMEMBERED = 10_000
 #: What a reconcile of an object depends on besides its uid: the generation
-#: (spec changes) and the labels (mirrored; the org label places the object).
-Fingerprint = tuple[int, tuple[tuple[str, str], ...]]
+#: (spec changes), the labels (mirrored; the org label places the object)
+#: and the mirrored annotations.
+Fingerprint = tuple[int, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
 
 
 @dataclass
@@ -114,8 +116,13 @@ class Coordination:
 def fingerprint_of(body: Mapping[str, Any]) -> Fingerprint:
     metadata = body.get("metadata", {})
     labels = metadata.get("labels") or {}
+    annotations = mirrored_annotations(metadata.get("annotations") or {})
     generation = int(metadata.get("generation", 0) or 0)
-    return (generation, tuple(sorted((str(k), str(v)) for k, v in labels.items())))
+    return (
+        generation,
+        tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+        tuple(sorted(annotations.items())),
+    )
 
 
 def key_of(kind: Kind, body: Mapping[str, Any]) -> ObjectKey:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from stigmer_operator.api.kinds import ORG_LABEL, Kind
+from stigmer_operator.api.kinds import GROUP, ORG_LABEL, Kind
 from stigmer_operator.api.models import Scope
 from stigmer_operator.pipeline.conditions import ConditionStatus, ConditionType, find_condition
 from stigmer_operator.pipeline.frozen import mapping_at, str_at
@@ -38,6 +38,22 @@ def org_of(namespace: str, labels: Mapping[str, Any]) -> str:
             "digits and '-', at most 63 characters, starting and ending with a letter or digit)"
         )
     return value
+
+
+#: Annotation keys (exact) and prefixes that are tool bookkeeping, not data:
+#: kopf's under the operator's prefix, ``kubectl``'s last-applied copy of the
+#: whole object. They change on every handling and are not mirrored.
+_TOOL_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
+_TOOL_ANNOTATION_PREFIXES = (f"{GROUP}/", "kopf.zalando.org/")
+
+
+def mirrored_annotations(annotations: Mapping[str, Any]) -> dict[str, str]:
+    """The annotations the store mirrors: all but the tools' bookkeeping."""
+    return {
+        str(key): str(value)
+        for key, value in annotations.items()
+        if key not in _TOOL_ANNOTATIONS and not str(key).startswith(_TOOL_ANNOTATION_PREFIXES)
+    }
 
 
 def id_of(kind: Kind, obj: Mapping[str, Any]) -> str:
