@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from stigmer_operator.pipeline.kube import KubeEffects
+from stigmer_operator.pipeline.locks import KeyedLocks
 from stigmer_operator.pipeline.outbox import Outbox
 from stigmer_operator.store.protocol import Store
 
@@ -56,3 +57,5 @@ class Deps:
     clock: Callable[[], datetime] = utc_now
     #: Unpublished change-log entries (one per process; see :mod:`.outbox`).
     outbox: Outbox = field(default_factory=Outbox)
+    #: Held from CheckDuplicate through Persist, per (kind, org, slug) (see :mod:`.locks`).
+    slug_locks: KeyedLocks = field(default_factory=KeyedLocks)

@@ -11,6 +11,11 @@ lookup. Three cases:
 * a store entry whose object is gone from the cluster (deleted while the
   operator was down, before the start-up sweep) -- not a duplicate; Persist
   removes the stale entry.
+
+The check and Persist's write are one critical section per (kind, org,
+slug): the slug's lock is held from here to the end of the run (see
+:mod:`~stigmer_operator.pipeline.locks`), so two objects with one display
+name reconciled at the same time cannot both be accepted.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ class CheckDuplicate:
 
     def run(self, ctx: RequestContext[Resource]) -> None:
         org, slug = ctx.values.get(ORG), ctx.values.get(SLUG)
+        # Until the run ends (past Persist): no other run reads this slug meanwhile.
+        ctx.hold(ctx.deps.slug_locks.hold((ctx.kind, org, slug)))
         try:
             holder = ctx.deps.store.get_by_slug(ctx.kind, org, slug)
         except NotFoundError:
