@@ -7,6 +7,7 @@ without a critical section around check and write, both find the slug free.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
@@ -27,10 +28,9 @@ class RendezvousStore(MemoryStore):
         self.barrier = threading.Barrier(2)
 
     def get_by_slug(self, kind: Kind, org: str, slug: str) -> Resource:
-        try:
+        # Broken: the other run could not get here meanwhile (it waits for the slug's lock).
+        with contextlib.suppress(threading.BrokenBarrierError):
             self.barrier.wait(timeout=1.0)
-        except threading.BrokenBarrierError:
-            pass  # the other run could not get here meanwhile
         return super().get_by_slug(kind, org, slug)
 
 
