@@ -48,6 +48,14 @@ class OperatorSettings(BaseSettings):
         description="Wipe the store and rebuild it from the cluster (history is lost).",
     )
     max_workers: int = Field(default=8, ge=1, le=256, description="Threads for sync handlers.")
+    sweep_interval: float = Field(
+        default=300.0,
+        ge=0,
+        description=(
+            "Seconds between sweeps of mirror entries whose object is gone (deleted while a "
+            "watch re-listed); 0 sweeps only at start-up."
+        ),
+    )
 
     @field_validator("namespaces", "platform_namespaces", mode="before")
     @classmethod

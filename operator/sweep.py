@@ -53,14 +53,6 @@ def _items(listing: object) -> list[dict[str, Any]]:
     return list(cast(dict[str, Any], listing).get("items", []))
 
 
-def list_cluster_uids(
-    api_client: kubernetes.client.ApiClient, kind: Kind, namespaces: Sequence[str]
-) -> set[str]:
-    return {
-        str(obj["metadata"]["uid"]) for obj in list_cluster_objects(api_client, kind, namespaces)
-    }
-
-
 def stale_entries(
     store: Store, kind: Kind, live_uids: set[str], namespaces: Sequence[str]
 ) -> Iterator[Resource]:

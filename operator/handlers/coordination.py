@@ -67,6 +67,18 @@ class Coordination:
                 while len(self._gone) > GONE_REMEMBERED:
                     self._gone.popitem(last=False)
 
+    def retain(self, live: set[str]) -> None:
+        """Forget the per-uid state of objects not in ``live`` (a fresh listing of all kinds).
+
+        Objects deleted while a watch re-listed never send a DELETED event.
+        What is dropped costs at most one repeated run (an object created
+        after the listing), so the guard is all it needs.
+        """
+        with self._guard:
+            for table in (self._readiness, self._reconciled, self._newest):
+                for uid in [uid for uid in table if uid not in live]:
+                    del table[uid]
+
     def outdated(self, uid: str, generation: int) -> bool:
         """True when a run on this body would undo a newer one; else note ``generation``.
 
