@@ -9,14 +9,17 @@ Agent created                      agent-create pipeline: validate, authorize,
                                    then the instances waiting for it are re-run
 Agent spec/labels edited           agent-update pipeline (re-validates;
                                    history grows only when the spec changed);
-                                   every instance referencing it is re-run
+                                   every instance referencing it is re-run,
+                                   and every Agent refused with DuplicateSlug
+                                   (the slug it held may be free now)
 operator (re)started               agent-resume pipeline (re-mirror; steps
                                    already done are no-ops); instances waiting
                                    for it are re-run
 Agent deleted                      agent-delete pipeline (mirror entry goes,
                                    history stays); the garbage collector
                                    deletes the default instance it owns;
-                                   every instance referencing it is re-run
+                                   every instance referencing it is re-run,
+                                   and every Agent refused with DuplicateSlug
 any Agent event                    :class:`.References` records whether a
                                    squatting instance blocks it
 default instance deleted, or its   agent-resume pipeline for the owner:
@@ -69,6 +72,7 @@ def agent_created(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> 
 def agent_updated(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
     reconcile(Kind.AGENT, Operation.UPDATE, body, memo, retry)
     wake_instances(body, memo)
+    wake_duplicates(body, memo)
 
 
 @kopf.on.resume(*AGENTS)
@@ -82,6 +86,7 @@ def agent_deleted(body: kopf.Body, memo: OperatorMemo, **_: Any) -> None:
     reconcile_quietly(Kind.AGENT, Operation.DELETE, body, memo)
     forget(Kind.AGENT, body, memo)
     wake_instances(body, memo)
+    wake_duplicates(body, memo)
 
 
 @kopf.on.event(*AGENTS)
@@ -108,3 +113,13 @@ def wake_instances(
         if only_waiting and not waiting:
             continue
         rerun(Kind.AGENT_INSTANCE, namespace, name, memo)
+
+
+def wake_duplicates(body: Mapping[str, Any], memo: OperatorMemo) -> None:
+    """Re-run the Agents refused with DuplicateSlug: this one may have freed their slug.
+
+    Few, and cheap to re-check: a refused Agent stops at CheckDuplicate.
+    """
+    for namespace, name in memo.references.duplicates():
+        if (namespace, name) != name_of(body):
+            rerun(Kind.AGENT, namespace, name, memo)

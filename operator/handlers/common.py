@@ -36,7 +36,6 @@ from stigmer_operator import metrics
 from stigmer_operator.api.kinds import Kind
 from stigmer_operator.handlers.coordination import fingerprint_of, key_of
 from stigmer_operator.handlers.memo import OperatorMemo
-from stigmer_operator.handlers.references import name_of
 from stigmer_operator.pipeline.conditions import ConditionType, find_condition, reconciling
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.deps import Deps
@@ -94,10 +93,11 @@ def _reconcile_locked(
         run(kind, operation, body, deps, observer=OBSERVER, report=True)
         if operation is not Operation.DELETE:
             coordination.remember_reconciled(uid, fingerprint)
-            _note_waiting(kind, body, memo, waiting=False)
+            memo.references.outcome(kind, body, None)
     except PipelineError as error:
         metrics.RECONCILES.labels(kind.value, operation.value, error.reason.value).inc()
-        _note_waiting(kind, body, memo, waiting=error.reason.waits_for_another_object)
+        if operation is not Operation.DELETE:
+            memo.references.outcome(kind, body, error.reason)
         if error.reason.ends_reconciling:
             _, namespace, name = key_of(kind, body)
             logger.info("%s %s/%s (%s): %s; nothing left to do",
@@ -114,18 +114,6 @@ def _skip(kind: Kind, operation: Operation, body: Mapping[str, Any], why: str) -
     generation = fingerprint_of(body)[0]
     logger.debug("%s %s/%s (%s) at generation %d: skipped, %s",
                  kind.value, namespace, name, operation.value, generation, why)  # fmt: skip
-
-
-def _note_waiting(
-    kind: Kind, body: Mapping[str, Any], memo: OperatorMemo, *, waiting: bool
-) -> None:
-    """Tell :class:`.References` whether this instance waits for its Agent.
-
-    From this process's own outcome, not only from the watch: the Agent may
-    appear before the watch delivers the instance's ``AgentNotFound`` status.
-    """
-    if kind is Kind.AGENT_INSTANCE:
-        memo.references.instance_waiting(name_of(body), waiting)
 
 
 def reconcile_quietly(

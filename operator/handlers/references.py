@@ -6,6 +6,8 @@ Two questions come up when an object changes:
   which of those are waiting for it (refused with ``AgentNotFound``)?
 * an AgentInstance goes: which Agent could not create its default instance
   because this one squatted the name (``DefaultInstanceConflict``)?
+* an Agent goes or changes: which Agents were refused with ``DuplicateSlug``
+  (the slug may be free now)?
 
 kopf's indexes (``@kopf.index``) would answer both, but kopf holds *every*
 handler until every index is populated and tracks that with one toggle per
@@ -32,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from stigmer_operator.api.kinds import Kind
 from stigmer_operator.pipeline.conditions import ConditionType, find_condition
 from stigmer_operator.pipeline.errors import Reason
 from stigmer_operator.pipeline.meta import conditions_of
@@ -60,6 +63,9 @@ class References:
     _squatted: dict[ObjectName, ObjectName] = field(default_factory=dict)
     #: Instances this process itself saw refused with AgentNotFound.
     _known_waiting: set[ObjectName] = field(default_factory=set)
+    #: Agents refused with DuplicateSlug: as the watch showed them, as this process saw them.
+    _duplicates_seen: set[ObjectName] = field(default_factory=set)
+    _duplicates_known: set[ObjectName] = field(default_factory=set)
 
     def instance_seen(self, body: Mapping[str, Any]) -> None:
         """Record (or update) an instance's agentRef and whether it waits for that Agent."""
@@ -78,6 +84,26 @@ class References:
             self._unlink_instance(name_of(body))
             self._known_waiting.discard(name_of(body))
 
+    def outcome(self, kind: Kind, body: Mapping[str, Any], reason: Reason | None) -> None:
+        """Record this process's own verdict on an object (``None``: it succeeded).
+
+        The watch may deliver a refusal only after the object it waits for
+        changed; what this process knows counts as well.
+        """
+        if kind is Kind.AGENT_INSTANCE:
+            self.instance_waiting(name_of(body), reason is Reason.AGENT_NOT_FOUND)
+            return
+        with self._guard:
+            if reason is Reason.DUPLICATE_SLUG:
+                self._duplicates_known.add(name_of(body))
+            else:
+                self._duplicates_known.discard(name_of(body))
+
+    def duplicates(self) -> list[ObjectName]:
+        """The Agents refused with DuplicateSlug (re-run when another Agent goes or changes)."""
+        with self._guard:
+            return sorted(self._duplicates_seen | self._duplicates_known)
+
     def instance_waiting(self, instance: ObjectName, waiting: bool) -> None:
         """Record this process's own verdict: does ``instance`` wait for its Agent?
 
@@ -93,9 +119,14 @@ class References:
     def agent_seen(self, body: Mapping[str, Any]) -> None:
         """Record whether this Agent is blocked by an instance squatting its default name."""
         agent = name_of(body)
+        reason = _ready_reason(body)
         with self._guard:
             self._unlink_agent(agent)
-            if _ready_reason(body) != Reason.DEFAULT_INSTANCE_CONFLICT.value:
+            if reason == Reason.DUPLICATE_SLUG.value:
+                self._duplicates_seen.add(agent)
+            else:
+                self._duplicates_seen.discard(agent)
+            if reason != Reason.DEFAULT_INSTANCE_CONFLICT.value:
                 return
             squatted = (agent[0], default_instance_name(agent[1]))
             self._squatted[agent] = squatted
@@ -104,6 +135,8 @@ class References:
     def agent_gone(self, body: Mapping[str, Any]) -> None:
         with self._guard:
             self._unlink_agent(name_of(body))
+            self._duplicates_seen.discard(name_of(body))
+            self._duplicates_known.discard(name_of(body))
 
     def referrers(self, agent: ObjectName) -> list[Referrer]:
         """The instances that reference ``agent`` (a copy, safe to iterate)."""

@@ -3,6 +3,8 @@
 * An AgentInstance refused with ``AgentNotFound`` is re-run when its Agent
   appears, even if the watch has not delivered that refusal yet (the
   operator knows it refused the instance).
+* An Agent refused with ``DuplicateSlug`` is re-run when the holder of the
+  slug is deleted (or changes).
 * A re-run kopf does not retry (it is not the object's own handler) that
   fails temporarily is retried by :class:`Retries`.
 """
@@ -18,13 +20,13 @@ import pytest
 from pipeline_world import World, agent_manifest, instance_manifest
 
 from stigmer_operator.api.kinds import Kind
-from stigmer_operator.handlers.agent import agent_created
+from stigmer_operator.handlers.agent import agent_created, agent_deleted
 from stigmer_operator.handlers.common import reconcile, rerun
 from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.handlers.retries import Retries
 from stigmer_operator.pipeline.conditions import ConditionType, find_condition
 from stigmer_operator.pipeline.context import Operation
-from stigmer_operator.pipeline.kube import ServerError
+from stigmer_operator.pipeline.kube import ObjectKind, ServerError
 from stigmer_operator.pipeline.meta import conditions_of
 from stigmer_operator.settings import OperatorSettings
 
@@ -123,3 +125,21 @@ def test_the_retry_thread_runs_each_key_once_when_due() -> None:
     retries.schedule("a", 0.05, lambda: (ran.append("latest"), done.set()))  # replaces "first"
     assert done.wait(5)
     assert ran == ["latest"] and retries.pending() == []
+
+
+def test_deleting_the_holder_of_a_slug_accepts_the_agent_refused_for_it(world: World) -> None:
+    memo = _memo(world, ManualClock())
+    holder = world.apply(agent_manifest("one", displayName="Twin"))
+    reconcile(Kind.AGENT, Operation.CREATE, holder, memo)
+    refused = world.apply(agent_manifest("two", displayName="Twin"))
+    memo.references.agent_seen(refused)  # the watch: no status yet
+    with pytest.raises(kopf.PermanentError, match="DuplicateSlug"):
+        reconcile(Kind.AGENT, Operation.CREATE, refused, memo)
+
+    world.kube.remove(ObjectKind.AGENT, "team-a", "one")
+    agent_deleted(body=holder, memo=memo)
+
+    accepted = find_condition(
+        conditions_of(world.current(Kind.AGENT, "two")), ConditionType.ACCEPTED
+    )
+    assert accepted is not None and accepted["status"] == "True"
