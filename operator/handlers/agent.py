@@ -119,7 +119,11 @@ def wake_duplicates(body: Mapping[str, Any], memo: OperatorMemo) -> None:
     """Re-run the Agents refused with DuplicateSlug: this one may have freed their slug.
 
     Few, and cheap to re-check: a refused Agent stops at CheckDuplicate.
+    One accepted now is as good as created: the instances waiting for it
+    are re-run too.
     """
     for namespace, name in memo.references.duplicates():
         if (namespace, name) != name_of(body):
             rerun(Kind.AGENT, namespace, name, memo)
+            wake_instances({"metadata": {"namespace": namespace, "name": name}}, memo,
+                           only_waiting=True)  # fmt: skip
