@@ -14,8 +14,10 @@ Gone) kopf lists the objects again, and an object deleted in between never
 arrives as a DELETED event. So the sweep also runs every
 ``--sweep-interval`` seconds, on a thread of its own. Each leftover is
 checked again under its object's lock (an object created after the list
-was taken must keep its entry), and the in-process state of what it swept
-is forgotten too.
+was taken must keep its entry), the in-process state of what it swept is
+forgotten too, and what the missed DELETED event would have set off is
+done: a swept default instance re-runs its Agent (which creates it again),
+a swept Agent re-runs the instances that reference it.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from typing import Any, cast
 
 import kopf
 
-from stigmer_operator.api.kinds import GROUP, Kind, Resource
-from stigmer_operator.handlers.common import OBSERVER, forget
+from stigmer_operator.api.kinds import DEFAULT_INSTANCE_LABEL, GROUP, Kind, Resource
+from stigmer_operator.handlers.agent import wake_instances
+from stigmer_operator.handlers.common import OBSERVER, forget, rerun
 from stigmer_operator.handlers.coordination import key_of
 from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.pipeline.context import Operation
@@ -114,12 +117,28 @@ def _sweep_one(memo: OperatorMemo, kind: Kind, resource: Resource) -> int:
             logger.warning("could not sweep %s %s: %s", kind.value, metadata.id, error)
             return 0
     forget(kind, body, memo)
-    if kind is Kind.AGENT_INSTANCE:
-        memo.references.instance_gone(body)
-    else:
-        memo.references.agent_gone(body)
     logger.info("swept %s %s/%s: its object is gone", kind.value, metadata.namespace, metadata.name)
+    _after_unseen_deletion(memo, kind, resource, body)
     return 1
+
+
+def _after_unseen_deletion(
+    memo: OperatorMemo, kind: Kind, resource: Resource, body: dict[str, Any]
+) -> None:
+    """What the DELETED event would have set off: the other objects it concerns are re-run."""
+    if kind is Kind.AGENT:
+        memo.references.agent_gone(body)
+        wake_instances(body, memo)
+        return
+    memo.references.instance_gone(body)
+    agent_id = getattr(resource.status, "agent_id", "")
+    if resource.metadata.labels.get(DEFAULT_INSTANCE_LABEL) != "true" or not agent_id:
+        return
+    try:
+        owner = memo.deps.store.get(Kind.AGENT, agent_id)
+    except StoreError:
+        return  # the Agent went too
+    rerun(Kind.AGENT, owner.metadata.namespace, owner.metadata.name, memo, uid=owner.metadata.uid)
 
 
 def _sweep_every(memo: OperatorMemo, interval: float) -> None:

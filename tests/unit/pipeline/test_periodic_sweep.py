@@ -65,3 +65,16 @@ def test_an_object_created_after_the_listing_keeps_its_entry(world: World) -> No
 
     assert len(list(world.store.list(Kind.AGENT_INSTANCE))) == 1
     assert len(list(world.store.list(Kind.AGENT))) == 1
+
+
+def test_a_default_instance_deleted_unseen_is_created_again(world: World) -> None:
+    memo = _memo(world)
+    reconcile(Kind.AGENT, Operation.CREATE, world.apply(agent_manifest()), memo)
+    default = world.current(Kind.AGENT_INSTANCE, "support-bot-default")
+    reconcile(Kind.AGENT_INSTANCE, Operation.CREATE, default, memo)
+    world.kube.remove(ObjectKind.AGENT_INSTANCE, "team-a", "support-bot-default")  # no event
+
+    assert sweep_gone(memo, _listing(world)) == 1
+
+    again = world.current(Kind.AGENT_INSTANCE, "support-bot-default")
+    assert again["metadata"]["uid"] != default["metadata"]["uid"]
