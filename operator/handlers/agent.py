@@ -11,7 +11,7 @@ Agent spec/labels edited           agent-update pipeline (re-validates;
                                    history grows only when the spec changed);
                                    every instance referencing it is re-run,
                                    and every Agent refused with DuplicateSlug
-                                   (the slug it held may be free now)
+                                   because of it (the slug may be free now)
 operator (re)started               agent-resume pipeline (re-mirror; steps
                                    already done are no-ops); instances waiting
                                    for it are re-run
@@ -20,6 +20,7 @@ Agent deleted                      agent-delete pipeline (mirror entry goes,
                                    deletes the default instance it owns;
                                    every instance referencing it is re-run,
                                    and every Agent refused with DuplicateSlug
+                                   because of it
 any Agent event                    :class:`.References` records whether a
                                    squatting instance blocks it
 default instance deleted, or its   agent-resume pipeline for the owner:
@@ -116,14 +117,12 @@ def wake_instances(
 
 
 def wake_duplicates(body: Mapping[str, Any], memo: OperatorMemo) -> None:
-    """Re-run the Agents refused with DuplicateSlug: this one may have freed their slug.
+    """Re-run the Agents refused with DuplicateSlug because this one held their slug.
 
-    Few, and cheap to re-check: a refused Agent stops at CheckDuplicate.
-    One accepted now is as good as created: the instances waiting for it
-    are re-run too.
+    It may have freed it (deleted, or another display name). One accepted
+    now is as good as created: the instances waiting for it are re-run too.
     """
-    for namespace, name in memo.references.duplicates():
-        if (namespace, name) != name_of(body):
-            rerun(Kind.AGENT, namespace, name, memo)
-            wake_instances({"metadata": {"namespace": namespace, "name": name}}, memo,
-                           only_waiting=True)  # fmt: skip
+    for namespace, name in memo.references.duplicates_of(name_of(body)):
+        rerun(Kind.AGENT, namespace, name, memo)
+        wake_instances({"metadata": {"namespace": namespace, "name": name}}, memo,
+                       only_waiting=True)  # fmt: skip

@@ -97,7 +97,7 @@ def _reconcile_locked(
     except PipelineError as error:
         metrics.RECONCILES.labels(kind.value, operation.value, error.reason.value).inc()
         if operation is not Operation.DELETE:
-            memo.references.outcome(kind, body, error.reason)
+            memo.references.outcome(kind, body, error)
         if error.reason.ends_reconciling:
             _, namespace, name = key_of(kind, body)
             logger.info("%s %s/%s (%s): %s; nothing left to do",

@@ -7,7 +7,8 @@ Two questions come up when an object changes:
 * an AgentInstance goes: which Agent could not create its default instance
   because this one squatted the name (``DefaultInstanceConflict``)?
 * an Agent goes or changes: which Agents were refused with ``DuplicateSlug``
-  (the slug may be free now)?
+  because of it (the slug may be free now)? Known from this process's own
+  refusals only: after a restart every Agent's resume re-checks anyway.
 
 kopf's indexes (``@kopf.index``) would answer both, but kopf holds *every*
 handler until every index is populated and tracks that with one toggle per
@@ -36,7 +37,7 @@ from typing import Any, NamedTuple
 
 from stigmer_operator.api.kinds import Kind
 from stigmer_operator.pipeline.conditions import ConditionType, find_condition
-from stigmer_operator.pipeline.errors import Reason
+from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.meta import conditions_of
 from stigmer_operator.pipeline.naming import default_instance_name
 
@@ -63,9 +64,8 @@ class References:
     _squatted: dict[ObjectName, ObjectName] = field(default_factory=dict)
     #: Instances this process itself saw refused with AgentNotFound.
     _known_waiting: set[ObjectName] = field(default_factory=set)
-    #: Agents refused with DuplicateSlug: as the watch showed them, as this process saw them.
-    _duplicates_seen: set[ObjectName] = field(default_factory=set)
-    _duplicates_known: set[ObjectName] = field(default_factory=set)
+    #: Agents this process refused with DuplicateSlug -> the Agent holding the slug.
+    _duplicates: dict[ObjectName, ObjectName] = field(default_factory=dict)
 
     def instance_seen(self, body: Mapping[str, Any]) -> None:
         """Record (or update) an instance's agentRef and whether it waits for that Agent."""
@@ -84,25 +84,26 @@ class References:
             self._unlink_instance(name_of(body))
             self._known_waiting.discard(name_of(body))
 
-    def outcome(self, kind: Kind, body: Mapping[str, Any], reason: Reason | None) -> None:
+    def outcome(self, kind: Kind, body: Mapping[str, Any], error: PipelineError | None) -> None:
         """Record this process's own verdict on an object (``None``: it succeeded).
 
         The watch may deliver a refusal only after the object it waits for
         changed; what this process knows counts as well.
         """
+        reason = error.reason if error is not None else None
         if kind is Kind.AGENT_INSTANCE:
             self.instance_waiting(name_of(body), reason is Reason.AGENT_NOT_FOUND)
             return
         with self._guard:
-            if reason is Reason.DUPLICATE_SLUG:
-                self._duplicates_known.add(name_of(body))
+            if reason is Reason.DUPLICATE_SLUG and error is not None and error.blocker:
+                self._duplicates[name_of(body)] = error.blocker
             else:
-                self._duplicates_known.discard(name_of(body))
+                self._duplicates.pop(name_of(body), None)
 
-    def duplicates(self) -> list[ObjectName]:
-        """The Agents refused with DuplicateSlug (re-run when another Agent goes or changes)."""
+    def duplicates_of(self, holder: ObjectName) -> list[ObjectName]:
+        """The Agents refused with DuplicateSlug because ``holder`` had the slug."""
         with self._guard:
-            return sorted(self._duplicates_seen | self._duplicates_known)
+            return sorted(name for name, by in self._duplicates.items() if by == holder)
 
     def instance_waiting(self, instance: ObjectName, waiting: bool) -> None:
         """Record this process's own verdict: does ``instance`` wait for its Agent?
@@ -119,14 +120,9 @@ class References:
     def agent_seen(self, body: Mapping[str, Any]) -> None:
         """Record whether this Agent is blocked by an instance squatting its default name."""
         agent = name_of(body)
-        reason = _ready_reason(body)
         with self._guard:
             self._unlink_agent(agent)
-            if reason == Reason.DUPLICATE_SLUG.value:
-                self._duplicates_seen.add(agent)
-            else:
-                self._duplicates_seen.discard(agent)
-            if reason != Reason.DEFAULT_INSTANCE_CONFLICT.value:
+            if _ready_reason(body) != Reason.DEFAULT_INSTANCE_CONFLICT.value:
                 return
             squatted = (agent[0], default_instance_name(agent[1]))
             self._squatted[agent] = squatted
@@ -135,8 +131,7 @@ class References:
     def agent_gone(self, body: Mapping[str, Any]) -> None:
         with self._guard:
             self._unlink_agent(name_of(body))
-            self._duplicates_seen.discard(name_of(body))
-            self._duplicates_known.discard(name_of(body))
+            self._duplicates.pop(name_of(body), None)
 
     def referrers(self, agent: ObjectName) -> list[Referrer]:
         """The instances that reference ``agent`` (a copy, safe to iterate)."""

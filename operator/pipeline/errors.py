@@ -104,8 +104,11 @@ class PipelineError(Exception):
         retryable: bool,
         delay: float | None = None,
         step: str = "",
+        blocker: tuple[str, str] | None = None,
     ) -> None:
         super().__init__(message)
+        #: (namespace, name) of the object standing in the way, when one does.
+        self.blocker = blocker
         self.reason = reason
         self.message = message
         self.retryable = retryable

@@ -50,4 +50,5 @@ class CheckDuplicate:
             f"slug {slug!r} (from the display name) is already used in org {org!r} by "
             f"{ctx.kind.value} {meta.namespace}/{meta.name}; choose another spec.displayName",
             retryable=False,
+            blocker=(meta.namespace, meta.name),
         )
