@@ -70,7 +70,7 @@ from stigmer_operator.store.errors import (
     check_same_uid,
     held_by,
 )
-from stigmer_operator.store.protocol import StoreStats, spec_hash
+from stigmer_operator.store.protocol import StoreStats, refuse_older_generation, spec_hash
 from stigmer_operator.store.retention import PruneReport, Retention
 
 _BLOCK_CACHE_BYTES = 32 * 1024 * 1024
@@ -630,6 +630,7 @@ class RocksStore:
             check_same_uid(
                 item.kind.value, item.resource_id, old.metadata.uid, item.resource.metadata.uid
             )
+            refuse_older_generation(old, item.resource)
             old_index = _Index.of(item.kind, old, previous)
         self._move_indexes(pending, item.resource_id, old_index, item.indexes)
         if previous != item.value:
