@@ -35,6 +35,7 @@ import urllib3
 
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind
 from stigmer_operator.api.v1 import store_pb2
+from stigmer_operator.pipeline.consent import ALLOWED_INSTANCES_ANNOTATION
 from stigmer_operator.testing.controlplane import ControlPlane
 from stigmer_operator.testing.operator_process import OperatorProcess
 from tests.e2e.helpers import REPO_ROOT, VALID_SPEC, Cluster, condition, read_store
@@ -416,9 +417,12 @@ def test_churn_converges(plane: ControlPlane, cluster: Cluster, tmp_path: Path) 
     world = World(cluster, f"churn-{suffix}", f"guest-{suffix}")
     for namespace in (world.home, world.guest):
         cluster.core.create_namespace({"metadata": {"name": namespace}})
-        cluster.core.create_namespaced_secret(namespace, {"metadata": {"name": "s0"}})
-        cluster.core.create_namespaced_secret(namespace, {"metadata": {"name": "s1"}})
-        cluster.core.create_namespaced_config_map(namespace, {"metadata": {"name": "c0"}})
+        consenting = {"annotations": {ALLOWED_INSTANCES_ANNOTATION: "*"}}
+        cluster.core.create_namespaced_secret(namespace, {"metadata": {"name": "s0", **consenting}})
+        cluster.core.create_namespaced_secret(namespace, {"metadata": {"name": "s1", **consenting}})
+        cluster.core.create_namespaced_config_map(
+            namespace, {"metadata": {"name": "c0", **consenting}}
+        )
     operator = OperatorProcess(
         plane.admin_kubeconfig, tmp_path / "store",
         args=[f"--namespace={world.home}", f"--namespace={world.guest}", "--sweep-interval=20"],
