@@ -36,8 +36,8 @@ import urllib3
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind
 from stigmer_operator.api.v1 import store_pb2
 from stigmer_operator.pipeline.consent import ALLOWED_INSTANCES_ANNOTATION
-from stigmer_operator.testing.controlplane import ControlPlane
-from stigmer_operator.testing.operator_process import OperatorProcess
+from stigmer_testing.controlplane import ControlPlane
+from stigmer_testing.operator_process import OperatorProcess
 from tests.e2e.helpers import REPO_ROOT, VALID_SPEC, Cluster, condition, read_store
 from tests.e2e.test_restart import verify_run
 from tests.e2e.test_survival_outage import _retrying
