@@ -37,7 +37,13 @@ from typing import Any
 import kopf
 
 from stigmer_operator.api.kinds import DEFAULT_INSTANCE_LABEL, INSTANCES, Kind
-from stigmer_operator.handlers.common import forget, is_deletion, reconcile, reconcile_quietly
+from stigmer_operator.handlers.common import (
+    forget,
+    is_deletion,
+    reconcile,
+    reconcile_quietly,
+    retry_until_mirrored,
+)
 from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.handlers.references import name_of
 from stigmer_operator.pipeline.conditions import ConditionType, is_true
@@ -92,17 +98,17 @@ def default_instance_changed(
 
 @kopf.on.create(*INSTANCES)
 def instance_created(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
-    reconcile(Kind.AGENT_INSTANCE, Operation.CREATE, body, memo, retry)
+    retry_until_mirrored(reconcile(Kind.AGENT_INSTANCE, Operation.CREATE, body, memo, retry))
 
 
 @kopf.on.update(*INSTANCES)
 def instance_updated(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
-    reconcile(Kind.AGENT_INSTANCE, Operation.UPDATE, body, memo, retry)
+    retry_until_mirrored(reconcile(Kind.AGENT_INSTANCE, Operation.UPDATE, body, memo, retry))
 
 
 @kopf.on.resume(*INSTANCES)
 def instance_resumed(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
-    reconcile(Kind.AGENT_INSTANCE, Operation.RESUME, body, memo, retry)
+    retry_until_mirrored(reconcile(Kind.AGENT_INSTANCE, Operation.RESUME, body, memo, retry))
 
 
 @kopf.on.event(*INSTANCES, when=is_deletion)

@@ -16,13 +16,16 @@ this module holds the shared mechanics:
   ``TemporaryError`` when the error is ``retryable`` (decided where it is
   raised) or ``PermanentError`` (no retry storm); an object blocked by
   another one is re-checked with a slow back-off (all in
-  :func:`kopf_error_for`). A namespace being deleted
+  :func:`kopf_error_for`); an object the store could not record (a full
+  volume) is retried every 30 s until it can (:func:`retry_until_mirrored`).
+  A namespace being deleted
   (``NamespaceTerminating``) ends the reconcile quietly: the object goes
   with its namespace, and kopf must not call that a failure.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -37,6 +40,7 @@ from stigmer_operator.pipeline.conditions import ConditionType, find_condition, 
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.deps import Deps
 from stigmer_operator.pipeline.errors import PipelineError
+from stigmer_operator.pipeline.keys import MIRROR_BEHIND
 from stigmer_operator.pipeline.kube import KubeError
 from stigmer_operator.pipeline.meta import conditions_of
 from stigmer_operator.pipeline.pipelines import run
@@ -50,6 +54,20 @@ def forget(kind: Kind, body: Mapping[str, Any], memo: OperatorMemo) -> None:
     coordination.forget(key_of(kind, body), str(body.get("metadata", {}).get("uid", "")))
 
 
+class Reconciled(enum.Enum):
+    """What :func:`reconcile` achieved, when it did not raise."""
+
+    #: Done: the cluster is reconciled and the store recorded it (or nothing was left to do).
+    MIRRORED = "mirrored"
+    #: The cluster is reconciled; the store could not record it (full or read-only volume).
+    MIRROR_BEHIND = "mirror-behind"
+
+
+#: The ``result`` label of a reconcile whose store write was refused.
+MIRROR_BEHIND_RESULT = "MirrorBehind"
+#: Seconds between kopf's retries of an object whose mirror is behind.
+MIRROR_RETRY_DELAY = 30.0
+
 #: Operations kopf may call twice for one state of an object (see
 #: :meth:`.Coordination.already_reconciled`). A resume is never skipped: it
 #: is how other objects' changes and a restart reach the pipeline.
@@ -60,10 +78,11 @@ ALREADY_RECONCILED = "AlreadyReconciled"
 
 def reconcile(
     kind: Kind, operation: Operation, body: Mapping[str, Any], memo: OperatorMemo, retry: int = 0
-) -> None:
+) -> Reconciled:
     """Run the pipeline for ``kind``/``operation`` on ``body``; raise kopf errors on failure.
 
     ``retry`` is kopf's count of earlier failed attempts of this handler.
+    Returns whether the store recorded the object (see :func:`retry_until_mirrored`).
     """
     deps = memo.deps
     coordination = memo.coordination
@@ -75,11 +94,14 @@ def reconcile(
             logger.debug("%s %s/%s (%s): already reconciled at generation %d by this process",
                          kind.value, namespace, name, operation.value, fingerprint[0])  # fmt: skip
             metrics.RECONCILES.labels(kind.value, operation.value, ALREADY_RECONCILED).inc()
-            return
+            return Reconciled.MIRRORED
         try:
             if operation is not Operation.DELETE:
                 mark_unknown_on_first_sight(kind, body, deps)
-            run(kind, operation, body, deps, observer=OBSERVER, report=True)
+            ctx = run(kind, operation, body, deps, observer=OBSERVER, report=True)
+            if ctx.values.find(MIRROR_BEHIND) is not None:
+                metrics.RECONCILES.labels(kind.value, operation.value, MIRROR_BEHIND_RESULT).inc()
+                return Reconciled.MIRROR_BEHIND  # not remembered: kopf's retry must run
             if operation is not Operation.DELETE:
                 coordination.remember_reconciled(uid, fingerprint)
         except PipelineError as error:
@@ -89,11 +111,27 @@ def reconcile(
                 _, namespace, name = key_of(kind, body)
                 logger.info("%s %s/%s (%s): %s; nothing left to do",
                             kind.value, namespace, name, operation.value, error)  # fmt: skip
-                return
+                return Reconciled.MIRRORED
             raise kopf_error from None
         except KubeError as error:  # the first-sight status patch: the API is unreachable
             raise retry_soon(error, deps) from None
     metrics.RECONCILES.labels(kind.value, operation.value, "Succeeded").inc()
+    return Reconciled.MIRRORED
+
+
+def retry_until_mirrored(reconciled: Reconciled) -> None:
+    """Ask kopf to run the handler again while the store could not record the object.
+
+    The cluster side is done (status says ``Ready`` and ``Mirrored=False``);
+    the retry is how the mirror and its history catch up once the store's
+    volume has room (:mod:`stigmer_operator.pipeline.mirror`). Handlers call
+    this last, after the work that must not wait for the store.
+    """
+    if reconciled is Reconciled.MIRROR_BEHIND:
+        raise kopf.TemporaryError(
+            "the store cannot write; retrying until the mirror records this object",
+            delay=MIRROR_RETRY_DELAY,
+        )
 
 
 def reconcile_quietly(

@@ -17,7 +17,9 @@ in one step:
 :func:`succeeded`           ``Accepted=True`` and ``Ready=True`` -- or
                             ``Ready=False``, ``DefaultInstanceNotReady``,
                             for an Agent whose default instance is not
-                            Ready yet (the operator *knows* it is not)
+                            Ready yet (the operator *knows* it is not);
+                            ``Mirrored=False``, ``StoreUnwritable``, while
+                            the store cannot record the object
 :func:`failed`              from the error's
                             :class:`~stigmer_operator.pipeline.errors.Reason`:
                             a refusal is ``Accepted=False``/``Ready=False``;
@@ -54,6 +56,8 @@ MESSAGE_MAX = 2048
 class ConditionType(enum.StrEnum):
     READY = "Ready"
     ACCEPTED = "Accepted"
+    #: Whether the operator's store holds this version (only written once it did not).
+    MIRRORED = "Mirrored"
 
 
 class ConditionStatus(enum.StrEnum):
@@ -71,10 +75,14 @@ class ConditionReason(enum.StrEnum):
     ACCEPTED = "Accepted"
     READY = "Ready"
     DEFAULT_INSTANCE_NOT_READY = "DefaultInstanceNotReady"
+    MIRRORED = "Mirrored"
+    #: The store's volume is full or read-only (see :mod:`.mirror`).
+    STORE_UNWRITABLE = "StoreUnwritable"
 
 
 RECONCILING_MESSAGE = "The operator is reconciling this object."
 ACCEPTED_MESSAGE = "spec is valid and authorized"
+MIRRORED_MESSAGE = "the operator's store holds this version"
 
 
 def rfc3339(moment: datetime) -> str:
@@ -164,6 +172,15 @@ def reconciling(conditions: Conditions, generation: int, now: datetime) -> Writt
     return set_condition(conditions, ConditionType.READY, *_RECONCILING, generation, now)
 
 
+def behind_message(cause: str) -> str:
+    """What ``Mirrored=False`` says (and the Warning Event): stable across retries."""
+    return (
+        f"the operator's store cannot write ({cause}): the cluster is reconciled, but this "
+        "version is not in the mirror or its history yet; it is recorded once the store "
+        "volume has room"
+    )
+
+
 def succeeded(
     conditions: Conditions,
     what: str,
@@ -171,11 +188,16 @@ def succeeded(
     now: datetime,
     *,
     not_ready_instance: str | None = None,
+    mirror_behind: str | None = None,
 ) -> Written:
     """``Accepted=True`` and ``Ready=True`` for ``what`` (the kind's name).
 
     ``not_ready_instance`` names an Agent's default instance that is not
     Ready yet: then ``Ready=False``, reason ``DefaultInstanceNotReady``.
+    ``mirror_behind`` is why the store could not record this version (see
+    :mod:`.mirror`): ``Ready`` still says what the cluster says, and
+    ``Mirrored=False`` says the rest. ``Mirrored`` is only written once the
+    mirror was behind, and turns ``True`` when it caught up.
     """
     ready: _Verdict
     if not_ready_instance is not None:
@@ -184,10 +206,30 @@ def succeeded(
             ConditionReason.DEFAULT_INSTANCE_NOT_READY,
             f"the default AgentInstance {not_ready_instance} is not Ready yet",
         )
+    elif mirror_behind is not None:
+        message = f"{what} is usable; the operator's store has not recorded it (see Mirrored)"
+        ready = (ConditionStatus.TRUE, ConditionReason.READY, message)
     else:
         ready = (ConditionStatus.TRUE, ConditionReason.READY, f"{what} is mirrored and usable")
     conditions = set_condition(conditions, ConditionType.READY, *ready, generation, now)
-    return set_condition(conditions, ConditionType.ACCEPTED, *_ACCEPTED, generation, now)
+    conditions = set_condition(conditions, ConditionType.ACCEPTED, *_ACCEPTED, generation, now)
+    return _mirrored(conditions, mirror_behind, generation, now)
+
+
+def _mirrored(
+    conditions: Written, mirror_behind: str | None, generation: int, now: datetime
+) -> Written:
+    if mirror_behind is not None:
+        behind: _Verdict = (
+            ConditionStatus.FALSE,
+            ConditionReason.STORE_UNWRITABLE,
+            behind_message(mirror_behind),
+        )
+        return set_condition(conditions, ConditionType.MIRRORED, *behind, generation, now)
+    if find_condition(conditions, ConditionType.MIRRORED) is None:
+        return conditions
+    caught_up: _Verdict = (ConditionStatus.TRUE, ConditionReason.MIRRORED, MIRRORED_MESSAGE)
+    return set_condition(conditions, ConditionType.MIRRORED, *caught_up, generation, now)
 
 
 def failed(conditions: Conditions, error: PipelineError, generation: int, now: datetime) -> Written:

@@ -42,8 +42,12 @@ from stigmer_operator.store.errors import (
     StoreMissingError,
     StoreOpenError,
     StoreReadOnlyError,
+    StoreUnwritableError,
+    StoreUnwritableOpenError,
     check_same_uid,
     held_by,
+    unwritable_cause,
+    unwritable_errno,
 )
 from stigmer_operator.store.protocol import spec_hash
 from stigmer_operator.store.retention import PruneReport, Retention
@@ -92,6 +96,8 @@ class RocksStore(RocksReader):
         #: The running counts as last written (read-write handles only).
         self._counts = dict.fromkeys(keys.Count, 0)
         self._retention = retention or Retention()
+        #: Why RocksDB refused a write (it refuses all later ones too), None until it does.
+        self._refused: str | None = None
 
     # -- opening -------------------------------------------------------------
     @classmethod
@@ -149,7 +155,11 @@ class RocksStore(RocksReader):
         try:
             location.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreOpenError(f"cannot create store directory {location}: {exc}") from exc
+            message = f"cannot create store directory {location}: {exc}"
+            cause = unwritable_errno(exc)
+            if cause is not None:
+                raise StoreUnwritableOpenError(message, cause) from exc
+            raise StoreOpenError(message) from exc
         db = open_rdict(location, OpenMode.READ_WRITE, create=True)
         store = cls(db, location, OpenMode.READ_WRITE, sync_writes=sync_writes, retention=retention)
         batch = rocksdict.WriteBatch(raw_mode=True)
@@ -160,6 +170,10 @@ class RocksStore(RocksReader):
         store._write_options.sync = True  # the marker is what makes the directory ours
         try:
             store._write(batch)
+        except StoreUnwritableError as exc:
+            _close_quietly(store)
+            message = f"cannot create a store at {location}: {exc}"
+            raise StoreUnwritableOpenError(message, exc.cause) from exc
         except StoreError as exc:
             store.close()
             raise StoreOpenError(f"cannot create a store at {location}: {exc}") from exc
@@ -179,6 +193,11 @@ class RocksStore(RocksReader):
             self.close()
             raise StoreOpenError(str(exc)) from exc
         return self
+
+    @property
+    def writable(self) -> bool:
+        """Whether writes can succeed: a read-write handle RocksDB has not refused a write."""
+        return self._mode is OpenMode.READ_WRITE and self._refused is None
 
     # -- resources ---------------------------------------------------------
     def save(self, resource: Resource) -> store_pb2.ChangeLogEntry | None:
@@ -419,7 +438,14 @@ class RocksStore(RocksReader):
         try:
             self._handle().write(batch, self._write_options)
         except Exception as exc:
-            raise StoreError(f"write to the store at {self._path} failed: {exc}") from exc
+            message = f"write to the store at {self._path} failed: {one_line(str(exc))}"
+            cause = unwritable_cause(str(exc))
+            if cause is None:
+                raise StoreError(message) from exc
+            # RocksDB refuses every later write through this handle, even
+            # once there is room again: only a reopen clears the error.
+            self._refused = cause
+            raise StoreUnwritableError(message, cause) from exc
 
     def _put(self, key: bytes, value: bytes) -> None:
         batch = rocksdict.WriteBatch(raw_mode=True)
@@ -582,3 +608,11 @@ class RocksStore(RocksReader):
         """The newest history entry's header (no resource), or None without history."""
         data = self._read(pending, keys.history_head(kind, resource_id))
         return None if data is None else self._parse(store_pb2.HistoryEntry, data)
+
+
+def _close_quietly(store: RocksStore) -> None:
+    """Release a handle whose final flush cannot succeed (the disk refused a write)."""
+    try:
+        store.close()
+    except Exception:  # the handle is released before close raises
+        return

@@ -44,6 +44,8 @@ from stigmer_operator.store.errors import (
     StoreError,
     StoreLockedError,
     StoreOpenError,
+    StoreUnwritableOpenError,
+    unwritable_cause,
 )
 
 _BLOCK_CACHE_BYTES = 32 * 1024 * 1024
@@ -276,6 +278,11 @@ def _open_error(location: Path, mode: OpenMode, exc: Exception) -> StoreOpenErro
         return StoreCorruptError(
             f"the store at {location} is missing files ({detail}): restore a backup, or "
             "move it aside and let the operator rebuild it from the cluster"
+        )
+    cause = unwritable_cause(detail)
+    if cause is not None:
+        return StoreUnwritableOpenError(
+            f"cannot open the store at {location} {mode.value}: {detail}", cause
         )
     if "permission denied" in lowered:
         return StoreOpenError(
