@@ -81,14 +81,19 @@ def open_for_operator(
     (:mod:`.degraded`); every other failure is a :class:`StoreOpenError`.
     """
 
-    def open_unless_full(wipe: bool) -> Store:
+    def reopen() -> Store:
         try:
-            return open_for_writing(path, rebuild=wipe, retention=retention)
+            return open_for_writing(path, retention=retention)
         except StoreUnwritableOpenError as error:
             logger.warning("%s; reading the store as it is until the volume has room", error)
             return read_only_stand_in(path)
 
-    return DegradableStore(open_unless_full(rebuild), path, lambda: open_unless_full(False))
+    try:
+        store = open_for_writing(path, rebuild=rebuild, retention=retention)
+    except StoreUnwritableOpenError as error:
+        logger.warning("%s; reading the store as it is until the volume has room", error)
+        return DegradableStore(read_only_stand_in(path), path, reopen, cause=error.cause)
+    return DegradableStore(store, path, reopen)
 
 
 def read_only_stand_in(path: Path) -> Store:
