@@ -273,12 +273,7 @@ def test_full_disk_at_start_is_not_an_outage(
 
         filler.unlink()  # the administrator frees space
         _mirror_catches_up(cluster, operator, store, seed.namespace, "late")
-        cluster.delete(Kind.AGENT, seed.namespace, "late")
-        wait_for(lambda: "late" not in _mirrored_agents(store, seed.namespace), timeout=30,
-                 what="the deletion in the mirror")  # fmt: skip
-    assert operator.returncode == 0, operator.log_tail()
-    history = _history(store, seed.namespace)
-    assert {name: history[name] for name in seed.history} == seed.history
+    _stopped_with_history_intact(seed, store, operator)
 
 
 # -- (d) corrupted -------------------------------------------------------------------
@@ -364,13 +359,25 @@ def _mirrored_agents(store: Path, namespace: str) -> set[str]:
 def _mirror_catches_up(
     cluster: Cluster, operator: OperatorProcess, store: Path, namespace: str, name: str
 ) -> None:
-    """kopf retries the object every 30 s; the first retry with room reopens the store."""
+    """kopf retries the object every 30 s; the first retry with room reopens the store.
+
+    Then the Agent is deleted again, and that reaches the mirror too.
+    """
     agent = cluster.wait_condition(Kind.AGENT, namespace, name, "Mirrored", "True", timeout=120)
     assert condition(agent, "Ready").get("status") == "True", condition(agent, "Ready")
     assert "stigmer_store_writable 1.0" in operator.metrics()
     assert _health(operator)[0] == 200
     wait_for(lambda: name in _mirrored_agents(store, namespace), timeout=30,
              what=f"{name} in the store")  # fmt: skip
+    cluster.delete(Kind.AGENT, namespace, name)  # the tiny volume is not for big Agents
+    wait_for(lambda: name not in _mirrored_agents(store, namespace), timeout=30,
+             what="the deletion in the mirror")  # fmt: skip
+
+
+def _stopped_with_history_intact(seed: Seed, store: Path, operator: OperatorProcess) -> None:
+    assert operator.returncode == 0, operator.log_tail()
+    history = _history(store, seed.namespace)
+    assert {name: history[name] for name in seed.history} == seed.history
 
 
 def test_disk_filling_up_while_running_is_not_an_outage(
@@ -387,10 +394,4 @@ def test_disk_filling_up_while_running_is_not_an_outage(
 
         filler.unlink()  # the administrator frees space
         _mirror_catches_up(cluster, operator, store, seed.namespace, "overflow")
-        # the tiny volume is for this test, not for big Agents
-        cluster.delete(Kind.AGENT, seed.namespace, "overflow")
-        wait_for(lambda: "overflow" not in _mirrored_agents(store, seed.namespace), timeout=30,
-                 what="the deletion in the mirror")  # fmt: skip
-    assert operator.returncode == 0, operator.log_tail()
-    history = _history(store, seed.namespace)
-    assert {name: history[name] for name in seed.history} == seed.history
+    _stopped_with_history_intact(seed, store, operator)
