@@ -6,7 +6,9 @@
 #                      (hack/controlplane/build.sh; slow only the first time)
 #   make image         the operator image (hack/make/image.mk; starts dockerd
 #                      and builds a local base image when needed)
-#   make test          venv + controlplane + lint + image + pytest
+#   make kstatus       build hack/kstatus (Flux's status library as a command,
+#                      run by tests/e2e/test_kstatus.py) into the same cache
+#   make test          venv + controlplane + kstatus + lint + image + pytest
 #
 # .ci/run calls `make test`, so it must work on a fresh machine that has only
 # python3.11 and go (and, as root, Debian's apt-get for Docker).
@@ -23,7 +25,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python -P
 PYTEST_ARGS ?=
 
-.PHONY: venv controlplane test
+.PHONY: venv controlplane kstatus test
 
 venv: $(VENV)/.installed
 
@@ -37,8 +39,11 @@ $(VENV)/.installed: pyproject.toml testing/pyproject.toml
 controlplane:
 	hack/controlplane/build.sh
 
+kstatus:
+	hack/kstatus/build.sh
+
 # The image tests (tests/image/) run the image `image` built (IMAGE).
-test: venv controlplane lint image
+test: venv controlplane kstatus lint image
 	STIGMER_TEST_IMAGE=$(IMAGE) $(PY) -m pytest $(PYTEST_ARGS)
 
 # ---- further targets (protos, lint, bench, ...) go below this line ----

@@ -56,6 +56,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--peering", help="kopf peering name; empty = standalone")
     parser.add_argument("--priority", type=int)
     parser.add_argument("--max-workers", type=int)
+    parser.add_argument("--sweep-interval", type=float, help="seconds; 0: only at start-up")
     parser.add_argument(
         "--rebuild-store",
         action="store_true",
@@ -78,6 +79,7 @@ def _run_command(args: argparse.Namespace) -> int:
         "peering",
         "priority",
         "max_workers",
+        "sweep_interval",
         "rebuild_store",
         *maintenance.FIELDS,
     )

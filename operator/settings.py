@@ -68,6 +68,14 @@ class OperatorSettings(BaseSettings):
     store_maintenance_seconds: float = Field(
         default=3600, ge=0, description="Seconds between retention runs (prune); 0 disables."
     )
+    sweep_interval: float = Field(
+        default=300.0,
+        ge=0,
+        description=(
+            "Seconds between sweeps of mirror entries whose object is gone (deleted while a "
+            "watch re-listed); 0 sweeps only at start-up."
+        ),
+    )
 
     @field_validator("namespaces", "platform_namespaces", mode="before")
     @classmethod

@@ -18,6 +18,7 @@ import kubernetes
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind, Resource
 from stigmer_operator.kopf_compat import namespace_matches
 from stigmer_operator.pipeline.conditions import ConditionStatus, ConditionType
+from stigmer_operator.pipeline.meta import mirrored_annotations
 from stigmer_operator.settings import has_globs
 from stigmer_operator.store import Store
 
@@ -52,14 +53,6 @@ def _items(listing: object) -> list[dict[str, Any]]:
     return list(cast(dict[str, Any], listing).get("items", []))
 
 
-def list_cluster_uids(
-    api_client: kubernetes.client.ApiClient, kind: Kind, namespaces: Sequence[str]
-) -> set[str]:
-    return {
-        str(obj["metadata"]["uid"]) for obj in list_cluster_objects(api_client, kind, namespaces)
-    }
-
-
 def stale_entries(
     store: Store, kind: Kind, live_uids: set[str], namespaces: Sequence[str]
 ) -> Iterator[Resource]:
@@ -90,7 +83,8 @@ def compare(
     """Where the mirror of ``kind`` disagrees with the cluster's ``objects``.
 
     An object the operator accepted for its current generation must be
-    mirrored at that generation; an object it refused must not be; an
+    mirrored at that generation, with its labels and (but for the tools'
+    bookkeeping) its annotations; an object it refused must not be; an
     object it has not reconciled yet is not judged. Every mirror entry must
     have its object.
     """
@@ -105,14 +99,9 @@ def compare(
         if verdict is _Verdict.ACCEPTED and entry is None:
             drifts.append(Drift(*where, "accepted but not mirrored"))
         elif verdict is _Verdict.ACCEPTED and entry is not None:
-            if entry.metadata.generation != metadata.get("generation"):
-                drifts.append(
-                    Drift(
-                        *where,
-                        f"mirror at generation {entry.metadata.generation}, "
-                        f"cluster at {metadata.get('generation')}",
-                    )
-                )
+            problem = _metadata_drift(entry, metadata)
+            if problem:
+                drifts.append(Drift(*where, problem))
         elif (
             verdict is _Verdict.REFUSED
             and entry is not None
@@ -130,6 +119,20 @@ def compare(
             )
         )
     return drifts
+
+
+def _metadata_drift(entry: Resource, metadata: Mapping[str, Any]) -> str:
+    """How the mirror of an accepted object differs from it ("" if it does not)."""
+    mirrored = entry.metadata
+    if mirrored.generation != metadata.get("generation"):
+        return (
+            f"mirror at generation {mirrored.generation}, cluster at {metadata.get('generation')}"
+        )
+    if dict(mirrored.labels) != {str(k): str(v) for k, v in (metadata.get("labels") or {}).items()}:
+        return "mirrored labels differ from the object's"
+    if dict(mirrored.annotations) != mirrored_annotations(metadata.get("annotations") or {}):
+        return "mirrored annotations differ from the object's"
+    return ""
 
 
 class _Verdict(enum.Enum):

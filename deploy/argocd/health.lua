@@ -2,16 +2,19 @@
 --
 -- The operator reports metav1.Condition-style status: a Ready condition
 -- (always present once it has seen the object) plus observedGeneration, both
--- at the top of status and on each condition.
+-- at the top of status and on each condition, and kstatus's Stalled and
+-- Reconciling conditions (what Flux reads): Stalled=True when only a change
+-- by someone can help, Reconciling=True while it works, retries or waits.
 --
 --   Healthy      Ready=True, observed at the object's current generation
---   Progressing  no status yet, generation not observed yet, Ready=Unknown,
---                or Ready=False with a transient reason: the operator retries,
---                or waits for something that GitOps applies alongside (an
---                AgentInstance whose Agent does not exist yet: AgentNotFound;
---                the instance is re-run as soon as the Agent appears)
---   Degraded     Ready=False with any other (permanent) reason; the message
---                says why, e.g. a validation error
+--   Progressing  no status yet, generation not observed yet, Reconciling=True,
+--                Ready=Unknown, or Ready=False with a transient reason: the
+--                operator retries, or waits for something that GitOps applies
+--                alongside (an AgentInstance whose Agent does not exist yet:
+--                AgentNotFound; the instance is re-run as soon as the Agent
+--                appears)
+--   Degraded     Stalled=True, or Ready=False with any other (permanent)
+--                reason; the message says why, e.g. a validation error
 --
 -- Source of truth: deploy/argocd/health.lua. docs/gitops.md and
 -- examples/argocd/argocd-cm.yaml embed this file verbatim (a test checks).
@@ -75,6 +78,15 @@ if status.conditions ~= nil then
   for _, condition in ipairs(status.conditions) do
     if condition.type == "Ready" then
       ready = condition
+    end
+    if condition.type == "Stalled" and condition.status == "True" then
+      hs.status = "Degraded"
+      hs.message = describe(condition, "Stalled")
+      return hs
+    end
+    if condition.type == "Reconciling" and condition.status == "True" then
+      hs.message = describe(condition, "Reconciling")
+      return hs
     end
   end
 end

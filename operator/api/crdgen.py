@@ -263,9 +263,17 @@ def crd_document(kind: Kind) -> dict[str, Any]:
     }
 
 
+#: What the API server shows as ``status`` until the operator writes one:
+#: ``observedGeneration: 0`` is behind every object's generation, so kstatus
+#: (Flux's ``wait: true``) says InProgress, not Current, for an object the
+#: operator has not seen yet (an object without conditions is Current to it).
+#: Defaults apply when an object is read, so existing objects get it too.
+_UNSEEN_STATUS: Final = {"observedGeneration": 0}
+
+
 def _root_schema(kind: Kind, doc: _KindDoc) -> dict[str, Any]:
     spec = structural_schema(doc.spec)
-    status = structural_schema(doc.status)
+    status = {**structural_schema(doc.status), "default": dict(_UNSEEN_STATUS)}
     return {
         "description": doc.description,
         "type": "object",

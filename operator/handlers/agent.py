@@ -9,14 +9,18 @@ Agent created                      agent-create pipeline: validate, authorize,
                                    then the instances waiting for it are re-run
 Agent spec/labels edited           agent-update pipeline (re-validates;
                                    history grows only when the spec changed);
-                                   every instance referencing it is re-run
+                                   every instance referencing it is re-run,
+                                   and every Agent refused with DuplicateSlug
+                                   because of it (the slug may be free now)
 operator (re)started               agent-resume pipeline (re-mirror; steps
                                    already done are no-ops); instances waiting
                                    for it are re-run
 Agent deleted                      agent-delete pipeline (mirror entry goes,
                                    history stays); the garbage collector
                                    deletes the default instance it owns;
-                                   every instance referencing it is re-run
+                                   every instance referencing it is re-run,
+                                   and every Agent refused with DuplicateSlug
+                                   because of it
 any Agent event                    :class:`.References` records whether a
                                    squatting instance blocks it
 default instance deleted, or its   agent-resume pipeline for the owner:
@@ -52,13 +56,12 @@ from stigmer_operator.handlers.common import (
     is_deletion,
     reconcile,
     reconcile_quietly,
-    retry_soon,
+    rerun,
     retry_until_mirrored,
 )
 from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.handlers.references import name_of
 from stigmer_operator.pipeline.context import Operation
-from stigmer_operator.pipeline.kube import KubeError, ObjectKind
 
 
 @kopf.on.create(*AGENTS)
@@ -72,6 +75,7 @@ def agent_created(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> 
 def agent_updated(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
     reconciled = reconcile(Kind.AGENT, Operation.UPDATE, body, memo, retry)
     wake_instances(body, memo)
+    wake_duplicates(body, memo)
     retry_until_mirrored(reconciled)
 
 
@@ -87,6 +91,7 @@ def agent_deleted(body: kopf.Body, memo: OperatorMemo, **_: Any) -> None:
     reconcile_quietly(Kind.AGENT, Operation.DELETE, body, memo)
     forget(Kind.AGENT, body, memo)
     wake_instances(body, memo)
+    wake_duplicates(body, memo)
 
 
 @kopf.on.event(*AGENTS)
@@ -109,15 +114,19 @@ def wake_instances(
     after an edit or a delete every referencing instance is re-authorized
     against the new state.
     """
-    deps = memo.deps
-    references = memo.references
-    for namespace, name, waiting in references.referrers(name_of(body)):
+    for namespace, name, waiting in memo.references.referrers(name_of(body)):
         if only_waiting and not waiting:
             continue
-        try:
-            instance = deps.kube.get(ObjectKind.AGENT_INSTANCE, namespace, name)
-        except KubeError as error:
-            raise retry_soon(error, deps) from None
-        if instance is None or instance.get("metadata", {}).get("deletionTimestamp"):
-            continue
-        reconcile_quietly(Kind.AGENT_INSTANCE, Operation.RESUME, instance, memo)
+        rerun(Kind.AGENT_INSTANCE, namespace, name, memo)
+
+
+def wake_duplicates(body: Mapping[str, Any], memo: OperatorMemo) -> None:
+    """Re-run the Agents refused with DuplicateSlug because this one held their slug.
+
+    It may have freed it (deleted, or another display name). One accepted
+    now is as good as created: the instances waiting for it are re-run too.
+    """
+    for namespace, name in memo.references.duplicates_of(name_of(body)):
+        rerun(Kind.AGENT, namespace, name, memo)
+        wake_instances({"metadata": {"namespace": namespace, "name": name}}, memo,
+                       only_waiting=True)  # fmt: skip

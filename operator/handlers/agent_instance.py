@@ -42,13 +42,14 @@ from stigmer_operator.handlers.common import (
     is_deletion,
     reconcile,
     reconcile_quietly,
+    rerun,
     retry_until_mirrored,
 )
 from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.handlers.references import name_of
 from stigmer_operator.pipeline.conditions import ConditionType, is_true
 from stigmer_operator.pipeline.context import Operation
-from stigmer_operator.pipeline.kube import ObjectKind, controller_ref
+from stigmer_operator.pipeline.kube import controller_ref
 from stigmer_operator.pipeline.meta import conditions_of
 
 
@@ -67,13 +68,9 @@ async def instance_observed(
 @kopf.on.event(*INSTANCES, when=is_deletion)
 def squatter_deleted(body: kopf.Body, memo: OperatorMemo, **_: Any) -> None:
     """An AgentInstance that blocked an Agent's default instance is gone: re-run the Agent."""
-    deps = memo.deps
-    references = memo.references
     namespace, name = name_of(body)
-    for agent_name in references.blocked_by((namespace, name)):
-        agent = deps.kube.get(ObjectKind.AGENT, namespace, agent_name)
-        if agent is not None:
-            reconcile_quietly(Kind.AGENT, Operation.RESUME, agent, memo)
+    for agent_name in memo.references.blocked_by((namespace, name)):
+        rerun(Kind.AGENT, namespace, agent_name, memo)
 
 
 @kopf.on.event(*INSTANCES, labels={DEFAULT_INSTANCE_LABEL: "true"})
@@ -87,13 +84,10 @@ def default_instance_changed(
     uid = str(body.get("metadata", {}).get("uid", ""))
     if not is_deletion(event) and not memo.coordination.readiness_changed(uid, _is_ready(body)):
         return
-    deps = memo.deps
-    agent = deps.kube.get(ObjectKind.AGENT, body["metadata"]["namespace"], owner["name"])
-    if agent is None or agent.get("metadata", {}).get("deletionTimestamp"):
-        return  # the Agent is going away; the garbage collector handles the rest
-    if agent.get("metadata", {}).get("uid") != owner.get("uid"):
-        return  # an Agent of the same name, but not the owner
-    reconcile_quietly(Kind.AGENT, Operation.RESUME, agent, memo)
+    # Not if the Agent is going away (the garbage collector handles the rest),
+    # nor for an Agent of the same name that is not the owner.
+    namespace = str(body["metadata"]["namespace"])
+    rerun(Kind.AGENT, namespace, str(owner["name"]), memo, uid=str(owner.get("uid")))
 
 
 @kopf.on.create(*INSTANCES)

@@ -6,7 +6,9 @@ this module holds the shared mechanics:
 * one lock per object (kept in :mod:`.coordination`), so a pipeline
   triggered by another object (a default instance turning Ready, an Agent
   appearing) never interleaves with the object's own kopf handler and
-  overwrites fresher status with staler;
+  overwrites fresher status with staler; such a pipeline reads the object
+  under that lock (:func:`rerun`), and a run on a body older than one
+  already handled is skipped (:meth:`.Coordination.outdated`);
 * ``Ready=Unknown`` on first sight, so ``kubectl wait`` and kstatus see the
   condition from the start;
 * no second run of a create or update kopf repeats only because its own
@@ -18,8 +20,9 @@ this module holds the shared mechanics:
   another one is re-checked with a slow back-off (all in
   :func:`kopf_error_for`); an object the store could not record (a full
   volume) is retried every 30 s until it can (:func:`retry_until_mirrored`).
-  A namespace being deleted
-  (``NamespaceTerminating``) ends the reconcile quietly: the object goes
+  Runs kopf does not retry (triggered by another object, or by a deletion)
+  are retried by :class:`.Retries`, for both reasons. A namespace being
+  deleted (``NamespaceTerminating``) ends the reconcile quietly: the object goes
   with its namespace, and kopf must not call that a failure.
 """
 
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -39,9 +42,9 @@ from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.pipeline.conditions import ConditionType, find_condition, reconciling
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.deps import Deps
-from stigmer_operator.pipeline.errors import PipelineError
+from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.keys import MIRROR_BEHIND
-from stigmer_operator.pipeline.kube import KubeError
+from stigmer_operator.pipeline.kube import KubeError, ObjectKind
 from stigmer_operator.pipeline.meta import conditions_of
 from stigmer_operator.pipeline.pipelines import run
 
@@ -84,48 +87,61 @@ def reconcile(
     ``retry`` is kopf's count of earlier failed attempts of this handler.
     Returns whether the store recorded the object (see :func:`retry_until_mirrored`).
     """
+    with memo.coordination.lock(key_of(kind, body)):
+        return _reconcile_locked(kind, operation, body, memo, retry)
+
+
+def _reconcile_locked(
+    kind: Kind, operation: Operation, body: Mapping[str, Any], memo: OperatorMemo, retry: int = 0
+) -> Reconciled:
     deps = memo.deps
     coordination = memo.coordination
     uid = str(body.get("metadata", {}).get("uid", ""))
     fingerprint = fingerprint_of(body)
-    with coordination.lock(key_of(kind, body)):
-        if operation in _REPEATABLE and coordination.already_reconciled(uid, fingerprint):
+    if operation is not Operation.DELETE and coordination.outdated(uid, fingerprint[0]):
+        _skip(kind, operation, body, "a newer version or a deletion was already handled")
+        metrics.RECONCILES.labels(kind.value, operation.value, Reason.SUPERSEDED.value).inc()
+        return Reconciled.MIRRORED
+    if operation in _REPEATABLE and coordination.already_reconciled(uid, fingerprint):
+        _skip(kind, operation, body, "already reconciled as it is by this process")
+        metrics.RECONCILES.labels(kind.value, operation.value, ALREADY_RECONCILED).inc()
+        return Reconciled.MIRRORED
+    try:
+        if operation is not Operation.DELETE:
+            mark_unknown_on_first_sight(kind, body, deps)
+        ctx = run(kind, operation, body, deps, observer=OBSERVER, report=True)
+        if operation is not Operation.DELETE:
+            memo.references.outcome(kind, body, None)  # the cluster side succeeded
+        if ctx.values.find(MIRROR_BEHIND) is not None:
+            metrics.RECONCILES.labels(kind.value, operation.value, MIRROR_BEHIND_RESULT).inc()
+            return Reconciled.MIRROR_BEHIND  # not remembered: the retry must run
+        if operation is not Operation.DELETE:
+            coordination.remember_reconciled(uid, fingerprint)
+    except PipelineError as error:
+        metrics.RECONCILES.labels(kind.value, operation.value, error.reason.value).inc()
+        if operation is not Operation.DELETE:
+            memo.references.outcome(kind, body, error)
+        kopf_error = kopf_error_for(error, retry)
+        if kopf_error is None:
             _, namespace, name = key_of(kind, body)
-            logger.debug("%s %s/%s (%s): already reconciled at generation %d by this process",
-                         kind.value, namespace, name, operation.value, fingerprint[0])  # fmt: skip
-            metrics.RECONCILES.labels(kind.value, operation.value, ALREADY_RECONCILED).inc()
+            logger.info("%s %s/%s (%s): %s; nothing left to do",
+                        kind.value, namespace, name, operation.value, error)  # fmt: skip
             return Reconciled.MIRRORED
-        try:
-            if operation is not Operation.DELETE:
-                mark_unknown_on_first_sight(kind, body, deps)
-            ctx = run(kind, operation, body, deps, observer=OBSERVER, report=True)
-            if ctx.values.find(MIRROR_BEHIND) is not None:
-                metrics.RECONCILES.labels(kind.value, operation.value, MIRROR_BEHIND_RESULT).inc()
-                return Reconciled.MIRROR_BEHIND  # not remembered: kopf's retry must run
-            if operation is not Operation.DELETE:
-                coordination.remember_reconciled(uid, fingerprint)
-        except PipelineError as error:
-            metrics.RECONCILES.labels(kind.value, operation.value, error.reason.value).inc()
-            kopf_error = kopf_error_for(error, retry)
-            if kopf_error is None:
-                _, namespace, name = key_of(kind, body)
-                logger.info("%s %s/%s (%s): %s; nothing left to do",
-                            kind.value, namespace, name, operation.value, error)  # fmt: skip
-                return Reconciled.MIRRORED
-            raise kopf_error from None
-        except KubeError as error:  # the first-sight status patch: the API is unreachable
-            raise retry_soon(error, deps) from None
+        raise kopf_error from None
+    except KubeError as error:  # the first-sight status patch: the API is unreachable
+        raise retry_soon(error, deps) from None
     metrics.RECONCILES.labels(kind.value, operation.value, "Succeeded").inc()
     return Reconciled.MIRRORED
 
 
 def retry_until_mirrored(reconciled: Reconciled) -> None:
-    """Ask kopf to run the handler again while the store could not record the object.
+    """Ask for the run again while the store could not record the object.
 
     The cluster side is done (status says ``Ready`` and ``Mirrored=False``);
-    the retry is how the mirror and its history catch up once the store's
-    volume has room (:mod:`stigmer_operator.pipeline.mirror`). Handlers call
-    this last, after the work that must not wait for the store.
+    the retry (kopf's, or :class:`.Retries` for runs kopf does not retry) is
+    how the mirror and its history catch up once the store's volume has room
+    (:mod:`stigmer_operator.pipeline.mirror`). Handlers call this last, after
+    the work that must not wait for the store.
     """
     if reconciled is Reconciled.MIRROR_BEHIND:
         raise kopf.TemporaryError(
@@ -134,15 +150,69 @@ def retry_until_mirrored(reconciled: Reconciled) -> None:
         )
 
 
+def _skip(kind: Kind, operation: Operation, body: Mapping[str, Any], why: str) -> None:
+    _, namespace, name = key_of(kind, body)
+    generation = fingerprint_of(body)[0]
+    logger.debug("%s %s/%s (%s) at generation %d: skipped, %s",
+                 kind.value, namespace, name, operation.value, generation, why)  # fmt: skip
+
+
 def reconcile_quietly(
     kind: Kind, operation: Operation, body: Mapping[str, Any], memo: OperatorMemo
 ) -> None:
-    """:func:`reconcile` for event handlers, which kopf does not retry: log, don't raise."""
+    """:func:`reconcile` for event handlers, which kopf does not retry: log, retry later."""
     try:
-        reconcile(kind, operation, body, memo)
+        retry_until_mirrored(reconcile(kind, operation, body, memo))
     except (kopf.TemporaryError, kopf.PermanentError) as error:
-        _, namespace, name = key_of(kind, body)
-        logger.warning("%s %s/%s (%s): %s", kind.value, namespace, name, operation.value, error)
+        _quiet_failure(kind, operation, body, memo, error,
+                       lambda: reconcile_quietly(kind, operation, body, memo))  # fmt: skip
+
+
+def rerun(
+    kind: Kind, namespace: str, name: str, memo: OperatorMemo, *, uid: str | None = None
+) -> None:
+    """Resume an object because *another* object changed; quietly, retried later if need be.
+
+    The object is read under its lock, so the run sees its newest version
+    (a body read before the lock could predate an edit its own handler has
+    reconciled meanwhile). Nothing happens if it is gone, being deleted, or
+    (with ``uid``) replaced by another object of the same name.
+    """
+    again = lambda: rerun(kind, namespace, name, memo, uid=uid)  # noqa: E731
+    deps = memo.deps
+    with memo.coordination.lock((kind, namespace, name)):
+        try:
+            body = deps.kube.get(ObjectKind.of(kind), namespace, name)
+        except KubeError as error:
+            failure = retry_soon(error, deps)
+            if isinstance(failure, kopf.TemporaryError):
+                memo.retries.schedule((kind, namespace, name), failure.delay or 0.0, again)
+            logger.warning("%s %s/%s: %s", kind.value, namespace, name, error)
+            return
+        metadata = (body or {}).get("metadata", {})
+        if body is None or metadata.get("deletionTimestamp"):
+            return
+        if uid is not None and metadata.get("uid") != uid:
+            return
+        try:
+            retry_until_mirrored(_reconcile_locked(kind, Operation.RESUME, body, memo))
+        except (kopf.TemporaryError, kopf.PermanentError) as error:
+            _quiet_failure(kind, Operation.RESUME, body, memo, error, again)
+
+
+def _quiet_failure(
+    kind: Kind,
+    operation: Operation,
+    body: Mapping[str, Any],
+    memo: OperatorMemo,
+    error: kopf.TemporaryError | kopf.PermanentError,
+    again: Callable[[], None],
+) -> None:
+    """Log a failure kopf will not retry; schedule the retry it would have done."""
+    _, namespace, name = key_of(kind, body)
+    logger.warning("%s %s/%s (%s): %s", kind.value, namespace, name, operation.value, error)
+    if isinstance(error, kopf.TemporaryError):
+        memo.retries.schedule((kind, namespace, name), error.delay or 0.0, again)
 
 
 def retry_soon(error: KubeError, deps: Deps) -> Exception:

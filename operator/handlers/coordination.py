@@ -7,8 +7,12 @@ instances waiting for it). :class:`Coordination` keeps, per object:
 
 * a lock, so two pipelines of one object never interleave and overwrite
   fresher status with staler;
-* what this process last reconciled (uid -> generation and labels), so a
-  create or update kopf repeats on a stale body costs nothing;
+* the newest generation a run started for, and the uids of deleted
+  objects, so a run on a body read before a newer one was handled (or
+  before the object was deleted) is skipped (:meth:`Coordination.outdated`);
+* what this process last reconciled (uid -> generation, labels and mirrored
+  annotations), so a create or update kopf repeats on a stale body costs
+  nothing;
 * the last readiness seen of a default instance, so only a flip re-runs
   its Agent.
 """
@@ -16,16 +20,22 @@ instances waiting for it). :class:`Coordination` keeps, per object:
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from stigmer_operator.api.kinds import Kind
+from stigmer_operator.pipeline.meta import mirrored_annotations
 
 ObjectKey = tuple[Kind, str, str]
+#: Deleted uids remembered (oldest forgotten first): a late run for a deleted
+#: object comes within seconds, not after this many deletions.
+GONE_REMEMBERED = 10_000
 #: What a reconcile of an object depends on besides its uid: the generation
-#: (spec changes) and the labels (mirrored; the org label places the object).
-Fingerprint = tuple[int, tuple[tuple[str, str], ...]]
+#: (spec changes), the labels (mirrored; the org label places the object)
+#: and the mirrored annotations.
+Fingerprint = tuple[int, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
 
 
 @dataclass
@@ -36,6 +46,8 @@ class Coordination:
     _guard: threading.Lock = field(default_factory=threading.Lock)
     _readiness: dict[str, bool] = field(default_factory=dict)
     _reconciled: dict[str, Fingerprint] = field(default_factory=dict)
+    _newest: dict[str, int] = field(default_factory=dict)
+    _gone: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     def lock(self, key: ObjectKey) -> threading.Lock:
         with self._guard:
@@ -49,6 +61,38 @@ class Coordination:
                 del self._locks[key]
             self._readiness.pop(uid, None)
             self._reconciled.pop(uid, None)
+            self._newest.pop(uid, None)
+            if uid:
+                self._gone[uid] = None
+                while len(self._gone) > GONE_REMEMBERED:
+                    self._gone.popitem(last=False)
+
+    def retain(self, live: set[str]) -> None:
+        """Forget the per-uid state of objects not in ``live`` (a fresh listing of all kinds).
+
+        Objects deleted while a watch re-listed never send a DELETED event.
+        What is dropped costs at most one repeated run (an object created
+        after the listing), so the guard is all it needs.
+        """
+        with self._guard:
+            for table in (self._readiness, self._reconciled, self._newest):
+                for uid in [uid for uid in table if uid not in live]:
+                    del table[uid]
+
+    def outdated(self, uid: str, generation: int) -> bool:
+        """True when a run on this body would undo a newer one; else note ``generation``.
+
+        A pipeline triggered by another object, or a retry, may hold a body
+        read before the object was edited (a newer generation already ran)
+        or deleted (a re-created object of the same name may be there now).
+        Running it would re-grant what the edit revoked and roll status back.
+        Call under the object's lock.
+        """
+        with self._guard:
+            if uid in self._gone or generation < self._newest.get(uid, 0):
+                return True
+            self._newest[uid] = generation
+            return False
 
     def remember_reconciled(self, uid: str, fingerprint: Fingerprint) -> None:
         with self._guard:
@@ -84,8 +128,13 @@ class Coordination:
 def fingerprint_of(body: Mapping[str, Any]) -> Fingerprint:
     metadata = body.get("metadata", {})
     labels = metadata.get("labels") or {}
+    annotations = mirrored_annotations(metadata.get("annotations") or {})
     generation = int(metadata.get("generation", 0) or 0)
-    return (generation, tuple(sorted((str(k), str(v)) for k, v in labels.items())))
+    return (
+        generation,
+        tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+        tuple(sorted(annotations.items())),
+    )
 
 
 def key_of(kind: Kind, body: Mapping[str, Any]) -> ObjectKey:

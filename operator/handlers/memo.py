@@ -17,6 +17,7 @@ import kubernetes
 
 from stigmer_operator.handlers.coordination import Coordination
 from stigmer_operator.handlers.references import References
+from stigmer_operator.handlers.retries import Retries
 from stigmer_operator.pipeline.deps import Deps
 from stigmer_operator.settings import OperatorSettings
 
@@ -35,6 +36,8 @@ class OperatorMemo:
     coordination: Coordination = field(default_factory=Coordination)
     #: Who references whom, fed from the watch (see :mod:`.references`).
     references: References = field(default_factory=References)
+    #: Re-runs kopf does not retry (see :mod:`.retries`).
+    retries: Retries = field(default_factory=Retries)
 
     def __copy__(self) -> OperatorMemo:
         """kopf copies the memo per object; all objects must share this one."""

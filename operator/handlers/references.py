@@ -6,6 +6,9 @@ Two questions come up when an object changes:
   which of those are waiting for it (refused with ``AgentNotFound``)?
 * an AgentInstance goes: which Agent could not create its default instance
   because this one squatted the name (``DefaultInstanceConflict``)?
+* an Agent goes or changes: which Agents were refused with ``DuplicateSlug``
+  because of it (the slug may be free now)? Known from this process's own
+  refusals only: after a restart every Agent's resume re-checks anyway.
 
 kopf's indexes (``@kopf.index``) would answer both, but kopf holds *every*
 handler until every index is populated and tracks that with one toggle per
@@ -32,8 +35,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from stigmer_operator.api.kinds import Kind
 from stigmer_operator.pipeline.conditions import ConditionType, find_condition
-from stigmer_operator.pipeline.errors import Reason
+from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.meta import conditions_of
 from stigmer_operator.pipeline.naming import default_instance_name
 
@@ -58,6 +62,10 @@ class References:
     _target: dict[ObjectName, ObjectName] = field(default_factory=dict)
     _blocked: dict[ObjectName, set[str]] = field(default_factory=dict)
     _squatted: dict[ObjectName, ObjectName] = field(default_factory=dict)
+    #: Instances this process itself saw refused with AgentNotFound.
+    _known_waiting: set[ObjectName] = field(default_factory=set)
+    #: Agents this process refused with DuplicateSlug -> the Agent holding the slug.
+    _duplicates: dict[ObjectName, ObjectName] = field(default_factory=dict)
 
     def instance_seen(self, body: Mapping[str, Any]) -> None:
         """Record (or update) an instance's agentRef and whether it waits for that Agent."""
@@ -74,6 +82,40 @@ class References:
     def instance_gone(self, body: Mapping[str, Any]) -> None:
         with self._guard:
             self._unlink_instance(name_of(body))
+            self._known_waiting.discard(name_of(body))
+
+    def outcome(self, kind: Kind, body: Mapping[str, Any], error: PipelineError | None) -> None:
+        """Record this process's own verdict on an object (``None``: it succeeded).
+
+        The watch may deliver a refusal only after the object it waits for
+        changed; what this process knows counts as well.
+        """
+        reason = error.reason if error is not None else None
+        if kind is Kind.AGENT_INSTANCE:
+            self.instance_waiting(name_of(body), reason is Reason.AGENT_NOT_FOUND)
+            return
+        with self._guard:
+            if reason is Reason.DUPLICATE_SLUG and error is not None and error.blocker:
+                self._duplicates[name_of(body)] = error.blocker
+            else:
+                self._duplicates.pop(name_of(body), None)
+
+    def duplicates_of(self, holder: ObjectName) -> list[ObjectName]:
+        """The Agents refused with DuplicateSlug because ``holder`` had the slug."""
+        with self._guard:
+            return sorted(name for name, by in self._duplicates.items() if by == holder)
+
+    def instance_waiting(self, instance: ObjectName, waiting: bool) -> None:
+        """Record this process's own verdict: does ``instance`` wait for its Agent?
+
+        The watch may deliver the ``AgentNotFound`` status only after the
+        Agent appeared; a referrer counts as waiting if either says so.
+        """
+        with self._guard:
+            if waiting:
+                self._known_waiting.add(instance)
+            else:
+                self._known_waiting.discard(instance)
 
     def agent_seen(self, body: Mapping[str, Any]) -> None:
         """Record whether this Agent is blocked by an instance squatting its default name."""
@@ -89,13 +131,16 @@ class References:
     def agent_gone(self, body: Mapping[str, Any]) -> None:
         with self._guard:
             self._unlink_agent(name_of(body))
+            self._duplicates.pop(name_of(body), None)
 
     def referrers(self, agent: ObjectName) -> list[Referrer]:
         """The instances that reference ``agent`` (a copy, safe to iterate)."""
         with self._guard:
             found = self._referrers.get(agent, {})
+            known = self._known_waiting
             return [
-                Referrer(namespace, name, waiting) for (namespace, name), waiting in found.items()
+                Referrer(namespace, name, waiting or (namespace, name) in known)
+                for (namespace, name), waiting in found.items()
             ]
 
     def blocked_by(self, instance: ObjectName) -> list[str]:

@@ -8,6 +8,16 @@ kopf cannot report is an object deleted while the operator was down (there
 is no finalizer, by design), so the sweep compares the store with a fresh
 list from the API and deletes the leftovers through the delete pipeline,
 which keeps their history and logs the deletion.
+
+The same can happen while the operator runs: when a watch expires (410
+Gone) kopf lists the objects again, and an object deleted in between never
+arrives as a DELETED event. So the sweep also runs every
+``--sweep-interval`` seconds, on a thread of its own. Each leftover is
+checked again under its object's lock (an object created after the list
+was taken must keep its entry), the in-process state of what it swept is
+forgotten too, and what the missed DELETED event would have set off is
+done: a swept default instance re-runs its Agent (which creates it again),
+a swept Agent re-runs the instances that reference it.
 """
 
 from __future__ import annotations
@@ -15,21 +25,26 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import kopf
 
-from stigmer_operator.api.kinds import GROUP, Kind
-from stigmer_operator.handlers.common import OBSERVER
+from stigmer_operator.api.kinds import DEFAULT_INSTANCE_LABEL, GROUP, Kind, Resource
+from stigmer_operator.handlers.agent import wake_instances
+from stigmer_operator.handlers.common import OBSERVER, forget, rerun
+from stigmer_operator.handlers.coordination import key_of
 from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.pipeline.context import Operation
 from stigmer_operator.pipeline.errors import PipelineError
+from stigmer_operator.pipeline.kube import KubeError, ObjectKind
 from stigmer_operator.pipeline.pipelines import run
 from stigmer_operator.settings import OperatorSettings
 from stigmer_operator.store import StoreError
 from stigmer_operator.store.errors import StoreUnwritableError
-from stigmer_operator.sweep import list_cluster_uids, stale_entries
+from stigmer_operator.sweep import list_cluster_objects, stale_entries
 
 logger = logging.getLogger(__name__)
 
@@ -61,22 +76,91 @@ def store_takes_writes(memo: OperatorMemo, **_: Any) -> str:
 
 @kopf.on.startup()
 def sweep_mirror(memo: OperatorMemo, **_: Any) -> None:
-    """Delete mirror entries of objects that no longer exist in the watched namespaces."""
-    deps = memo.deps
-    operator_settings = memo.settings
-    swept = 0
-    for kind in Kind:
-        live = list_cluster_uids(memo.api_client, kind, operator_settings.namespaces)
-        for resource in stale_entries(deps.store, kind, live, operator_settings.namespaces):
-            try:
-                run(kind, Operation.DELETE, _body_of(resource), deps, observer=OBSERVER)
-                swept += 1
-            except PipelineError as error:
-                logger.warning("could not sweep %s %s: %s", kind.value, resource.metadata.id, error)
+    """Delete mirror entries of objects that no longer exist; then keep sweeping."""
+    swept = sweep_gone(memo)
     logger.info("start-up sweep removed %d mirror entries without an object", swept)
+    interval = memo.settings.sweep_interval
+    if interval > 0:
+        thread = threading.Thread(
+            target=_sweep_every, args=(memo, interval), name="sweep", daemon=True
+        )
+        thread.start()
 
 
-def _body_of(resource: Any) -> dict[str, Any]:
+#: Lists every object of a kind in the watched namespaces.
+Lister = Callable[[Kind], list[dict[str, Any]]]
+
+
+def sweep_gone(memo: OperatorMemo, lister: Lister | None = None) -> int:
+    """Delete the mirror entries (and in-process state) of objects gone from the cluster.
+
+    Returns how many entries went. ``lister`` is for tests; by default the
+    objects are listed from the API.
+    """
+    namespaces = memo.settings.namespaces
+    lister = lister or (lambda kind: list_cluster_objects(memo.api_client, kind, namespaces))
+    swept = 0
+    every_live: set[str] = set()
+    for kind in Kind:
+        live = {str(obj["metadata"]["uid"]) for obj in lister(kind)}
+        for resource in stale_entries(memo.deps.store, kind, live, namespaces):
+            swept += _sweep_one(memo, kind, resource)
+        every_live |= live
+    memo.coordination.retain(every_live)
+    return swept
+
+
+def _sweep_one(memo: OperatorMemo, kind: Kind, resource: Resource) -> int:
+    body = _body_of(resource)
+    metadata = resource.metadata
+    deps = memo.deps
+    with memo.coordination.lock(key_of(kind, body)):
+        try:
+            current = deps.kube.get(ObjectKind.of(kind), metadata.namespace, metadata.name)
+            if current is not None and current.get("metadata", {}).get("uid") == metadata.uid:
+                return 0  # created after the list was taken
+            run(kind, Operation.DELETE, body, deps, observer=OBSERVER)
+        except (PipelineError, KubeError) as error:
+            logger.warning("could not sweep %s %s: %s", kind.value, metadata.id, error)
+            return 0
+    forget(kind, body, memo)
+    logger.info("swept %s %s/%s: its object is gone", kind.value, metadata.namespace, metadata.name)
+    _after_unseen_deletion(memo, kind, resource, body)
+    return 1
+
+
+def _after_unseen_deletion(
+    memo: OperatorMemo, kind: Kind, resource: Resource, body: dict[str, Any]
+) -> None:
+    """What the DELETED event would have set off: the other objects it concerns are re-run."""
+    if kind is Kind.AGENT:
+        memo.references.agent_gone(body)
+        wake_instances(body, memo)
+        return
+    memo.references.instance_gone(body)
+    agent_id = getattr(resource.status, "agent_id", "")
+    if resource.metadata.labels.get(DEFAULT_INSTANCE_LABEL) != "true" or not agent_id:
+        return
+    try:
+        owner = memo.deps.store.get(Kind.AGENT, agent_id)
+    except StoreError:
+        return  # the Agent went too
+    rerun(Kind.AGENT, owner.metadata.namespace, owner.metadata.name, memo, uid=owner.metadata.uid)
+
+
+def _sweep_every(memo: OperatorMemo, interval: float) -> None:
+    while True:
+        time.sleep(interval)
+        try:
+            swept = sweep_gone(memo)
+        except Exception:  # the API may be down for a while; try again next time
+            logger.exception("periodic sweep failed")
+            continue
+        if swept:
+            logger.info("periodic sweep removed %d mirror entries without an object", swept)
+
+
+def _body_of(resource: Resource) -> dict[str, Any]:
     """Just enough of a Kubernetes object for the delete pipeline."""
     metadata = resource.metadata
     return {

@@ -13,11 +13,13 @@ way Flux's controllers summarize a reconcile's typed errors into conditions
 in one step:
 
 ==========================  ===============================================
-:func:`reconciling`         first sight: ``Ready=Unknown``, ``Reconciling``
+:func:`reconciling`         first sight: ``Ready=Unknown`` and
+                            ``Reconciling=True``
 :func:`succeeded`           ``Accepted=True`` and ``Ready=True`` -- or
                             ``Ready=False``, ``DefaultInstanceNotReady``,
                             for an Agent whose default instance is not
-                            Ready yet (the operator *knows* it is not);
+                            Ready yet (the operator *knows* it is not;
+                            ``Reconciling=True`` with the same reason);
                             ``Mirrored=False``, ``StoreUnwritable``, while
                             the store cannot record the object
 :func:`failed`              from the error's
@@ -25,8 +27,18 @@ in one step:
                             a refusal is ``Accepted=False``/``Ready=False``;
                             a block by another object ``Accepted=True``/
                             ``Ready=False``; infrastructure trouble only
-                            ``Ready=Unknown`` (``Accepted`` left as it was)
+                            ``Ready=Unknown`` (``Accepted`` left as it was).
+                            What no retry can fix is ``Stalled=True``, what
+                            is retried or awaited ``Reconciling=True``
+                            (:attr:`PipelineError.stalls` decides)
 ==========================  ===============================================
+
+``Stalled`` and ``Reconciling`` follow kstatus, the status library behind
+Flux's ``wait: true`` and health checks: ``Stalled=True`` makes an object
+``Failed`` with the condition's message, ``Reconciling=True`` makes it
+``InProgress``, and an object with neither, whose ``observedGeneration`` is
+its generation, is ``Current``. At most one of the two is present; both are
+removed once a reconcile succeeds.
 
 A failure's reason is the error's ``Reason``; every other reason is a
 :class:`ConditionReason`.
@@ -56,6 +68,10 @@ MESSAGE_MAX = 2048
 class ConditionType(enum.StrEnum):
     READY = "Ready"
     ACCEPTED = "Accepted"
+    #: kstatus: progress needs a change by someone (the object, or another one).
+    STALLED = "Stalled"
+    #: kstatus: the operator is working on it, retrying, or waiting.
+    RECONCILING = "Reconciling"
     #: Whether the operator's store holds this version (only written once it did not).
     MIRRORED = "Mirrored"
 
@@ -143,6 +159,11 @@ def set_condition(
     return result
 
 
+def remove_condition(conditions: Iterable[Mapping[str, Any]], type_: ConditionType) -> Written:
+    """A new conditions list without ``type_``; the others kept, in order."""
+    return [dict(c) for c in conditions if c.get("type") != type_.value]
+
+
 def _condition(
     type_: ConditionType,
     status: ConditionStatus,
@@ -168,8 +189,12 @@ _ACCEPTED: _Verdict = (ConditionStatus.TRUE, ConditionReason.ACCEPTED, ACCEPTED_
 
 
 def reconciling(conditions: Conditions, generation: int, now: datetime) -> Written:
-    """``Ready=Unknown`` while the first reconcile runs (``kubectl wait`` sees it at once)."""
-    return set_condition(conditions, ConditionType.READY, *_RECONCILING, generation, now)
+    """``Ready=Unknown`` and ``Reconciling=True`` while the first reconcile runs.
+
+    ``kubectl wait`` and kstatus see a condition at once.
+    """
+    conditions = set_condition(conditions, ConditionType.READY, *_RECONCILING, generation, now)
+    return _progress(conditions, ConditionType.RECONCILING, _RECONCILING[1:], generation, now)
 
 
 def behind_message(cause: str) -> str:
@@ -193,27 +218,34 @@ def succeeded(
     """``Accepted=True`` and ``Ready=True`` for ``what`` (the kind's name).
 
     ``not_ready_instance`` names an Agent's default instance that is not
-    Ready yet: then ``Ready=False``, reason ``DefaultInstanceNotReady``.
+    Ready yet: then ``Ready=False``, reason ``DefaultInstanceNotReady``, and
+    ``Reconciling=True`` (the Agent is re-run when the instance turns Ready).
     ``mirror_behind`` is why the store could not record this version (see
     :mod:`.mirror`): ``Ready`` still says what the cluster says, and
-    ``Mirrored=False`` says the rest. ``Mirrored`` is only written once the
-    mirror was behind, and turns ``True`` when it caught up.
+    ``Mirrored=False`` says the rest -- without ``Reconciling``: the cluster
+    side is done, so kstatus (and Flux's wait) sees the object ``Current``.
+    ``Mirrored`` is only written once the mirror was behind, and turns
+    ``True`` when it caught up.
     """
-    ready: _Verdict
+    progress: tuple[ConditionType | None, tuple[str, str]] = (None, ("", ""))
+    ready: _Verdict = (ConditionStatus.TRUE, ConditionReason.READY, _usable(what, mirror_behind))
     if not_ready_instance is not None:
-        ready = (
-            ConditionStatus.FALSE,
+        waiting = (
             ConditionReason.DEFAULT_INSTANCE_NOT_READY,
             f"the default AgentInstance {not_ready_instance} is not Ready yet",
         )
-    elif mirror_behind is not None:
-        message = f"{what} is usable; the operator's store has not recorded it (see Mirrored)"
-        ready = (ConditionStatus.TRUE, ConditionReason.READY, message)
-    else:
-        ready = (ConditionStatus.TRUE, ConditionReason.READY, f"{what} is mirrored and usable")
+        ready = (ConditionStatus.FALSE, *waiting)
+        progress = (ConditionType.RECONCILING, waiting)
     conditions = set_condition(conditions, ConditionType.READY, *ready, generation, now)
     conditions = set_condition(conditions, ConditionType.ACCEPTED, *_ACCEPTED, generation, now)
+    conditions = _progress(conditions, *progress, generation, now)
     return _mirrored(conditions, mirror_behind, generation, now)
+
+
+def _usable(what: str, mirror_behind: str | None) -> str:
+    if mirror_behind is None:
+        return f"{what} is mirrored and usable"
+    return f"{what} is usable; the operator's store has not recorded it (see Mirrored)"
 
 
 def _mirrored(
@@ -235,6 +267,8 @@ def _mirrored(
 def failed(conditions: Conditions, error: PipelineError, generation: int, now: datetime) -> Written:
     """The conditions describing ``error``, by its reason (see the module table)."""
     reason = error.reason
+    progress = ConditionType.STALLED if error.stalls else ConditionType.RECONCILING
+    conditions = _progress(conditions, progress, (reason, error.detail), generation, now)
     if not (reason.refuses_object or reason.blocked_by_another_object):
         trouble: _Verdict = (ConditionStatus.UNKNOWN, reason, error.detail)
         return set_condition(conditions, ConditionType.READY, *trouble, generation, now)
@@ -242,3 +276,26 @@ def failed(conditions: Conditions, error: PipelineError, generation: int, now: d
     conditions = set_condition(conditions, ConditionType.READY, *not_ready, generation, now)
     accepted = not_ready if reason.refuses_object else _ACCEPTED
     return set_condition(conditions, ConditionType.ACCEPTED, *accepted, generation, now)
+
+
+_PROGRESS = (ConditionType.STALLED, ConditionType.RECONCILING)
+
+
+def _progress(
+    conditions: Conditions,
+    which: ConditionType | None,
+    why: tuple[str, str],
+    generation: int,
+    now: datetime,
+) -> Written:
+    """``which`` (Stalled or Reconciling) set True with ``why``; the other one removed.
+
+    ``None`` removes both: the reconcile is done.
+    """
+    result = [dict(c) for c in conditions]
+    for type_ in _PROGRESS:
+        if type_ is not which:
+            result = remove_condition(result, type_)
+    if which is None:
+        return result
+    return set_condition(result, which, ConditionStatus.TRUE, *why, generation, now)

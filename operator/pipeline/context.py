@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, ExitStack
 from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from stigmer_operator.api.kinds import Kind, Resource
@@ -107,6 +108,7 @@ class RequestContext(Generic[M_co]):
 
     __slots__ = (
         "_generation",
+        "_held",
         "_metadata",
         "_name",
         "_namespace",
@@ -146,6 +148,7 @@ class RequestContext(Generic[M_co]):
         self.outcomes: list[StepOutcome] = []
         self.status: dict[str, Any] = {}
         self._unchanged = False
+        self._held: ExitStack | None = None
 
     # -- constructors ------------------------------------------------------
     @staticmethod
@@ -179,6 +182,18 @@ class RequestContext(Generic[M_co]):
     def mark_unchanged(self) -> None:
         """Tell the pipeline the running step found its effect already in place."""
         self._unchanged = True
+
+    def hold(self, resource: AbstractContextManager[Any]) -> None:
+        """Enter ``resource`` (a lock) and keep it until the pipeline run ends."""
+        if self._held is None:
+            self._held = ExitStack()
+        self._held.enter_context(resource)
+
+    def release(self) -> None:
+        """Exit what :meth:`hold` entered (the Pipeline calls this when a run ends)."""
+        held, self._held = self._held, None
+        if held is not None:
+            held.close()
 
     def take_unchanged(self) -> bool:
         """Read and reset the flag set by :meth:`mark_unchanged` (for the Pipeline)."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from stigmer_operator.pipeline.kube import KubeEffects
+from stigmer_operator.pipeline.locks import KeyedLocks
 from stigmer_operator.pipeline.orgs import NamespaceOrgs
 from stigmer_operator.pipeline.outbox import Outbox
 from stigmer_operator.store.protocol import Store
@@ -59,3 +60,5 @@ class Deps:
     outbox: Outbox = field(default_factory=Outbox)
     #: The org of each namespace, from its admin-set label (one cache per process).
     orgs: NamespaceOrgs = field(default_factory=NamespaceOrgs)
+    #: Held from CheckDuplicate through Persist, per (kind, org, slug) (see :mod:`.locks`).
+    slug_locks: KeyedLocks = field(default_factory=KeyedLocks)

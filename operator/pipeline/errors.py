@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 
 from stigmer_operator.pipeline.kube import KubeError, NamespaceTerminating
-from stigmer_operator.store.errors import StoreError
+from stigmer_operator.store.errors import OlderGenerationError, StoreError
 
 
 class Reason(enum.StrEnum):
@@ -32,6 +32,9 @@ class Reason(enum.StrEnum):
     IAM_CONFLICT = "IamConflict"
     DEFAULT_INSTANCE_CONFLICT = "DefaultInstanceConflict"
     NAMESPACE_TERMINATING = "NamespaceTerminating"
+    #: The run read an older version of the object (or a deleted one) than
+    #: what is already reconciled: it stops and writes nothing.
+    SUPERSEDED = "Superseded"
     STORE_ERROR = "StoreError"
     KUBERNETES_API_ERROR = "KubernetesApiError"
     INTERNAL_ERROR = "InternalError"
@@ -56,13 +59,29 @@ class Reason(enum.StrEnum):
         return self in _BLOCKERS
 
     @property
+    def waits_for_another_object(self) -> bool:
+        """True when the object waits for another one that may yet appear.
+
+        An AgentInstance applied before its Agent (GitOps applies both
+        together): refused for now, re-run when the Agent appears -- in
+        progress for kstatus, not failed.
+        """
+        return self is Reason.AGENT_NOT_FOUND
+
+    @property
     def ends_reconciling(self) -> bool:
         """True when there is nothing left to do: not an error, not retried.
 
         The namespace is being deleted; the object goes with it, and the
-        namespace accepts no new child objects or Events for it.
+        namespace accepts no new child objects or Events for it. Or the run
+        is superseded by a newer one.
         """
-        return self is Reason.NAMESPACE_TERMINATING
+        return self in (Reason.NAMESPACE_TERMINATING, Reason.SUPERSEDED)
+
+    @property
+    def leaves_status(self) -> bool:
+        """True when the failed run must not write status: a newer run owns it."""
+        return self is Reason.SUPERSEDED
 
 
 _REFUSALS = frozenset(
@@ -89,13 +108,27 @@ class PipelineError(Exception):
         retryable: bool,
         delay: float | None = None,
         step: str = "",
+        blocker: tuple[str, str] | None = None,
     ) -> None:
         super().__init__(message)
+        #: (namespace, name) of the object standing in the way, when one does.
+        self.blocker = blocker
         self.reason = reason
         self.message = message
         self.retryable = retryable
         self.delay = delay
         self.step = step
+
+    @property
+    def stalls(self) -> bool:
+        """True when only a change by someone can help: kstatus's ``Stalled=True``.
+
+        Nothing will retry it (not ``retryable``), and the operator does not
+        wait for another object to appear. A block by another object counts:
+        it is re-checked slowly, but someone must remove that object.
+        """
+        reason = self.reason
+        return not (self.retryable or reason.waits_for_another_object or reason.ends_reconciling)
 
     @property
     def detail(self) -> str:
@@ -139,6 +172,8 @@ def from_exception(exc: BaseException, step: str, retry_delay: float) -> Pipelin
             delay=retry_delay if exc.retryable else None,
             step=step,
         )
+    if isinstance(exc, OlderGenerationError):
+        return PipelineError(Reason.SUPERSEDED, str(exc), retryable=False, step=step)
     if isinstance(exc, StoreError):
         return PipelineError(
             Reason.STORE_ERROR,

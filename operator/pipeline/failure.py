@@ -19,7 +19,9 @@ raising kopf's ``PermanentError``/``TemporaryError``. It writes what
   failure do not pile up Events;
 * ``NamespaceTerminating`` is not trouble: ``Ready=Unknown`` says why the
   reconcile stopped, and no Event is posted (a terminating namespace
-  refuses them).
+  refuses them);
+* ``Superseded`` writes nothing at all: the run read an outdated object,
+  and the status belongs to the newer run.
 
 No store write, no child objects. Status is not patched for a failing
 delete (the object is going away) and is skipped when already identical.
@@ -57,6 +59,8 @@ def failure_status(ctx: RequestContext[Resource], error: PipelineError) -> dict[
 
 def report_failure(ctx: RequestContext[Resource], error: PipelineError) -> None:
     """Write the failure to status and post one Warning Event; never raises."""
+    if error.reason.leaves_status:
+        return
     try:
         if ctx.operation is not Operation.DELETE:
             _patch_status(ctx, error)

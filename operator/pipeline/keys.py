@@ -1,4 +1,4 @@
-"""The typed keys steps use to hand values to later steps.
+"""The typed keys steps use to hand values to later steps (and what makes an entry stale).
 
 Declared once here so every producer and consumer names the same object,
 and the type of each value is checked by mypy at both ends. Each key's
@@ -14,7 +14,9 @@ from typing import Any
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.models import AgentInstanceSpec, AgentSpec, Scope
 from stigmer_operator.api.v1 import store_pb2
-from stigmer_operator.pipeline.context import Key, Values
+from stigmer_operator.pipeline.context import Key, RequestContext, Values
+from stigmer_operator.pipeline.frozen import str_at
+from stigmer_operator.pipeline.kube import ObjectKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,3 +72,10 @@ def add_stale_entry(values: Values, entry: StaleEntry) -> None:
     listed = values.find(STALE_ENTRIES) or ()
     if all((s.kind, s.id) != (entry.kind, entry.id) for s in listed):
         values.put(STALE_ENTRIES, (*listed, entry))
+
+
+def still_exists(ctx: RequestContext[Resource], holder: Resource) -> bool:
+    """Whether the object a store entry mirrors still exists (same name, same uid)."""
+    meta = holder.metadata
+    current = ctx.deps.kube.get(ObjectKind.of(ctx.kind), meta.namespace, meta.name)
+    return current is not None and str_at(current, "metadata", "uid") == meta.uid

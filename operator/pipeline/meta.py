@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from stigmer_operator.api.kinds import Kind
+from stigmer_operator.api.kinds import GROUP, Kind
 from stigmer_operator.api.models import Scope
 from stigmer_operator.pipeline.conditions import ConditionStatus, ConditionType, find_condition
 from stigmer_operator.pipeline.frozen import mapping_at, str_at
@@ -16,6 +16,22 @@ from stigmer_operator.pipeline.naming import resource_id
 
 #: Label on every object the operator creates.
 MANAGED_BY = ("app.kubernetes.io/managed-by", "stigmer-operator")
+
+
+#: Annotation keys (exact) and prefixes that are tool bookkeeping, not data:
+#: kopf's under the operator's prefix, ``kubectl``'s last-applied copy of the
+#: whole object. They change on every handling and are not mirrored.
+_TOOL_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
+_TOOL_ANNOTATION_PREFIXES = (f"{GROUP}/", "kopf.zalando.org/")
+
+
+def mirrored_annotations(annotations: Mapping[str, Any]) -> dict[str, str]:
+    """The annotations the store mirrors: all but the tools' bookkeeping."""
+    return {
+        str(key): str(value)
+        for key, value in annotations.items()
+        if key not in _TOOL_ANNOTATIONS and not str(key).startswith(_TOOL_ANNOTATION_PREFIXES)
+    }
 
 
 def id_of(kind: Kind, obj: Mapping[str, Any]) -> str:

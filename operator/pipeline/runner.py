@@ -108,10 +108,13 @@ class Pipeline:
         crash_after = os.environ.get(CRASH_AFTER_STEP_ENV)
         observer = observer or self.observer
         debug = logger.isEnabledFor(logging.DEBUG)
-        for step in self.steps:
-            self._run_step(step, ctx, observer, debug)
-            if crash_after is not None:
-                crash_if_requested(step.name, crash_after)
+        try:
+            for step in self.steps:
+                self._run_step(step, ctx, observer, debug)
+                if crash_after is not None:
+                    crash_if_requested(step.name, crash_after)
+        finally:
+            ctx.release()  # what steps held for the run (a slug lock)
         return ctx
 
     def _run_step(

@@ -117,3 +117,11 @@ def check_same_uid(kind: str, resource_id: str, stored_uid: str, incoming_uid: s
     """Raise :class:`UidMismatchError` unless the stored entry is the same object's."""
     if not held_by(stored_uid, incoming_uid):
         raise UidMismatchError(kind, resource_id, stored_uid, incoming_uid)
+
+
+class OlderGenerationError(StoreError):
+    """A save carried an older generation of an object than the store holds.
+
+    The run that built it read the object before a newer version was
+    reconciled; writing it would roll the mirror (and history) back.
+    """

@@ -33,7 +33,7 @@ from stigmer_operator.store.errors import (
     check_same_uid,
     held_by,
 )
-from stigmer_operator.store.protocol import StoreStats, spec_hash
+from stigmer_operator.store.protocol import StoreStats, refuse_older_generation, spec_hash
 from stigmer_operator.store.retention import PruneReport, Retention
 
 _Ref = tuple[Kind, str]
@@ -93,7 +93,7 @@ class MemoryStore:
             state = self._open_state()
             ref = (kind, resource_id)
             existed = ref in state.live
-            _guard_uid(kind, resource_id, state.live.get(ref), data, resource.metadata.uid)
+            _guard_replacement(kind, resource_id, state.live.get(ref), data, resource)
             self._unindex(ref)
             state.live[ref] = data
             self._index(kind, resource)
@@ -365,11 +365,15 @@ def _recorded_ns(history_entry: bytes) -> int:
     return store_pb2.HistoryEntry.FromString(history_entry).recorded_at.ToNanoseconds()
 
 
-# -- the uid guard: an entry is only ever replaced or removed by its own object --
-def _guard_uid(kind: Kind, resource_id: str, stored: bytes | None, data: bytes, uid: str) -> None:
-    """Raise :class:`UidMismatchError` when ``stored`` mirrors another object than ``uid``."""
+# -- the guards: an entry is only replaced by its own object, never by an older version --
+def _guard_replacement(
+    kind: Kind, resource_id: str, stored: bytes | None, data: bytes, resource: Resource
+) -> None:
+    """Raise when ``stored`` mirrors another object, or a newer generation of this one."""
     if stored is not None and stored != data:
-        check_same_uid(kind.value, resource_id, _parse(kind, stored).metadata.uid, uid)
+        old = _parse(kind, stored)
+        check_same_uid(kind.value, resource_id, old.metadata.uid, resource.metadata.uid)
+        refuse_older_generation(old, resource)
 
 
 def _require_id(resource: Resource) -> str:

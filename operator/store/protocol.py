@@ -29,6 +29,10 @@ Semantics every implementation keeps:
   :class:`~stigmer_operator.store.errors.UidMismatchError` and writes
   nothing, and ``delete(..., uid=...)`` removes only the entry of that uid.
   (Ids are derived from uids, so a mismatch means someone forged an id.)
+* A save never rolls an object back: saving a generation older than the
+  stored one of the same uid raises
+  :class:`~stigmer_operator.store.errors.OlderGenerationError` and writes
+  nothing (:func:`refuse_older_generation`).
 * Missing things raise :class:`~stigmer_operator.store.errors.NotFoundError`.
 * ``delete`` removes the live entry and every index (and the ownership record
   of an Agent) but keeps history, and appends a DELETED log entry; deleting
@@ -50,6 +54,7 @@ from google.protobuf import json_format
 
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, store_pb2
+from stigmer_operator.store.errors import OlderGenerationError
 from stigmer_operator.store.retention import PruneReport
 
 
@@ -67,6 +72,16 @@ def spec_hash(resource: Resource) -> str:
     document = json_format.MessageToDict(resource.spec, preserving_proto_field_name=True)
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def refuse_older_generation(stored: Resource, incoming: Resource) -> None:
+    """Raise :class:`OlderGenerationError` if ``incoming`` is an older version of ``stored``."""
+    old, new = stored.metadata, incoming.metadata
+    if old.uid == new.uid and new.generation < old.generation:
+        raise OlderGenerationError(
+            f"{Kind.of(incoming).value} {new.namespace}/{new.name} (uid {new.uid}): "
+            f"generation {new.generation} is older than the stored {old.generation}"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,7 @@ from stigmer_operator.store.errors import (
     unwritable_cause,
     unwritable_errno,
 )
-from stigmer_operator.store.protocol import spec_hash
+from stigmer_operator.store.protocol import refuse_older_generation, spec_hash
 from stigmer_operator.store.retention import PruneReport, Retention
 from stigmer_operator.store.rocks_batch import NO_INDEX as _NO_INDEX
 from stigmer_operator.store.rocks_batch import Index as _Index
@@ -479,6 +479,7 @@ class RocksStore(RocksReader):
             check_same_uid(
                 item.kind.value, item.resource_id, old.metadata.uid, item.resource.metadata.uid
             )
+            refuse_older_generation(old, item.resource)
             old_index = _Index.of(item.kind, old, previous)
         self._move_indexes(pending, item.resource_id, old_index, item.indexes)
         if previous != item.value:

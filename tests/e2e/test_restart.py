@@ -13,16 +13,23 @@ from stigmer_testing.operator_process import OperatorProcess
 from tests.e2e.helpers import Cluster, read_store, wait_for
 
 
-def verify(control_plane: ControlPlane, operator: OperatorProcess, namespace: str) -> int:
+def verify(control_plane: ControlPlane, operator: OperatorProcess, *namespaces: str) -> int:
     """``stigmer-operator store verify`` exit code, as a user would run it."""
+    return verify_run(control_plane, operator, *namespaces).returncode
+
+
+def verify_run(
+    control_plane: ControlPlane, operator: OperatorProcess, *namespaces: str
+) -> subprocess.CompletedProcess[str]:
+    """``stigmer-operator store verify``, as a user would run it (exit code 0 or 4)."""
     result = subprocess.run(
         [sys.executable, "-P", "-m", "stigmer_operator", "store", "verify",
-         f"--path={operator.store_path}", f"--namespace={namespace}"],
+         f"--path={operator.store_path}", *(f"--namespace={ns}" for ns in namespaces)],
         env={**os.environ, "KUBECONFIG": str(control_plane.admin_kubeconfig)},
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode in (0, 4), result.stderr
-    return result.returncode
+    return result
 
 
 def test_restart_with_drift_converges(

@@ -168,7 +168,9 @@ def _wait_ready(plane: ControlPlane, timeout: float = 150) -> None:
 
 def _history(docker: Docker, container: str, ref: str) -> list[dict[str, Any]]:
     """``stigmer-operator store history`` inside the running container (like kubectl exec)."""
-    out = docker("exec", container, "stigmer-operator", "store", "history", "agent", ref).stdout
+    out = docker(
+        "exec", container, "stigmer-operator", "store", "history", "agent", ref, "-o", "json"
+    ).stdout
     entries: list[dict[str, Any]] = json.loads(out)
     return entries
 

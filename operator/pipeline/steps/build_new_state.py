@@ -20,14 +20,13 @@ is not the spec's to say:
 
 Annotations written by tools (kopf's bookkeeping under the operator's
 prefix, ``kubectl``'s last-applied copy of the whole object) are not
-mirrored: they change on every handling and would make every save differ.
+mirrored (:func:`~stigmer_operator.pipeline.meta.mirrored_annotations`):
+they change on every handling and would make every save differ.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 from google.protobuf import timestamp_pb2
 
@@ -36,10 +35,11 @@ from stigmer_operator.api.convert import (
     agent_spec_to_proto,
     scope_to_proto,
 )
-from stigmer_operator.api.kinds import API_VERSION, GROUP, Resource
+from stigmer_operator.api.kinds import API_VERSION, Resource
 from stigmer_operator.api.models import AgentInstanceSpec, AgentSpec
 from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2, resource_pb2
 from stigmer_operator.pipeline.context import RequestContext
+from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.frozen import str_at
 from stigmer_operator.pipeline.keys import (
     AGENT_TARGET,
@@ -50,17 +50,15 @@ from stigmer_operator.pipeline.keys import (
     SPEC,
     StaleEntry,
     add_stale_entry,
+    still_exists,
 )
+from stigmer_operator.pipeline.meta import mirrored_annotations
 from stigmer_operator.pipeline.naming import resource_id, service_account_name
 from stigmer_operator.store.errors import NotFoundError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The range of a protobuf Timestamp: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
 _SECONDS_MIN, _SECONDS_MAX = -62_135_596_800, 253_402_300_799
-
-#: Annotation keys (exact) and prefixes that are tool bookkeeping, not data.
-_SKIPPED_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
-_SKIPPED_ANNOTATION_PREFIXES = (f"{GROUP}/", "kopf.zalando.org/")
 
 
 class BuildNewState:
@@ -104,6 +102,13 @@ def _existing(ctx: RequestContext[Resource], rid: str) -> Resource | None:
     if found is not None and found.metadata.uid == ctx.uid and found.metadata.id == rid:
         ctx.values.put(EXISTING, found)
         return found
+    if found is not None and found.metadata.uid != ctx.uid and still_exists(ctx, found):
+        # this run's object is the former one
+        raise PipelineError(
+            Reason.SUPERSEDED,
+            f"uid {ctx.uid} was replaced by {found.metadata.uid}",
+            retryable=False,
+        )
     if found is not None:
         why = (
             f"name held by former uid {found.metadata.uid}"
@@ -140,18 +145,10 @@ def _fill_metadata(
     for key, value in ctx.labels.items():
         labels[key] = str(value)
     annotations = meta.annotations
-    for key, text in _mirrored_annotations(ctx.annotations).items():
+    for key, text in mirrored_annotations(ctx.annotations).items():
         annotations[key] = text
     meta.generation = ctx.generation
     meta.resource_version = str_at(ctx.body, "metadata", "resourceVersion")
-
-
-def _mirrored_annotations(annotations: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        key: str(value)
-        for key, value in annotations.items()
-        if key not in _SKIPPED_ANNOTATIONS and not key.startswith(_SKIPPED_ANNOTATION_PREFIXES)
-    }
 
 
 def _fill_agent_status(state: agent_pb2.Agent, existing: Resource | None) -> None:

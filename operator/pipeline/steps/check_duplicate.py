@@ -11,6 +11,11 @@ lookup. Three cases:
 * a store entry whose object is gone from the cluster (deleted while the
   operator was down, before the start-up sweep) -- not a duplicate; Persist
   removes the stale entry.
+
+The check and Persist's write are one critical section per (kind, org,
+slug): the slug's lock is held from here to the end of the run (see
+:mod:`~stigmer_operator.pipeline.locks`), so two objects with one display
+name reconciled at the same time cannot both be accepted.
 """
 
 from __future__ import annotations
@@ -18,9 +23,7 @@ from __future__ import annotations
 from stigmer_operator.api.kinds import Resource
 from stigmer_operator.pipeline.context import RequestContext
 from stigmer_operator.pipeline.errors import PipelineError, Reason
-from stigmer_operator.pipeline.frozen import str_at
-from stigmer_operator.pipeline.keys import ORG, SLUG, StaleEntry, add_stale_entry
-from stigmer_operator.pipeline.kube import ObjectKind
+from stigmer_operator.pipeline.keys import ORG, SLUG, StaleEntry, add_stale_entry, still_exists
 from stigmer_operator.store.errors import NotFoundError
 
 
@@ -29,6 +32,8 @@ class CheckDuplicate:
 
     def run(self, ctx: RequestContext[Resource]) -> None:
         org, slug = ctx.values.get(ORG), ctx.values.get(SLUG)
+        # Until the run ends (past Persist): no other run reads this slug meanwhile.
+        ctx.hold(ctx.deps.slug_locks.hold((ctx.kind, org, slug)))
         try:
             holder = ctx.deps.store.get_by_slug(ctx.kind, org, slug)
         except NotFoundError:
@@ -36,7 +41,7 @@ class CheckDuplicate:
         meta = holder.metadata
         if meta.uid == ctx.uid:
             return
-        if not _still_exists(ctx, holder):
+        if not still_exists(ctx, holder):
             stale = StaleEntry(ctx.kind, meta.id, f"slug {slug!r} held by a deleted object")
             add_stale_entry(ctx.values, stale)
             return
@@ -45,10 +50,5 @@ class CheckDuplicate:
             f"slug {slug!r} (from the display name) is already used in org {org!r} by "
             f"{ctx.kind.value} {meta.namespace}/{meta.name}; choose another spec.displayName",
             retryable=False,
+            blocker=(meta.namespace, meta.name),
         )
-
-
-def _still_exists(ctx: RequestContext[Resource], holder: Resource) -> bool:
-    meta = holder.metadata
-    current = ctx.deps.kube.get(ObjectKind.of(ctx.kind), meta.namespace, meta.name)
-    return current is not None and str_at(current, "metadata", "uid") == meta.uid

@@ -26,7 +26,7 @@ class DeleteResource:
     def run(self, ctx: RequestContext[Resource]) -> None:
         resource_id = id_of(ctx.kind, ctx.body)
         ctx.values.put(RESOURCE_ID, resource_id)
-        with mirror_write(ctx):  # left behind: the next start-up sweep removes it
+        with mirror_write(ctx):  # left behind: retried, and the sweep removes it
             entry = ctx.deps.store.delete(ctx.kind, resource_id, uid=ctx.uid)
             if entry is None:
                 ctx.mark_unchanged()

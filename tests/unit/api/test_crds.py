@@ -317,7 +317,17 @@ def test_scope_is_an_enum_defaulting_to_organization(kind: Kind) -> None:
 def test_zero_value_defaults_are_not_written_into_objects() -> None:
     defaults = [path for path, node in _walk(_root(Kind.AGENT), "Agent") if "default" in node]
 
-    assert set(defaults) == {"Agent.spec.scope", "Agent.spec.mcpServers[].docker.ports[].protocol"}
+    assert set(defaults) == {
+        "Agent.spec.scope",
+        "Agent.spec.mcpServers[].docker.ports[].protocol",
+        "Agent.status",  # observedGeneration 0 until the operator has seen it (kstatus)
+    }
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+def test_an_unseen_object_has_a_status_behind_its_generation(kind: Kind) -> None:
+    """kstatus calls an object without conditions Current; observedGeneration 0 is behind."""
+    assert _root(kind)["properties"]["status"]["default"] == {"observedGeneration": 0}
 
 
 # --------------------------------------------------------------------------

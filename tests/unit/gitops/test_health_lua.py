@@ -8,13 +8,15 @@ live object is the global ``obj`` and the chunk returns ``{status, message}``.
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from lupa import lua51
 
-from stigmer_operator.pipeline.errors import Reason
+from stigmer_operator.pipeline.conditions import failed, reconciling, succeeded
+from stigmer_operator.pipeline.errors import PipelineError, Reason
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 HEALTH_LUA = REPO_ROOT / "deploy" / "argocd" / "health.lua"
@@ -234,3 +236,43 @@ def test_script_runs_in_lua_5_1_semantics() -> None:
     # gopher-lua (Argo CD) is Lua 5.1: the VM used here must be too.
     runtime = lua51.LuaRuntime()
     assert runtime.lua_version == (5, 1)
+
+
+# -- kstatus conditions, as the operator's builders write them ----------------
+
+
+def _with_conditions(conditions: list[dict[str, Any]], generation: int = 3) -> dict[str, Any]:
+    status = {"observedGeneration": generation, "conditions": conditions}
+    return _agent(generation=generation, status=status)
+
+
+def test_stalled_is_degraded_with_its_message() -> None:
+    stalled = _condition("Stalled", "True", "DuplicateSlug", "slug 'bot' is already used")
+    obj = _with_conditions([_condition("Ready", "Unknown", "Reconciling"), stalled])
+    assert health(obj) == ("Degraded", "DuplicateSlug: slug 'bot' is already used")
+
+
+def test_reconciling_is_progressing_even_with_ready_false() -> None:
+    reconciling = _condition("Reconciling", "True", "DefaultInstanceNotReady", "not Ready yet")
+    obj = _with_conditions([_condition("Ready", "False", "DefaultInstanceNotReady"), reconciling])
+    assert health(obj) == ("Progressing", "DefaultInstanceNotReady: not Ready yet")
+
+
+@pytest.mark.parametrize("retryable", [False, True])
+@pytest.mark.parametrize("reason", list(Reason))
+def test_the_operators_failure_conditions_read_as_kstatus_would(
+    reason: Reason, retryable: bool
+) -> None:
+    """Degraded exactly when the operator says Stalled (kstatus: Failed)."""
+    error = PipelineError(reason, "it went wrong", retryable=retryable, step="Step")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    obj = _with_conditions(failed(reconciling([], 3, now), error, 3, now))
+    expected = "Degraded" if error.stalls else "Progressing"
+    assert health(obj) == (expected, f"{reason.value}: Step: it went wrong")
+
+
+def test_the_operators_success_conditions_are_healthy() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    waiting = succeeded([], "Agent", 3, now, not_ready_instance="team-a/bot-default")
+    assert health(_with_conditions(waiting))[0] == "Progressing"
+    assert health(_with_conditions(succeeded(waiting, "Agent", 3, now)))[0] == "Healthy"

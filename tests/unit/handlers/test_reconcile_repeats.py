@@ -74,6 +74,33 @@ def test_a_changed_object_is_reconciled_again(world: World, change: str) -> None
     assert len(world.kube.calls) > calls
 
 
+def test_an_annotation_only_edit_reaches_the_mirror(world: World) -> None:
+    body = world.apply(agent_manifest(annotations={"team.example.com/owner": "ana"}))
+    memo = _memo(world)
+    reconcile(Kind.AGENT, Operation.CREATE, body, memo)
+
+    body["metadata"]["annotations"]["team.example.com/owner"] = "bo"
+    reconcile(Kind.AGENT, Operation.UPDATE, body, memo)
+
+    stored = world.store.get_by_name(Kind.AGENT, "team-a", "support-bot")
+    assert dict(stored.metadata.annotations) == {"team.example.com/owner": "bo"}
+
+
+def test_a_change_of_tool_bookkeeping_annotations_alone_is_still_a_repeat(world: World) -> None:
+    body = world.apply(agent_manifest())
+    memo = _memo(world)
+    reconcile(Kind.AGENT, Operation.CREATE, body, memo)
+    calls = len(world.kube.calls)
+
+    body["metadata"]["annotations"] = {
+        "agentic.stigmer.ai/last-handled-configuration": "{}",
+        "kubectl.kubernetes.io/last-applied-configuration": "{}",
+    }
+    reconcile(Kind.AGENT, Operation.UPDATE, body, memo)
+
+    assert len(world.kube.calls) == calls
+
+
 def test_a_resume_always_runs(world: World) -> None:
     body = world.apply(agent_manifest())
     memo = _memo(world)
@@ -96,14 +123,18 @@ def test_a_failed_run_is_not_remembered(world: World) -> None:
     assert _ready_reason(world, Kind.AGENT_INSTANCE, "support-bot-prod") == "AgentNotFound"
 
 
-def test_a_deleted_object_is_forgotten(world: World) -> None:
+def test_a_deleted_object_is_never_run_again_but_its_successor_is(world: World) -> None:
     body = world.apply(agent_manifest())
     memo = _memo(world)
     reconcile(Kind.AGENT, Operation.CREATE, body, memo)
     forget(Kind.AGENT, body, memo)
     world.kube.remove(ObjectKind.AGENT_INSTANCE, "team-a", "support-bot-default")
-    creates = len(world.kube.calls_of("create_agent_instance"))
+    world.kube.remove(ObjectKind.AGENT, "team-a", "support-bot")
+    calls = len(world.kube.calls)
 
-    reconcile(Kind.AGENT, Operation.CREATE, body, memo)
+    reconcile(Kind.AGENT, Operation.RESUME, body, memo)  # a late run for the deleted uid
+    assert len(world.kube.calls) == calls
 
-    assert len(world.kube.calls_of("create_agent_instance")) == creates + 1
+    successor = world.apply(agent_manifest())  # same name, new uid
+    reconcile(Kind.AGENT, Operation.CREATE, successor, memo)
+    assert len(world.kube.calls_of("create_agent_instance")) == 2

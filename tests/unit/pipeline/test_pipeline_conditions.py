@@ -1,17 +1,23 @@
-"""metav1.Condition helpers: lastTransitionTime only moves when status flips."""
+"""metav1.Condition helpers: lastTransitionTime only moves when status flips; kstatus rules."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
+
 from stigmer_operator.pipeline.conditions import (
     ConditionStatus,
     ConditionType,
+    failed,
     find_condition,
     is_true,
+    reconciling,
     rfc3339,
     set_condition,
+    succeeded,
 )
+from stigmer_operator.pipeline.errors import PipelineError, Reason
 
 T0 = datetime(2026, 1, 18, 19, 41, 31, 123456, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
@@ -72,3 +78,67 @@ def test_other_conditions_and_order_are_kept_and_input_untouched() -> None:
 def test_long_messages_are_bounded() -> None:
     result = set_condition([], ConditionType.READY, ConditionStatus.FALSE, "R", "x" * 10_000, 1, T0)
     assert len(result[0]["message"]) <= 2048
+
+
+# -- kstatus: Stalled and Reconciling ---------------------------------------
+
+
+def _progress(conditions: list[dict[str, object]]) -> dict[str, tuple[object, object]]:
+    """The kstatus conditions present: type -> (status, reason)."""
+    return {
+        str(c["type"]): (c["status"], c["reason"])
+        for c in conditions
+        if c["type"] in ("Stalled", "Reconciling")
+    }
+
+
+def _error(reason: Reason, *, retryable: bool) -> PipelineError:
+    return PipelineError(reason, f"{reason.value} happened", retryable=retryable, step="Step")
+
+
+def test_first_sight_is_reconciling() -> None:
+    assert _progress(reconciling([], 1, T0)) == {"Reconciling": ("True", "Reconciling")}
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        Reason.VALIDATION_FAILED,
+        Reason.FORBIDDEN,
+        Reason.DUPLICATE_SLUG,
+        Reason.IAM_CONFLICT,
+        Reason.DEFAULT_INSTANCE_CONFLICT,
+    ],
+)
+def test_what_no_retry_fixes_stalls_with_the_message(reason: Reason) -> None:
+    conditions = failed(reconciling([], 1, T0), _error(reason, retryable=False), 1, T1)
+    assert _progress(conditions) == {"Stalled": ("True", reason.value)}
+    stalled = find_condition(conditions, ConditionType.STALLED)
+    assert stalled is not None and stalled["message"] == f"Step: {reason.value} happened"
+
+
+@pytest.mark.parametrize(
+    ("reason", "retryable"),
+    [
+        (Reason.AGENT_NOT_FOUND, False),
+        (Reason.STORE_ERROR, True),
+        (Reason.KUBERNETES_API_ERROR, True),
+        (Reason.NAMESPACE_TERMINATING, False),
+    ],
+)
+def test_what_is_retried_or_awaited_is_reconciling(reason: Reason, retryable: bool) -> None:
+    stalled = failed([], _error(Reason.DUPLICATE_SLUG, retryable=False), 1, T0)
+    conditions = failed(stalled, _error(reason, retryable=retryable), 2, T1)
+    assert _progress(conditions) == {"Reconciling": ("True", reason.value)}
+
+
+def test_success_removes_stalled_and_reconciling() -> None:
+    stalled = failed([], _error(Reason.VALIDATION_FAILED, retryable=False), 1, T0)
+    done = succeeded(stalled, "Agent", 2, T1)
+    assert _progress(done) == {}
+    assert is_true(done, ConditionType.READY) and is_true(done, ConditionType.ACCEPTED)
+
+
+def test_an_agent_waiting_for_its_default_instance_is_reconciling() -> None:
+    waiting = succeeded([], "Agent", 1, T0, not_ready_instance="team-a/bot-default")
+    assert _progress(waiting) == {"Reconciling": ("True", "DefaultInstanceNotReady")}

@@ -42,7 +42,8 @@ def test_agent_status_document(world: World) -> None:
         "updatedAt": "2026-01-18T19:41:31Z",
         "event": "created",
     }
-    ready, accepted = status["conditions"]
+    ready, accepted, reconciling = status["conditions"]
+    assert (reconciling["type"], reconciling["reason"]) == ("Reconciling", ready["reason"])
     assert (ready["type"], ready["status"], ready["reason"]) == (
         "Ready",
         "False",

@@ -38,7 +38,7 @@ def write(store: RocksStore, rng: random.Random, step: int) -> int | None:
             store.put_ownership(store_pb2.OwnershipRecord(agent_id=entry.id, org=org, name=slug))
     else:
         agent_id = f"agt-{rng.randrange(POOL):04d}"
-        entry = store.save(instance(number, agent_id, org=org, generation=rng.randrange(1, 4)))
+        entry = store.save(instance(number, agent_id, org=org, generation=step))
     return entry.sequence if entry is not None else None
 
 

@@ -16,7 +16,12 @@ from store_factories import agent, instance
 
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import store_pb2
-from stigmer_operator.store.errors import NotFoundError, StoreError, UidMismatchError
+from stigmer_operator.store.errors import (
+    NotFoundError,
+    OlderGenerationError,
+    StoreError,
+    UidMismatchError,
+)
 from stigmer_operator.store.protocol import Store, spec_hash
 
 CREATED = store_pb2.CHANGE_TYPE_CREATED
@@ -550,3 +555,36 @@ def test_probe_of_a_healthy_store_passes_and_changes_no_resource(store: Store) -
     store.probe()
     assert dataclasses.replace(store.stats(), bytes_on_disk=0) == before
     assert [e.sequence for e in store.changes()] == [1]
+
+
+# -- no roll-back -------------------------------------------------------------------
+
+
+def _with_uid(resource: Resource, uid: str) -> Resource:
+    resource.metadata.uid = uid
+    return resource
+
+
+def test_an_older_generation_of_the_same_object_is_refused_and_writes_nothing(
+    store: Store,
+) -> None:
+    store.save(_with_uid(agent(1, generation=1), "uid-1"))
+    store.save(
+        _with_uid(agent(1, generation=2, instructions="Answer billing questions, v2."), "uid-1")
+    )
+    before = sequences(store)
+
+    with pytest.raises(OlderGenerationError, match="generation 1 is older than the stored 2"):
+        store.save(_with_uid(agent(1, generation=1), "uid-1"))
+
+    assert store.get(Kind.AGENT, "agt-0001").metadata.generation == 2
+    assert len(store.history(Kind.AGENT, "agt-0001")) == 2
+    assert sequences(store) == before
+
+
+def test_the_same_generation_is_not_refused_and_another_uid_is_a_mismatch(store: Store) -> None:
+    store.save(_with_uid(agent(1, generation=2), "uid-1"))
+    assert store.save(_with_uid(agent(1, generation=2), "uid-1")) is None  # a resume
+    with pytest.raises(UidMismatchError):  # not the same object: refused for that, not its age
+        store.save(_with_uid(agent(1, generation=1), "uid-2"))
+    assert store.get(Kind.AGENT, "agt-0001").metadata.uid == "uid-1"

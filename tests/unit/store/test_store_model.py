@@ -21,7 +21,7 @@ from store_factories import agent, instance, open_store
 
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, store_pb2
-from stigmer_operator.store.errors import NotFoundError
+from stigmer_operator.store.errors import NotFoundError, OlderGenerationError
 from stigmer_operator.store.memory import MemoryStore
 from stigmer_operator.store.protocol import Store, spec_hash
 from stigmer_operator.store.rocks import RocksStore
@@ -98,6 +98,8 @@ class Model:
         resource = build(op)
         ref = (op.kind, resource.metadata.id)
         existed = ref in self.live
+        if existed and resource.metadata.generation < self.live[ref].metadata.generation:
+            return REFUSED  # the same object (uid) rolled back: refused, nothing written
         self.live[ref] = resource
         version = (spec_hash(resource), resource.metadata.generation)
         history = self.versions.setdefault(ref, [])
@@ -112,10 +114,18 @@ class Model:
         return change
 
 
+#: What :meth:`Model.apply` returns for a save the store must refuse.
+REFUSED = -1
+
+
 def run(store: Store, ops: list[Operation]) -> Model:
     model = Model()
     for op in ops:
         expected = model.apply(op)
+        if expected == REFUSED:
+            with pytest.raises(OlderGenerationError):
+                store.save(build(op))
+            continue
         if isinstance(op, Delete):
             entry = store.delete(op.kind, f"{op.kind.id_prefix}{op.number:04d}")
         else:
@@ -228,6 +238,10 @@ def observable(store: Store) -> dict[str, object]:
 @given(ops=operations)
 def test_save_many_equals_saving_one_by_one(ops: list[Operation]) -> None:
     saves = [build(op) for op in ops if isinstance(op, Save)]
+    newest: dict[str, int] = {}
+    for resource in saves:  # one object per id, whose generations never go back
+        meta = resource.metadata
+        meta.generation = newest[meta.id] = max(meta.generation, newest.get(meta.id, 0))
     one_by_one = MemoryStore()
     expected = [one_by_one.save(resource) for resource in saves]
     with (
