@@ -22,8 +22,9 @@ from pipeline_world import Clock, World, agent_manifest, instance_manifest
 
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import store_pb2
-from stigmer_operator.handlers.common import Reconciled, reconcile, retry_until_mirrored
+from stigmer_operator.handlers.common import Reconciled, reconcile, rerun, retry_until_mirrored
 from stigmer_operator.handlers.memo import OperatorMemo
+from stigmer_operator.handlers.retries import Retries
 from stigmer_operator.pipeline.conditions import ConditionType, find_condition
 from stigmer_operator.pipeline.context import Operation
 from stigmer_operator.pipeline.errors import PipelineError, Reason
@@ -110,6 +111,9 @@ def test_a_new_agent_on_a_full_store_is_reconciled_and_says_its_mirror_is_behind
         mirrored = _condition(fworld, kind, name, ConditionType.MIRRORED)
         assert (mirrored["status"], mirrored["reason"]) == ("False", "StoreUnwritable")
         assert NO_SPACE in mirrored["message"]
+        # kstatus: Ready, neither Stalled nor Reconciling -- the cluster side is Current.
+        assert _condition(fworld, kind, name, ConditionType.RECONCILING) == {}
+        assert _condition(fworld, kind, name, ConditionType.STALLED) == {}
     # ... the mirror is not, and the Warning was posted once per generation, not per run.
     with pytest.raises(NotFoundError):
         full.get_by_name(Kind.AGENT, "team-a", "support-bot")
@@ -181,3 +185,31 @@ def test_the_handler_asks_kopf_to_retry_until_the_store_records_the_object(
     assert reconcile(Kind.AGENT, Operation.CREATE, body, memo) is Reconciled.MIRRORED
     retry_until_mirrored(Reconciled.MIRRORED)
     assert full.get_by_name(Kind.AGENT, "team-a", "support-bot").metadata.name == "support-bot"
+
+
+def test_a_rerun_whose_mirror_is_behind_is_retried_until_the_store_records_it(
+    fworld: World, full: FullableStore
+) -> None:
+    """kopf retries only its own handler runs; a re-run by another object goes to Retries."""
+    now = [1000.0]
+    memo = OperatorMemo(
+        fworld.deps,
+        OperatorSettings(),
+        kubernetes.client.ApiClient(),
+        retries=Retries(clock=lambda: now[0], autostart=False),
+    )
+    full.full = True
+    fworld.agent()
+    key = (Kind.AGENT, "team-a", "support-bot")
+
+    rerun(*key, memo)
+
+    assert memo.retries.pending() == [key]
+    full.full = False
+    assert memo.retries.run_due() == 0  # not due yet
+    now[0] += 30
+    assert memo.retries.run_due() == 1
+    assert memo.retries.pending() == []
+    assert full.get_by_name(Kind.AGENT, "team-a", "support-bot").metadata.name == "support-bot"
+    mirrored = _condition(fworld, Kind.AGENT, "support-bot", ConditionType.MIRRORED)
+    assert (mirrored["status"], mirrored["reason"]) == ("True", "Mirrored")
