@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from stigmer_operator.api.kinds import ORG_LABEL, Kind
+from stigmer_operator.api.kinds import Kind
 from tests.e2e.helpers import REPO_ROOT, VALID_SPEC, Cluster, condition, wait_for
 
 pytestmark = pytest.mark.usefixtures("operator_process")
@@ -71,10 +71,10 @@ def test_ready_objects_are_current(cluster: Cluster, namespace: str, kstatus: Pa
 def test_a_duplicate_slug_is_failed_with_the_message(
     cluster: Cluster, namespace: str, kstatus: Path
 ) -> None:
-    org = {ORG_LABEL: f"org-{namespace[-6:]}"}
-    cluster.create_agent(namespace, "first", {**VALID_SPEC, "displayName": "Twin"}, labels=org)
+    # One namespace, one org (the Namespace decides it): the twins share a slug space.
+    cluster.create_agent(namespace, "first", {**VALID_SPEC, "displayName": "Twin"})
     cluster.wait_ready(Kind.AGENT, namespace, "first")
-    cluster.create_agent(namespace, "second", {**VALID_SPEC, "displayName": "Twin"}, labels=org)
+    cluster.create_agent(namespace, "second", {**VALID_SPEC, "displayName": "Twin"})
     refused = cluster.wait_condition(Kind.AGENT, namespace, "second", "Stalled", "True")
 
     result = verdict(kstatus, refused)
