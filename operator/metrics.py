@@ -56,6 +56,12 @@ class StoreCollector(Collector):
         self._store = store
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "stigmer_store_writable",
+            "1 while the store takes writes; 0 while its volume is full or read-only "
+            "(the cluster is still reconciled, the mirror is behind).",
+            value=1 if self._store.writable else 0,
+        )
         try:
             stats = self._store.stats()
         except StoreError as error:  # a closed store during shutdown

@@ -25,7 +25,7 @@ from stigmer_operator.pipeline.deps import Deps, PipelineSettings
 from stigmer_operator.pipeline.kube_api import ApiKubeEffects
 from stigmer_operator.settings import LogFormat, OperatorSettings
 from stigmer_operator.store import Store, StoreOpenError, maintenance
-from stigmer_operator.store.opening import open_for_writing
+from stigmer_operator.store.opening import open_for_operator
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def run(settings: OperatorSettings) -> int:
     """Run the operator until it is told to stop; returns the process exit code."""
     logs.configure(settings.log_format, settings.log_level)
     try:
-        store = open_for_writing(
+        store = open_for_operator(
             settings.store_path, rebuild=settings.rebuild_store, retention=settings.retention
         )
     except StoreOpenError as error:

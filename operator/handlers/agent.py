@@ -57,6 +57,7 @@ from stigmer_operator.handlers.common import (
     reconcile,
     reconcile_quietly,
     rerun,
+    retry_until_mirrored,
 )
 from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.handlers.references import name_of
@@ -65,21 +66,24 @@ from stigmer_operator.pipeline.context import Operation
 
 @kopf.on.create(*AGENTS)
 def agent_created(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
-    reconcile(Kind.AGENT, Operation.CREATE, body, memo, retry)
+    reconciled = reconcile(Kind.AGENT, Operation.CREATE, body, memo, retry)
     wake_instances(body, memo, only_waiting=True)
+    retry_until_mirrored(reconciled)
 
 
 @kopf.on.update(*AGENTS)
 def agent_updated(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
-    reconcile(Kind.AGENT, Operation.UPDATE, body, memo, retry)
+    reconciled = reconcile(Kind.AGENT, Operation.UPDATE, body, memo, retry)
     wake_instances(body, memo)
     wake_duplicates(body, memo)
+    retry_until_mirrored(reconciled)
 
 
 @kopf.on.resume(*AGENTS)
 def agent_resumed(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
-    reconcile(Kind.AGENT, Operation.RESUME, body, memo, retry)
+    reconciled = reconcile(Kind.AGENT, Operation.RESUME, body, memo, retry)
     wake_instances(body, memo, only_waiting=True)
+    retry_until_mirrored(reconciled)
 
 
 @kopf.on.event(*AGENTS, when=is_deletion)

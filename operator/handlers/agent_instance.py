@@ -43,6 +43,7 @@ from stigmer_operator.handlers.common import (
     reconcile,
     reconcile_quietly,
     rerun,
+    retry_until_mirrored,
 )
 from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.handlers.references import name_of
@@ -91,17 +92,17 @@ def default_instance_changed(
 
 @kopf.on.create(*INSTANCES)
 def instance_created(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
-    reconcile(Kind.AGENT_INSTANCE, Operation.CREATE, body, memo, retry)
+    retry_until_mirrored(reconcile(Kind.AGENT_INSTANCE, Operation.CREATE, body, memo, retry))
 
 
 @kopf.on.update(*INSTANCES)
 def instance_updated(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
-    reconcile(Kind.AGENT_INSTANCE, Operation.UPDATE, body, memo, retry)
+    retry_until_mirrored(reconcile(Kind.AGENT_INSTANCE, Operation.UPDATE, body, memo, retry))
 
 
 @kopf.on.resume(*INSTANCES)
 def instance_resumed(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
-    reconcile(Kind.AGENT_INSTANCE, Operation.RESUME, body, memo, retry)
+    retry_until_mirrored(reconcile(Kind.AGENT_INSTANCE, Operation.RESUME, body, memo, retry))
 
 
 @kopf.on.event(*INSTANCES, when=is_deletion)

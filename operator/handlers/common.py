@@ -18,14 +18,17 @@ this module holds the shared mechanics:
   ``TemporaryError`` when the error is ``retryable`` (decided where it is
   raised) or ``PermanentError`` (no retry storm); an object blocked by
   another one is re-checked with a slow back-off (all in
-  :func:`kopf_error_for`). Runs kopf does not retry (triggered by another
-  object, or by a deletion) are retried by :class:`.Retries`. A namespace
-  being deleted (``NamespaceTerminating``) ends the reconcile quietly: the object goes
+  :func:`kopf_error_for`); an object the store could not record (a full
+  volume) is retried every 30 s until it can (:func:`retry_until_mirrored`).
+  Runs kopf does not retry (triggered by another object, or by a deletion)
+  are retried by :class:`.Retries`, for both reasons. A namespace being
+  deleted (``NamespaceTerminating``) ends the reconcile quietly: the object goes
   with its namespace, and kopf must not call that a failure.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -40,6 +43,7 @@ from stigmer_operator.pipeline.conditions import ConditionType, find_condition, 
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.deps import Deps
 from stigmer_operator.pipeline.errors import PipelineError, Reason
+from stigmer_operator.pipeline.keys import MIRROR_BEHIND
 from stigmer_operator.pipeline.kube import KubeError, ObjectKind
 from stigmer_operator.pipeline.meta import conditions_of
 from stigmer_operator.pipeline.pipelines import run
@@ -53,6 +57,20 @@ def forget(kind: Kind, body: Mapping[str, Any], memo: OperatorMemo) -> None:
     coordination.forget(key_of(kind, body), str(body.get("metadata", {}).get("uid", "")))
 
 
+class Reconciled(enum.Enum):
+    """What :func:`reconcile` achieved, when it did not raise."""
+
+    #: Done: the cluster is reconciled and the store recorded it (or nothing was left to do).
+    MIRRORED = "mirrored"
+    #: The cluster is reconciled; the store could not record it (full or read-only volume).
+    MIRROR_BEHIND = "mirror-behind"
+
+
+#: The ``result`` label of a reconcile whose store write was refused.
+MIRROR_BEHIND_RESULT = "MirrorBehind"
+#: Seconds between kopf's retries of an object whose mirror is behind.
+MIRROR_RETRY_DELAY = 30.0
+
 #: Operations kopf may call twice for one state of an object (see
 #: :meth:`.Coordination.already_reconciled`). A resume is never skipped: it
 #: is how other objects' changes and a restart reach the pipeline.
@@ -63,18 +81,19 @@ ALREADY_RECONCILED = "AlreadyReconciled"
 
 def reconcile(
     kind: Kind, operation: Operation, body: Mapping[str, Any], memo: OperatorMemo, retry: int = 0
-) -> None:
+) -> Reconciled:
     """Run the pipeline for ``kind``/``operation`` on ``body``; raise kopf errors on failure.
 
     ``retry`` is kopf's count of earlier failed attempts of this handler.
+    Returns whether the store recorded the object (see :func:`retry_until_mirrored`).
     """
     with memo.coordination.lock(key_of(kind, body)):
-        _reconcile_locked(kind, operation, body, memo, retry)
+        return _reconcile_locked(kind, operation, body, memo, retry)
 
 
 def _reconcile_locked(
     kind: Kind, operation: Operation, body: Mapping[str, Any], memo: OperatorMemo, retry: int = 0
-) -> None:
+) -> Reconciled:
     deps = memo.deps
     coordination = memo.coordination
     uid = str(body.get("metadata", {}).get("uid", ""))
@@ -82,18 +101,22 @@ def _reconcile_locked(
     if operation is not Operation.DELETE and coordination.outdated(uid, fingerprint[0]):
         _skip(kind, operation, body, "a newer version or a deletion was already handled")
         metrics.RECONCILES.labels(kind.value, operation.value, Reason.SUPERSEDED.value).inc()
-        return
+        return Reconciled.MIRRORED
     if operation in _REPEATABLE and coordination.already_reconciled(uid, fingerprint):
         _skip(kind, operation, body, "already reconciled as it is by this process")
         metrics.RECONCILES.labels(kind.value, operation.value, ALREADY_RECONCILED).inc()
-        return
+        return Reconciled.MIRRORED
     try:
         if operation is not Operation.DELETE:
             mark_unknown_on_first_sight(kind, body, deps)
-        run(kind, operation, body, deps, observer=OBSERVER, report=True)
+        ctx = run(kind, operation, body, deps, observer=OBSERVER, report=True)
+        if operation is not Operation.DELETE:
+            memo.references.outcome(kind, body, None)  # the cluster side succeeded
+        if ctx.values.find(MIRROR_BEHIND) is not None:
+            metrics.RECONCILES.labels(kind.value, operation.value, MIRROR_BEHIND_RESULT).inc()
+            return Reconciled.MIRROR_BEHIND  # not remembered: the retry must run
         if operation is not Operation.DELETE:
             coordination.remember_reconciled(uid, fingerprint)
-            memo.references.outcome(kind, body, None)
     except PipelineError as error:
         metrics.RECONCILES.labels(kind.value, operation.value, error.reason.value).inc()
         if operation is not Operation.DELETE:
@@ -103,11 +126,28 @@ def _reconcile_locked(
             _, namespace, name = key_of(kind, body)
             logger.info("%s %s/%s (%s): %s; nothing left to do",
                         kind.value, namespace, name, operation.value, error)  # fmt: skip
-            return
+            return Reconciled.MIRRORED
         raise kopf_error from None
     except KubeError as error:  # the first-sight status patch: the API is unreachable
         raise retry_soon(error, deps) from None
     metrics.RECONCILES.labels(kind.value, operation.value, "Succeeded").inc()
+    return Reconciled.MIRRORED
+
+
+def retry_until_mirrored(reconciled: Reconciled) -> None:
+    """Ask for the run again while the store could not record the object.
+
+    The cluster side is done (status says ``Ready`` and ``Mirrored=False``);
+    the retry (kopf's, or :class:`.Retries` for runs kopf does not retry) is
+    how the mirror and its history catch up once the store's volume has room
+    (:mod:`stigmer_operator.pipeline.mirror`). Handlers call this last, after
+    the work that must not wait for the store.
+    """
+    if reconciled is Reconciled.MIRROR_BEHIND:
+        raise kopf.TemporaryError(
+            "the store cannot write; retrying until the mirror records this object",
+            delay=MIRROR_RETRY_DELAY,
+        )
 
 
 def _skip(kind: Kind, operation: Operation, body: Mapping[str, Any], why: str) -> None:
@@ -122,7 +162,7 @@ def reconcile_quietly(
 ) -> None:
     """:func:`reconcile` for event handlers, which kopf does not retry: log, retry later."""
     try:
-        reconcile(kind, operation, body, memo)
+        retry_until_mirrored(reconcile(kind, operation, body, memo))
     except (kopf.TemporaryError, kopf.PermanentError) as error:
         _quiet_failure(kind, operation, body, memo, error,
                        lambda: reconcile_quietly(kind, operation, body, memo))  # fmt: skip
@@ -155,7 +195,7 @@ def rerun(
         if uid is not None and metadata.get("uid") != uid:
             return
         try:
-            _reconcile_locked(kind, Operation.RESUME, body, memo)
+            retry_until_mirrored(_reconcile_locked(kind, Operation.RESUME, body, memo))
         except (kopf.TemporaryError, kopf.PermanentError) as error:
             _quiet_failure(kind, Operation.RESUME, body, memo, error, again)
 

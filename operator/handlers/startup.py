@@ -43,6 +43,7 @@ from stigmer_operator.pipeline.kube import KubeError, ObjectKind
 from stigmer_operator.pipeline.pipelines import run
 from stigmer_operator.settings import OperatorSettings
 from stigmer_operator.store import StoreError
+from stigmer_operator.store.errors import StoreUnwritableError
 from stigmer_operator.sweep import list_cluster_objects, stale_entries
 
 logger = logging.getLogger(__name__)
@@ -55,13 +56,19 @@ def configure(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: Any) -> 
 
 @kopf.on.probe(id="store")
 def store_takes_writes(memo: OperatorMemo, **_: Any) -> str:
-    """Liveness: fail ``/healthz`` when the store cannot write (e.g. the disk filled up).
+    """Liveness: ``/healthz`` says whether the store can write, and fails only when it is broken.
 
-    RocksDB keeps refusing writes after such a failure until it is reopened,
-    so the way out is a restart, which a failing liveness probe asks for.
+    A full (or read-only) volume is not a reason to restart: the operator
+    keeps reconciling the cluster and reports the store as ``unwritable``
+    in the probe's body (and ``stigmer_store_writable``). The probe's write
+    is also what notices that the volume has room again: the store reopens
+    on it (:mod:`stigmer_operator.store.degraded`). Any other store failure
+    fails the probe, so Kubernetes restarts the pod.
     """
     try:
         memo.deps.store.probe()
+    except StoreUnwritableError as error:
+        return f"unwritable: {error.cause}; the mirror is behind"
     except StoreError as error:
         raise kopf.PermanentError(f"store: {error}") from None
     return "writable"

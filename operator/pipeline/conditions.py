@@ -19,7 +19,9 @@ in one step:
                             ``Ready=False``, ``DefaultInstanceNotReady``,
                             for an Agent whose default instance is not
                             Ready yet (the operator *knows* it is not;
-                            ``Reconciling=True`` with the same reason)
+                            ``Reconciling=True`` with the same reason);
+                            ``Mirrored=False``, ``StoreUnwritable``, while
+                            the store cannot record the object
 :func:`failed`              from the error's
                             :class:`~stigmer_operator.pipeline.errors.Reason`:
                             a refusal is ``Accepted=False``/``Ready=False``;
@@ -70,6 +72,8 @@ class ConditionType(enum.StrEnum):
     STALLED = "Stalled"
     #: kstatus: the operator is working on it, retrying, or waiting.
     RECONCILING = "Reconciling"
+    #: Whether the operator's store holds this version (only written once it did not).
+    MIRRORED = "Mirrored"
 
 
 class ConditionStatus(enum.StrEnum):
@@ -87,10 +91,14 @@ class ConditionReason(enum.StrEnum):
     ACCEPTED = "Accepted"
     READY = "Ready"
     DEFAULT_INSTANCE_NOT_READY = "DefaultInstanceNotReady"
+    MIRRORED = "Mirrored"
+    #: The store's volume is full or read-only (see :mod:`.mirror`).
+    STORE_UNWRITABLE = "StoreUnwritable"
 
 
 RECONCILING_MESSAGE = "The operator is reconciling this object."
 ACCEPTED_MESSAGE = "spec is valid and authorized"
+MIRRORED_MESSAGE = "the operator's store holds this version"
 
 
 def rfc3339(moment: datetime) -> str:
@@ -189,6 +197,15 @@ def reconciling(conditions: Conditions, generation: int, now: datetime) -> Writt
     return _progress(conditions, ConditionType.RECONCILING, _RECONCILING[1:], generation, now)
 
 
+def behind_message(cause: str) -> str:
+    """What ``Mirrored=False`` says (and the Warning Event): stable across retries."""
+    return (
+        f"the operator's store cannot write ({cause}): the cluster is reconciled, but this "
+        "version is not in the mirror or its history yet; it is recorded once the store "
+        "volume has room"
+    )
+
+
 def succeeded(
     conditions: Conditions,
     what: str,
@@ -196,19 +213,22 @@ def succeeded(
     now: datetime,
     *,
     not_ready_instance: str | None = None,
+    mirror_behind: str | None = None,
 ) -> Written:
     """``Accepted=True`` and ``Ready=True`` for ``what`` (the kind's name).
 
     ``not_ready_instance`` names an Agent's default instance that is not
     Ready yet: then ``Ready=False``, reason ``DefaultInstanceNotReady``, and
     ``Reconciling=True`` (the Agent is re-run when the instance turns Ready).
+    ``mirror_behind`` is why the store could not record this version (see
+    :mod:`.mirror`): ``Ready`` still says what the cluster says, and
+    ``Mirrored=False`` says the rest -- without ``Reconciling``: the cluster
+    side is done, so kstatus (and Flux's wait) sees the object ``Current``.
+    ``Mirrored`` is only written once the mirror was behind, and turns
+    ``True`` when it caught up.
     """
     progress: tuple[ConditionType | None, tuple[str, str]] = (None, ("", ""))
-    ready: _Verdict = (
-        ConditionStatus.TRUE,
-        ConditionReason.READY,
-        f"{what} is mirrored and usable",
-    )
+    ready: _Verdict = (ConditionStatus.TRUE, ConditionReason.READY, _usable(what, mirror_behind))
     if not_ready_instance is not None:
         waiting = (
             ConditionReason.DEFAULT_INSTANCE_NOT_READY,
@@ -218,7 +238,30 @@ def succeeded(
         progress = (ConditionType.RECONCILING, waiting)
     conditions = set_condition(conditions, ConditionType.READY, *ready, generation, now)
     conditions = set_condition(conditions, ConditionType.ACCEPTED, *_ACCEPTED, generation, now)
-    return _progress(conditions, *progress, generation, now)
+    conditions = _progress(conditions, *progress, generation, now)
+    return _mirrored(conditions, mirror_behind, generation, now)
+
+
+def _usable(what: str, mirror_behind: str | None) -> str:
+    if mirror_behind is None:
+        return f"{what} is mirrored and usable"
+    return f"{what} is usable; the operator's store has not recorded it (see Mirrored)"
+
+
+def _mirrored(
+    conditions: Written, mirror_behind: str | None, generation: int, now: datetime
+) -> Written:
+    if mirror_behind is not None:
+        behind: _Verdict = (
+            ConditionStatus.FALSE,
+            ConditionReason.STORE_UNWRITABLE,
+            behind_message(mirror_behind),
+        )
+        return set_condition(conditions, ConditionType.MIRRORED, *behind, generation, now)
+    if find_condition(conditions, ConditionType.MIRRORED) is None:
+        return conditions
+    caught_up: _Verdict = (ConditionStatus.TRUE, ConditionReason.MIRRORED, MIRRORED_MESSAGE)
+    return set_condition(conditions, ConditionType.MIRRORED, *caught_up, generation, now)
 
 
 def failed(conditions: Conditions, error: PipelineError, generation: int, now: datetime) -> Written:

@@ -57,6 +57,8 @@ EXISTING: Key[Resource] = Key("existing")
 RESOURCE_ID: Key[str] = Key("resource_id")
 #: Persist / DeleteResource: the change-log entry appended (absent: no change).
 CHANGE: Key[store_pb2.ChangeLogEntry] = Key("change")
+#: Any step writing the store (see :mod:`.mirror`): why the store refused the write.
+MIRROR_BEHIND: Key[str] = Key("mirror_behind")
 #: CreateIamPolicies (AgentInstance): the ServiceAccount name.
 SERVICE_ACCOUNT: Key[str] = Key("service_account")
 #: CreateDefaultInstance: the default AgentInstance object as read/created.

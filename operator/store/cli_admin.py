@@ -20,10 +20,16 @@ from typing import Any
 
 from stigmer_operator.cli import ExitCode, Handler, fail
 from stigmer_operator.store import backup, maintenance, render
-from stigmer_operator.store.errors import StoreError
+from stigmer_operator.store.errors import StoreError, StoreUnwritableError
 from stigmer_operator.store.rocks import OpenMode, RocksStore
 
 Action = Callable[[argparse.Namespace, Path], render.Document]
+
+#: What to do when a command that writes finds the volume full or read-only.
+NEEDS_ROOM = (
+    "RocksDB writes before it deletes, so even prune and compact need some room: free a "
+    "little space on the volume (or grow it) and run the command again"
+)
 
 
 def register(
@@ -70,6 +76,9 @@ def _handler(
     def handle(args: argparse.Namespace) -> int:
         try:
             document = action(args, resolve_path(args.path))
+        except StoreUnwritableError as exc:
+            fail(f"{exc}; {NEEDS_ROOM}")
+            return ExitCode.CANNOT_OPEN
         except StoreError as exc:
             fail(exc)
             return ExitCode.CANNOT_OPEN

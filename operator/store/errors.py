@@ -3,7 +3,12 @@
 A missing key raises :class:`NotFoundError`, never returns ``None``. Opening
 problems (locked, missing, corrupt, foreign) each have a class whose message
 is one line a human can act on; the CLI prints it and exits non-zero.
+A store that cannot write for lack of space or a read-only filesystem is
+told apart from a damaged one (:class:`StoreUnwritableError`): the operator
+keeps running on it.
 """
+
+import errno
 
 
 class StoreError(Exception):
@@ -35,6 +40,46 @@ class StoreCorruptError(StoreOpenError):
 
 class ForeignDatabaseError(StoreOpenError):
     """A RocksDB database exists at the path but was not written by this operator."""
+
+
+class StoreUnwritableError(StoreError):
+    """The store takes no writes: its disk is full or its filesystem is read-only.
+
+    Not damage: every entry written before is intact and readable. The
+    operator keeps reconciling the cluster without its mirror (see
+    :mod:`~stigmer_operator.store.degraded`). ``cause`` is the short,
+    stable reason ("no space left on device", "read-only file system").
+    """
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+class StoreUnwritableOpenError(StoreOpenError, StoreUnwritableError):
+    """A read-write open failed because the disk is full or the filesystem read-only."""
+
+
+#: What the OS (and RocksDB, quoting it) says when a write cannot happen, by errno.
+_UNWRITABLE = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+}
+
+
+def unwritable_cause(detail: str) -> str | None:
+    """The cause if an error message says the filesystem takes no writes, else None."""
+    lowered = detail.lower()
+    for cause in _UNWRITABLE.values():
+        if cause in lowered:
+            return cause
+    return None
+
+
+def unwritable_errno(error: OSError) -> str | None:
+    """The cause if an OSError says the filesystem takes no writes, else None."""
+    return _UNWRITABLE.get(error.errno or 0)
 
 
 class StoreReadOnlyError(StoreError):

@@ -200,6 +200,10 @@ class MemoryStore:
             entry.published = True
             log[sequence] = entry.SerializeToString()
 
+    @property
+    def writable(self) -> bool:
+        return True  # memory never fills up
+
     def probe(self) -> None:
         with self._lock:
             self._open_state()  # a closed store fails; memory never fills up

@@ -21,18 +21,27 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from stigmer_operator.store.degraded import DegradableStore, UnwritableStandIn
 from stigmer_operator.store.errors import (
     ForeignDatabaseError,
     StoreCorruptError,
     StoreLockedError,
     StoreMissingError,
     StoreOpenError,
+    StoreUnwritableOpenError,
+    unwritable_errno,
 )
 from stigmer_operator.store.protocol import Store
 from stigmer_operator.store.retention import Retention
 from stigmer_operator.store.rocks import OpenMode, RocksStore
 
-__all__ = ["STORE_FILE", "open_for_reading", "open_for_writing", "writer_lock"]
+__all__ = [
+    "STORE_FILE",
+    "open_for_operator",
+    "open_for_reading",
+    "open_for_writing",
+    "writer_lock",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +63,48 @@ def open_for_writing(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StoreOpenError(
-            f"cannot create the store's parent directory {path.parent}: {exc.strerror or exc}"
-        ) from exc
+        message = f"cannot create the store's parent directory {path.parent}: {exc.strerror or exc}"
+        cause = unwritable_errno(exc)
+        if cause is not None:
+            raise StoreUnwritableOpenError(message, cause) from exc
+        raise StoreOpenError(message) from exc
     return RocksStore.open(path, OpenMode.READ_WRITE, create=True, retention=retention)
+
+
+def open_for_operator(
+    path: Path, *, rebuild: bool = False, retention: Retention | None = None
+) -> DegradableStore:
+    """The operator's store: read-write, or -- on a full or read-only volume -- for reading.
+
+    A store that cannot be opened read-write for lack of space (or a
+    read-only filesystem) is read as it is until there is room
+    (:mod:`.degraded`); every other failure is a :class:`StoreOpenError`.
+    """
+
+    def reopen() -> Store:
+        try:
+            return open_for_writing(path, retention=retention)
+        except StoreUnwritableOpenError as error:
+            logger.warning("%s; reading the store as it is until the volume has room", error)
+            return read_only_stand_in(path)
+
+    try:
+        store = open_for_writing(path, rebuild=rebuild, retention=retention)
+    except StoreUnwritableOpenError as error:
+        logger.warning("%s; reading the store as it is until the volume has room", error)
+        return DegradableStore(read_only_stand_in(path), path, reopen, cause=error.cause)
+    return DegradableStore(store, path, reopen)
+
+
+def read_only_stand_in(path: Path) -> Store:
+    """The store at ``path`` for reading only, or an empty one refusing writes if none opens."""
+    try:
+        return RocksStore.open(path, OpenMode.READ_ONLY)
+    except (StoreCorruptError, ForeignDatabaseError):
+        raise  # not ours to paper over: the operator must not start on it
+    except StoreOpenError as error:
+        logger.warning("the store at %s cannot be read either, mirroring nothing: %s", path, error)
+        return UnwritableStandIn(path)
 
 
 def open_for_reading(path: Path) -> RocksStore:

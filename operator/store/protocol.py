@@ -176,6 +176,15 @@ class Store(Protocol):
         ...
 
     # -- housekeeping --------------------------------------------------------
+    @property
+    def writable(self) -> bool:
+        """False once a write failed for lack of space or a read-only filesystem.
+
+        Reads still work then; writes raise
+        :class:`~stigmer_operator.store.errors.StoreUnwritableError`.
+        """
+        ...
+
     def probe(self) -> None:
         """Write a small record; raises :class:`StoreError` when the store takes no writes."""
         ...

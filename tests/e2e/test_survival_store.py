@@ -1,17 +1,21 @@
-"""Store faults: a store the operator cannot use stops it cleanly, and loses nothing.
+"""Store faults: the operator either keeps the cluster reconciled or stops cleanly, losing nothing.
 
-The operator is started on a store that is (a) locked by another writer, (b)
-on a read-only filesystem, (c) on a full disk, (d) corrupted. Each time it
-must exit non-zero with one line that names the store path and says what is
-wrong -- no traceback -- and must leave the files exactly as they were: the
-version history in them is the one thing the cluster cannot give back.
+A store that is locked by another writer or corrupted stops the operator:
+it must exit non-zero with one line that names the store path and says
+what is wrong -- no traceback -- and must leave the files exactly as they
+were: the version history in them is the one thing the cluster cannot give
+back. A store that cannot *write* -- a full disk, a read-only filesystem,
+at start or while running -- is not an outage: the operator starts and
+keeps reconciling the cluster (default instance, IAM, status), says so in
+``/healthz``, ``stigmer_store_writable`` and the object's ``Mirrored``
+condition, and mirrors what it missed once there is room again.
 
 Recovery is checked the way an administrator would do it: once the fault is
-gone (lock released, filesystem writable, space freed) the same store opens
-with its history intact; a corrupted store is rebuilt from the cluster with
-``--rebuild-store`` (``store verify`` exits 0, and the log says that history
-was dropped). ``--rebuild-store`` itself must not wipe a store that is in
-use by another process, nor crash on a read-only one.
+gone (lock released, filesystem writable, space freed) the same store
+mirrors the cluster with its history intact; a corrupted store is rebuilt
+from the cluster with ``--rebuild-store`` (``store verify`` exits 0, and the
+log says that history was dropped). ``--rebuild-store`` itself must not
+wipe a store that is in use by another process, nor crash on a read-only one.
 
 The faults are real: a RocksDB handle held open by this test process (the
 same fcntl lock a second operator would hold), a read-only bind mount, a
@@ -41,7 +45,7 @@ from stigmer_operator.api.kinds import Kind
 from stigmer_operator.runtime import EXIT_STORE
 from stigmer_testing.controlplane import ControlPlane
 from stigmer_testing.operator_process import OperatorProcess
-from tests.e2e.helpers import Cluster, read_store, wait_for
+from tests.e2e.helpers import Cluster, condition, read_store, wait_for
 from tests.e2e.test_restart import verify
 
 EDITED = "Edited once, so the history has two versions to lose."
@@ -208,11 +212,15 @@ def _remount(directory: Path, mode: str) -> None:
     assert bool(os.statvfs(directory).f_flag & os.ST_RDONLY) == (mode == "ro")
 
 
-def test_read_only_store_is_refused_and_untouched(seed: Seed, bind_mount: Path) -> None:
+def test_read_only_store_keeps_the_operator_running_and_is_untouched(
+    seed: Seed, bind_mount: Path
+) -> None:
     store = _copy(seed, bind_mount / "store")
     _remount(bind_mount, "ro")
     before = _snapshot(store)
-    assert "Read-only file system" in _refused(seed, store)
+    with _operator(seed, store) as operator:
+        assert _unwritable(operator)
+    assert operator.returncode == 0, operator.log_tail()
     line = _refused(seed, store, "--rebuild-store")
     assert "Read-only file system" in line and "--rebuild-store" in line
     assert _snapshot(store) == before
@@ -249,24 +257,23 @@ def _fill(disk: Path) -> Path:
     return filler
 
 
-def test_full_disk_is_refused_and_history_survives(seed: Seed, small_disk: Path) -> None:
+def test_full_disk_at_start_is_not_an_outage(
+    seed: Seed, small_disk: Path, kube_api: kubernetes.client.ApiClient
+) -> None:
+    """RocksDB cannot open read-write on a full disk: the operator reads the store as it is."""
     store = _copy(seed, small_disk / "store")
     filler = _fill(small_disk)
     before = _snapshot(store)
-    assert "No space left on device" in _refused(seed, store)
-    # RocksDB began a new write-ahead log before the disk refused the next
-    # write; it is empty, and every file that was there is untouched.
-    after = _snapshot(store)
-    assert {name: after.get(name) for name in before} == before
-    empty = hashlib.sha256(b"").hexdigest()
-    assert {after[name] for name in set(after) - set(before)} <= {empty}, after
+    cluster = Cluster(kube_api)
+    with _operator(seed, store) as operator:
+        assert _unwritable(operator)
+        _reconciled_without_the_store(cluster, seed.namespace, "late")
+        after = _snapshot(store)
+        assert {name: after.get(name) for name in before} == before, "history untouched"
 
-    # A brand-new store on the full disk is refused the same way.
-    assert "No space left on device" in _refused(seed, small_disk / "fresh")
-
-    filler.unlink()  # the administrator frees space; the same store opens, history intact
-    _recovers(seed, store)
-    assert _history(store, seed.namespace) == seed.history
+        filler.unlink()  # the administrator frees space
+        _mirror_catches_up(cluster, operator, store, seed.namespace, "late")
+    _stopped_with_history_intact(seed, store, operator)
 
 
 # -- (d) corrupted -------------------------------------------------------------------
@@ -304,33 +311,87 @@ def test_rebuild_refuses_a_directory_that_is_not_a_store(seed: Seed, tmp_path: P
     assert (home / "notes.txt").read_text() == "precious"
 
 
-def _healthz(operator: OperatorProcess) -> int:
+def _health(operator: OperatorProcess) -> tuple[int, str]:
     url = f"http://127.0.0.1:{operator.health_port}/healthz"
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status)
+            return int(response.status), response.read().decode()
     except urllib.error.HTTPError as error:
-        return int(error.code)
+        return int(error.code), error.read().decode()
 
 
-def test_disk_filling_up_while_running_fails_liveness(
+def _unwritable(operator: OperatorProcess) -> bool:
+    """Liveness passes and says the store is unwritable; so does the metric."""
+
+    def says_unwritable() -> tuple[int, str] | None:
+        status, body = _health(operator)
+        return (status, body) if "unwritable" in body else None
+
+    # kopf caches probe results for 10 s: wait for a fresh one.
+    status, body = wait_for(says_unwritable, timeout=30, interval=1,
+                            what="/healthz to say the store is unwritable")  # fmt: skip
+    assert status == 200, body
+    assert "stigmer_store_writable 0.0" in operator.metrics()
+    return True
+
+
+def _reconciled_without_the_store(cluster: Cluster, namespace: str, name: str) -> None:
+    """A new Agent becomes Ready with its default instance and IAM; its mirror is behind."""
+    cluster.create_agent(namespace, name, {"instructions": "x" * 100_000})  # more than fits
+    agent = cluster.wait_ready(Kind.AGENT, namespace, name, timeout=60)
+    instance = agent["status"]["defaultInstanceName"]
+    cluster.wait_ready(Kind.AGENT_INSTANCE, namespace, instance)
+    account = f"{instance}-agent"
+    cluster.core.read_namespaced_service_account(account, namespace)
+    cluster.rbac.read_namespaced_role(account, namespace)
+    cluster.rbac.read_namespaced_role_binding(account, namespace)
+    mirrored = condition(agent, "Mirrored")
+    assert (mirrored.get("status"), mirrored.get("reason")) == ("False", "StoreUnwritable"), agent
+    warnings = [e for e in cluster.events(namespace, name) if e.reason == "StoreUnwritable"]
+    assert len(warnings) == 1 and warnings[0].type == "Warning", warnings
+
+
+def _mirrored_agents(store: Path, namespace: str) -> set[str]:
+    with read_store(store) as view:
+        return {a.metadata.name for a in view.list(Kind.AGENT) if a.metadata.namespace == namespace}
+
+
+def _mirror_catches_up(
+    cluster: Cluster, operator: OperatorProcess, store: Path, namespace: str, name: str
+) -> None:
+    """kopf retries the object every 30 s; the first retry with room reopens the store.
+
+    Then the Agent is deleted again, and that reaches the mirror too.
+    """
+    agent = cluster.wait_condition(Kind.AGENT, namespace, name, "Mirrored", "True", timeout=120)
+    assert condition(agent, "Ready").get("status") == "True", condition(agent, "Ready")
+    assert "stigmer_store_writable 1.0" in operator.metrics()
+    assert _health(operator)[0] == 200
+    wait_for(lambda: name in _mirrored_agents(store, namespace), timeout=30,
+             what=f"{name} in the store")  # fmt: skip
+    cluster.delete(Kind.AGENT, namespace, name)  # the tiny volume is not for big Agents
+    wait_for(lambda: name not in _mirrored_agents(store, namespace), timeout=30,
+             what="the deletion in the mirror")  # fmt: skip
+
+
+def _stopped_with_history_intact(seed: Seed, store: Path, operator: OperatorProcess) -> None:
+    assert operator.returncode == 0, operator.log_tail()
+    history = _history(store, seed.namespace)
+    assert {name: history[name] for name in seed.history} == seed.history
+
+
+def test_disk_filling_up_while_running_is_not_an_outage(
     seed: Seed, small_disk: Path, kube_api: kubernetes.client.ApiClient
 ) -> None:
-    """RocksDB's write error is sticky; the liveness probe turns it into a restart."""
+    """RocksDB's write error is sticky: the operator goes on without it, then reopens the store."""
     store = _copy(seed, small_disk / "store")
     cluster = Cluster(kube_api)
     with _operator(seed, store) as operator:
-        assert _healthz(operator) == 200
+        assert _health(operator)[0] == 200
         filler = _fill(small_disk)
-        for n in range(3):  # writes the full disk cannot take
-            cluster.create_agent(seed.namespace, f"overflow-{n}",
-                                 {"instructions": "x" * 100_000})  # fmt: skip
-        # kopf caches probe results for 10 s; the next fresh probe must fail.
-        wait_for(lambda: _healthz(operator) == 500, timeout=30, interval=1,
-                 what="/healthz to fail once the store cannot write")  # fmt: skip
-        for n in range(3):  # the tiny volume is for this test, not for big Agents
-            cluster.delete(Kind.AGENT, seed.namespace, f"overflow-{n}")
-        filler.unlink()
-    # The restart Kubernetes would do recovers the same store, history intact.
-    _recovers(seed, store)
-    assert _history(store, seed.namespace) == seed.history
+        _reconciled_without_the_store(cluster, seed.namespace, "overflow")
+        assert _unwritable(operator)
+
+        filler.unlink()  # the administrator frees space
+        _mirror_catches_up(cluster, operator, store, seed.namespace, "overflow")
+    _stopped_with_history_intact(seed, store, operator)

@@ -24,7 +24,11 @@ existence. Only an Agent in the instance's own namespace is described in
 detail.
 
 The referenced Agent is looked up in the store first (no API round trip),
-then in the API (the Agent may simply not have been reconciled yet). If it
+then in the API (the Agent may simply not have been reconciled yet). While
+the store cannot write, its entries and ownership records may be behind the
+cluster (:mod:`~stigmer_operator.pipeline.mirror`), so the Agent and its
+sharing are read from the API only: a stale record must never grant access
+the Agent no longer gives. If it
 does not exist, the error is ``AgentNotFound`` and not retryable: applying an
 instance before its Agent is normal with GitOps tools, and the Agent's own
 handlers re-run the instances waiting for it the moment it appears or is
@@ -114,6 +118,8 @@ def _check_scope(ctx: RequestContext[Resource], scope: Scope) -> None:
 def _resolve_agent(ctx: RequestContext[Resource], namespace: str, name: str) -> AgentTarget:
     """The Agent, with the org of its Namespace; refusals per the disclosure rule."""
     try:
+        if not ctx.deps.store.writable:  # the mirror may be behind: ask the cluster
+            return _agent_from_api(ctx, namespace, name)
         try:
             stored = ctx.deps.store.get_by_name(Kind.AGENT, namespace, name)
         except NotFoundError:
@@ -191,6 +197,8 @@ def _check_agent_access(ctx: RequestContext[Resource], org: str, target: AgentTa
 
 def _shared_with(ctx: RequestContext[Resource], target: AgentTarget) -> frozenset[str]:
     """Orgs the Agent is shared with: its ownership record, else its spec."""
+    if not ctx.deps.store.writable:  # the record may be stale: the spec is current
+        return frozenset(target.sharing)
     try:
         record = ctx.deps.store.get_ownership(target.id)
     except NotFoundError:

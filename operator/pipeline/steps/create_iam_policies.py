@@ -39,6 +39,7 @@ from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.keys import ORG, RESOURCE_ID, SERVICE_ACCOUNT, SPEC
 from stigmer_operator.pipeline.kube import AlreadyExists, ApplyResult, ObjectKind, controller_ref
 from stigmer_operator.pipeline.meta import MANAGED_BY
+from stigmer_operator.pipeline.mirror import mirror_write
 from stigmer_operator.pipeline.naming import label_value, service_account_name
 from stigmer_operator.store.errors import NotFoundError
 
@@ -76,7 +77,8 @@ def _put_ownership(ctx: RequestContext[Resource], spec: AgentSpec) -> bool:
         current = None
     if current == record:
         return False
-    store.put_ownership(record)
+    with mirror_write(ctx):  # while it cannot be written, Authorize does not rely on it
+        store.put_ownership(record)
     return True
 
 

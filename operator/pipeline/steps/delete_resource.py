@@ -17,6 +17,7 @@ from stigmer_operator.api.kinds import Resource
 from stigmer_operator.pipeline.context import RequestContext
 from stigmer_operator.pipeline.keys import CHANGE, RESOURCE_ID
 from stigmer_operator.pipeline.meta import id_of
+from stigmer_operator.pipeline.mirror import mirror_write
 
 
 class DeleteResource:
@@ -25,9 +26,10 @@ class DeleteResource:
     def run(self, ctx: RequestContext[Resource]) -> None:
         resource_id = id_of(ctx.kind, ctx.body)
         ctx.values.put(RESOURCE_ID, resource_id)
-        entry = ctx.deps.store.delete(ctx.kind, resource_id, uid=ctx.uid)
-        if entry is None:
-            ctx.mark_unchanged()
-            return
-        ctx.deps.outbox.track(ctx.deps.store, entry)
-        ctx.values.put(CHANGE, entry)
+        with mirror_write(ctx):  # left behind: retried, and the sweep removes it
+            entry = ctx.deps.store.delete(ctx.kind, resource_id, uid=ctx.uid)
+            if entry is None:
+                ctx.mark_unchanged()
+                return
+            ctx.deps.outbox.track(ctx.deps.store, entry)
+            ctx.values.put(CHANGE, entry)

@@ -12,6 +12,9 @@ index entries cannot shadow this object's.
 
 The returned change-log entry goes to the outbox, from which Publish emits
 its Event -- also after a crash between here and Publish.
+
+A store that cannot write (full or read-only volume) does not stop the
+pipeline: the write is skipped and the mirror marked behind (:mod:`..mirror`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import logging
 from stigmer_operator.api.kinds import Resource
 from stigmer_operator.pipeline.context import RequestContext
 from stigmer_operator.pipeline.keys import CHANGE, STALE_ENTRIES
+from stigmer_operator.pipeline.mirror import mirror_write
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +34,17 @@ class Persist:
 
     def run(self, ctx: RequestContext[Resource]) -> None:
         store, outbox = ctx.deps.store, ctx.deps.outbox
-        for stale in ctx.values.find(STALE_ENTRIES) or ():
-            logger.info("removing stale %s %s from the store: %s", stale.kind, stale.id, stale.why)
-            removed = store.delete(stale.kind, stale.id)
-            if removed is not None:  # Publish reports the deletion too
-                outbox.track(store, removed)
-        entry = store.save(ctx.new_state)
-        if entry is None:
-            ctx.mark_unchanged()
-            return
-        outbox.track(store, entry)
-        ctx.values.put(CHANGE, entry)
+        with mirror_write(ctx):
+            for stale in ctx.values.find(STALE_ENTRIES) or ():
+                logger.info(
+                    "removing stale %s %s from the store: %s", stale.kind, stale.id, stale.why
+                )
+                removed = store.delete(stale.kind, stale.id)
+                if removed is not None:  # Publish reports the deletion too
+                    outbox.track(store, removed)
+            entry = store.save(ctx.new_state)
+            if entry is None:
+                ctx.mark_unchanged()
+                return
+            outbox.track(store, entry)
+            ctx.values.put(CHANGE, entry)

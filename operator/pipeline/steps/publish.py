@@ -15,6 +15,9 @@ Exactly once, across crashes:
   Event with the *same deterministic name*, the API answers AlreadyExists,
   and the entry is marked published without a second Event.
 
+While the store cannot write, the mirror is behind (:mod:`..mirror`): a
+``StoreUnwritable`` Warning Event says so, once per object generation.
+
 Deleting an object in a namespace that is being deleted cannot post an
 Event (the API refuses new content there); that one case is logged and the
 entry marked published, so the deletion is not held up forever.
@@ -37,6 +40,7 @@ from stigmer_operator.pipeline.kube import (
     ObjectKind,
     ObjectRef,
 )
+from stigmer_operator.pipeline.mirror import mirror_write, warn_mirror_behind
 from stigmer_operator.pipeline.naming import event_name
 
 logger = logging.getLogger(__name__)
@@ -59,6 +63,7 @@ class Publish:
             for entry in ctx.deps.outbox.pending(ctx.deps.store, kind, resource_id):
                 _publish(ctx, kind, entry)
                 published += 1
+        warn_mirror_behind(ctx)
         if not published:
             ctx.mark_unchanged()
 
@@ -92,5 +97,6 @@ def _publish(ctx: RequestContext[Resource], kind: Kind, entry: store_pb2.ChangeL
         expected = isinstance(exc, NamespaceTerminating | NotFound)
         log = logger.info if expected else logger.warning
         log("cannot post the %s Event of %s: %s", reason, entry.name, exc)
-    ctx.deps.store.mark_published(entry.sequence)
-    ctx.deps.outbox.done(entry)
+    with mirror_write(ctx):  # unmarked, it is re-posted later: AlreadyExists, then marked
+        ctx.deps.store.mark_published(entry.sequence)
+        ctx.deps.outbox.done(entry)

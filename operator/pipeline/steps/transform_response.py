@@ -9,7 +9,7 @@ Conditions come from :func:`~stigmer_operator.pipeline.conditions.succeeded`:
 ``Accepted=True`` and ``Ready=True``, or ``Ready=False`` for an Agent whose
 default instance is not Ready yet (``kubectl wait --for=condition=Ready``
 keeps waiting, and the Agent is re-reconciled when its default instance
-changes).
+changes), plus ``Mirrored=False`` while the store cannot record the object.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2, resource_pb2
 from stigmer_operator.pipeline.conditions import RFC3339_FORMAT, succeeded
 from stigmer_operator.pipeline.context import RequestContext
 from stigmer_operator.pipeline.frozen import thaw
-from stigmer_operator.pipeline.keys import DEFAULT_INSTANCE_READY
+from stigmer_operator.pipeline.keys import DEFAULT_INSTANCE_READY, MIRROR_BEHIND
 from stigmer_operator.pipeline.meta import conditions_of
 
 _AUDIT_EVENTS = {
@@ -84,4 +84,5 @@ def _conditions(ctx: RequestContext[Resource]) -> list[dict[str, Any]]:
         ctx.generation,
         ctx.deps.clock(),
         not_ready_instance=not_ready_instance,
+        mirror_behind=ctx.values.find(MIRROR_BEHIND),
     )

@@ -21,6 +21,7 @@ from stigmer_operator.pipeline.context import RequestContext
 from stigmer_operator.pipeline.frozen import str_at
 from stigmer_operator.pipeline.keys import DEFAULT_INSTANCE, DEFAULT_INSTANCE_READY
 from stigmer_operator.pipeline.meta import conditions_of, id_of
+from stigmer_operator.pipeline.mirror import mirror_write
 
 
 class UpdateAgentStatusWithDefaultInstance:
@@ -46,6 +47,7 @@ class UpdateAgentStatusWithDefaultInstance:
             return
         status.default_instance_id = instance_id
         status.default_instance_name = instance_name
-        entry = ctx.deps.store.save(state)
-        if entry is not None:  # only if history was purged meanwhile; publish it too
-            ctx.deps.outbox.track(ctx.deps.store, entry)
+        with mirror_write(ctx):
+            entry = ctx.deps.store.save(state)
+            if entry is not None:  # only if history was purged meanwhile; publish it too
+                ctx.deps.outbox.track(ctx.deps.store, entry)
