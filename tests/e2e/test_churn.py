@@ -378,7 +378,8 @@ def _instance_violations(
         accepted = agent is not None and _is(agent, "Accepted", "True")
         if accepted and shared and not _is(instance, "Ready", "True"):
             found.append(f"{where}: its Agent is accepted and shared, but Ready is {reason}")
-        if accepted and not shared and reason != "Forbidden":
+        # Not shared reads as not found (no disclosure across namespaces, docs/security.md).
+        if accepted and not shared and reason != "AgentNotFound":
             found.append(f"{where}: its Agent is not shared, but Ready reason is {reason}")
         if _is(instance, "Ready", "True"):
             granted = _granted(cluster, namespace, f"{name}-agent")
