@@ -205,6 +205,16 @@ class KubeEffects(Protocol):
         """
         ...
 
+    def delete(self, kind: ObjectKind, namespace: str, name: str, *, uid: str) -> None:
+        """Delete a ServiceAccount, Role or RoleBinding, but only the object with ``uid``.
+
+        The uid is a precondition checked by the API server: if the name
+        now belongs to another object (deleted and re-created in between),
+        nothing is deleted and :class:`Conflict` is raised. An object
+        already gone counts as deleted.
+        """
+        ...
+
 
 # -- shared semantics of apply_owned (used by both implementations) ---------
 _MANAGED_FIELDS: dict[ObjectKind, tuple[str, ...]] = {

@@ -314,13 +314,34 @@ class ApiKubeEffects:
         if patch is None:
             return ApplyResult.UNCHANGED
         if "roleRef" in patch:  # immutable: delete and recreate
-            self._delete(kind, namespace, name)
+            self.delete(kind, namespace, name, uid=str(existing["metadata"]["uid"]))
             self._create(kind, namespace, body)
         else:
             self._patch(kind, namespace, name, patch)
         return ApplyResult.UPDATED
 
-    # -- typed create/patch/delete for the IAM kinds -----------------------
+    def delete(self, kind: ObjectKind, namespace: str, name: str, *, uid: str) -> None:
+        if kind not in APPLICABLE_KINDS:
+            raise Invalid(f"delete does not manage {kind.kind}", status=422)
+        t = self._timeout
+        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
+        deleters: dict[ObjectKind, Callable[[], Any]] = {
+            ObjectKind.SERVICE_ACCOUNT: lambda: self._core.delete_namespaced_service_account(
+                name, namespace, body=options, _request_timeout=t
+            ),
+            ObjectKind.ROLE: lambda: self._rbac.delete_namespaced_role(
+                name, namespace, body=options, _request_timeout=t
+            ),
+            ObjectKind.ROLE_BINDING: lambda: self._rbac.delete_namespaced_role_binding(
+                name, namespace, body=options, _request_timeout=t
+            ),
+        }
+        try:
+            self._call(f"delete {kind.plural} {namespace}/{name}", deleters[kind])
+        except NotFound:
+            logger.debug("%s %s/%s already gone", kind.kind, namespace, name)
+
+    # -- typed create/patch for the IAM kinds -----------------------
     def _create(self, kind: ObjectKind, namespace: str, body: Mapping[str, Any]) -> None:
         fm, t = self._field_manager, self._timeout
         plain = dict(body)
@@ -360,21 +381,3 @@ class ApiKubeEffects:
             ),
         }
         self._call(f"patch {kind.plural} {namespace}/{name}", patchers[kind])
-
-    def _delete(self, kind: ObjectKind, namespace: str, name: str) -> None:
-        t = self._timeout
-        deleters: dict[ObjectKind, Callable[[], Any]] = {
-            ObjectKind.SERVICE_ACCOUNT: lambda: self._core.delete_namespaced_service_account(
-                name, namespace, _request_timeout=t
-            ),
-            ObjectKind.ROLE: lambda: self._rbac.delete_namespaced_role(
-                name, namespace, _request_timeout=t
-            ),
-            ObjectKind.ROLE_BINDING: lambda: self._rbac.delete_namespaced_role_binding(
-                name, namespace, _request_timeout=t
-            ),
-        }
-        try:
-            self._call(f"delete {kind.plural} {namespace}/{name}", deleters[kind])
-        except NotFound:
-            logger.debug("%s %s/%s already gone", kind.kind, namespace, name)

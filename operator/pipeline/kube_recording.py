@@ -21,6 +21,7 @@ from stigmer_operator.pipeline.kube import (
     APPLICABLE_KINDS,
     AlreadyExists,
     ApplyResult,
+    Conflict,
     EventRecord,
     Invalid,
     KubeError,
@@ -212,3 +213,17 @@ class RecordingKubeEffects:
         merge_patch(existing, patch)
         existing["metadata"]["resourceVersion"] = str(next(self._versions))
         return ApplyResult.UPDATED
+
+    def delete(self, kind: ObjectKind, namespace: str, name: str, *, uid: str) -> None:
+        if kind not in APPLICABLE_KINDS:
+            raise Invalid(f"delete does not manage {kind.kind}", status=422)
+        self._record("delete", kind.kind, namespace, name)
+        existing = self.objects.get((kind, namespace, name))
+        if existing is None:
+            return
+        if existing["metadata"].get("uid") != uid:
+            raise Conflict(
+                f"{kind.plural} {name!r}: precondition failed: uid {uid} is not the object's",
+                status=409,
+            )
+        del self.objects[(kind, namespace, name)]

@@ -49,6 +49,7 @@ from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.deps import Deps
 from stigmer_operator.pipeline.frozen import thaw
 from stigmer_operator.pipeline.keys import SPEC
+from stigmer_operator.pipeline.kube import ObjectKind
 from stigmer_operator.pipeline.kube_api import ApiKubeEffects
 from stigmer_operator.pipeline.runner import Pipeline
 from stigmer_operator.pipeline.steps import CreateIamPolicies, RevokeGrants
@@ -168,6 +169,10 @@ ALLOWED = [
     ("create", "serviceaccounts"),
     ("create", "roles.rbac.authorization.k8s.io"),
     ("patch", "rolebindings.rbac.authorization.k8s.io"),
+    # The IAM objects a former same-named AgentInstance left behind.
+    ("delete", "serviceaccounts"),
+    ("delete", "roles.rbac.authorization.k8s.io"),
+    ("delete", "rolebindings.rbac.authorization.k8s.io"),
     ("get", "secrets"),
     ("get", "configmaps"),
 ]
@@ -182,9 +187,7 @@ DENIED = [
     ("delete", "agents.agentic.stigmer.ai"),
     ("delete", "agentinstances.agentic.stigmer.ai"),
     ("deletecollection", "agents.agentic.stigmer.ai"),
-    ("delete", "serviceaccounts"),
-    ("delete", "roles.rbac.authorization.k8s.io"),
-    ("delete", "rolebindings.rbac.authorization.k8s.io"),
+    ("deletecollection", "roles.rbac.authorization.k8s.io"),
     ("escalate", "roles.rbac.authorization.k8s.io"),
     ("bind", "roles.rbac.authorization.k8s.io"),
     ("create", "pods"),
@@ -479,7 +482,7 @@ def test_admission_policy_bounds_the_operators_rbac_writes(plane: ControlPlane, 
         token = plane.token_for(release_ns, account["metadata"]["name"])
         kubeconfig = plane.kubeconfig_for_token(token, name=f"vap-{suffix}")
         with plane.client(kubeconfig) as client:
-            _attacks_are_refused(client, target)
+            _attacks_are_refused(plane, client, target)
             _the_pipelines_writes_are_admitted(plane, client, target)
     finally:
         cluster_scoped = [d for d in docs if d["kind"] != "ServiceAccount"]
@@ -489,7 +492,9 @@ def test_admission_policy_bounds_the_operators_rbac_writes(plane: ControlPlane, 
         )  # fmt: skip
 
 
-def _attacks_are_refused(client: kubernetes.client.ApiClient, target: str) -> None:
+def _attacks_are_refused(
+    plane: ControlPlane, client: kubernetes.client.ApiClient, target: str
+) -> None:
     rbac = kubernetes.client.RbacAuthorizationV1Api(client)
     secrets_of = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
     named = {**secrets_of, "resourceNames": ["db"]}
@@ -518,6 +523,14 @@ def _attacks_are_refused(client: kubernetes.client.ApiClient, target: str) -> No
     assert "labelled app.kubernetes.io/managed-by" in _refused(
         lambda: rbac.create_namespaced_role(target, _role("unlabelled", {}, named))
     )
+    # RBAC admits deleting any Role; the policy only those labelled managed-by.
+    with plane.client() as admin:
+        kubernetes.client.RbacAuthorizationV1Api(admin).create_namespaced_role(
+            target, _role("someone-elses", {}, named)
+        )
+    assert "change or delete objects already labelled" in _refused(
+        lambda: rbac.delete_namespaced_role("someone-elses", target)
+    )
 
 
 def _try_dry_run(rbac: Any, namespace: str, body: dict[str, Any]) -> bool:
@@ -532,7 +545,7 @@ def _try_dry_run(rbac: Any, namespace: str, body: dict[str, Any]) -> bool:
 def _the_pipelines_writes_are_admitted(
     plane: ControlPlane, client: kubernetes.client.ApiClient, target: str
 ) -> None:
-    """CreateIamPolicies' three objects, then RevokeGrants' empty Role, as the operator."""
+    """CreateIamPolicies' three objects, RevokeGrants' empty Role, a delete, as the operator."""
     with plane.client() as admin:
         owner = Cluster(admin).create(
             Kind.AGENT_INSTANCE, target, "owner", {"agentRef": {"name": "x"}}
@@ -550,6 +563,9 @@ def _the_pipelines_writes_are_admitted(
         RequestContext.for_kind(Kind.AGENT_INSTANCE, body, Operation.UPDATE, deps)
     )
     assert not rbac.read_namespaced_role("owner-agent", target).rules
+    role_uid = rbac.read_namespaced_role("owner-agent", target).metadata.uid
+    ApiKubeEffects(client).delete(ObjectKind.ROLE, target, "owner-agent", uid=role_uid)
+    assert ApiKubeEffects(client).get(ObjectKind.ROLE, target, "owner-agent") is None
 
 
 # -- 3. every variant, validated by the API server ------------------------------------

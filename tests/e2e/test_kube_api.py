@@ -25,6 +25,7 @@ from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.kube import (
     AlreadyExists,
     ApplyResult,
+    Conflict,
     EventRecord,
     EventType,
     NamespaceTerminating,
@@ -167,6 +168,22 @@ def test_apply_owned_creates_skips_updates_and_refuses_foreign(
     assert role is not None and not role.get("rules")
     with pytest.raises(AlreadyExists, match="controlled by Agent support-bot"):
         effects.apply_owned(ObjectKind.ROLE, role_body(namespace, "another-uid", []))
+
+
+def test_delete_removes_only_the_object_of_that_uid(
+    effects: ApiKubeEffects, agent: dict[str, Any], namespace: str
+) -> None:
+    """The uid is a precondition the API server checks: a newer namesake survives."""
+    effects.apply_owned(ObjectKind.ROLE, role_body(namespace, agent["metadata"]["uid"], []))
+    role = effects.get(ObjectKind.ROLE, namespace, "prod-agent")
+    assert role is not None
+    with pytest.raises(Conflict) as caught:
+        effects.delete(ObjectKind.ROLE, namespace, "prod-agent", uid=str(uuid.uuid4()))
+    assert caught.value.retryable
+    assert effects.get(ObjectKind.ROLE, namespace, "prod-agent") is not None
+    effects.delete(ObjectKind.ROLE, namespace, "prod-agent", uid=role["metadata"]["uid"])
+    assert effects.get(ObjectKind.ROLE, namespace, "prod-agent") is None
+    effects.delete(ObjectKind.ROLE, namespace, "prod-agent", uid=role["metadata"]["uid"])
 
 
 @pytest.mark.parametrize("likely_absent", [False, True])

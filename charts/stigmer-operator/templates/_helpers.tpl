@@ -89,9 +89,12 @@ app.kubernetes.io/part-of: stigmer
 
 {{/*
 Rules the operator needs in every namespace it serves. Used by the
-ClusterRole (cluster-wide) and by each Role (namespaced mode). No delete
-verb anywhere: the operator's children are owned by their AgentInstance and
-removed by the garbage collector.
+ClusterRole (cluster-wide) and by each Role (namespaced mode). `delete`
+only on the per-instance ServiceAccounts, Roles and RoleBindings: they are
+owned by their AgentInstance and removed by the garbage collector, but the
+ones a deleted instance leaves behind are deleted by the operator when an
+instance of the same name replaces it (uid precondition; cluster-wide, the
+admission policy limits it to objects labelled managed-by the operator).
 */}}
 {{- define "stigmer-operator.namespacedRules" -}}
 # Agents and AgentInstances: watch them, create the default instance, patch
@@ -117,13 +120,13 @@ removed by the garbage collector.
   resources: ["events"]
   verbs: ["create", "patch"]
 # Per-instance identity: a ServiceAccount, a Role and a RoleBinding owned by
-# each AgentInstance.
+# each AgentInstance; `delete` for those a former same-named instance left.
 - apiGroups: [""]
   resources: ["serviceaccounts"]
-  verbs: ["get", "list", "watch", "create", "patch", "update"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
-  verbs: ["get", "list", "watch", "create", "patch", "update"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 # RBAC escalation prevention: to create a Role granting `get` on the named
 # Secrets/ConfigMaps of an instance, the operator must hold `get` itself.
 # `get` only: no list, no watch, so it cannot enumerate them.

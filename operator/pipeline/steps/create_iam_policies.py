@@ -24,20 +24,36 @@ existing object of that name controlled by someone else is left alone:
 ``IamConflict`` -- retryable when its controller is a former AgentInstance
 of the same name (the garbage collector is about to delete it), permanent
 otherwise.
+
+One exception: an object the operator made (``managed-by`` label) for a
+former AgentInstance of the same name -- a deleted default instance that
+was re-created, say -- is deleted by the operator itself and replaced,
+instead of waiting for the garbage collector, which can lag for minutes
+(after an API server restart, for one). The delete carries the orphan's uid
+as a precondition, so it can never remove a newer object of that name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from stigmer_operator.api.convert import scope_to_proto
-from stigmer_operator.api.kinds import API_VERSION, Kind, Resource
+from stigmer_operator.api.kinds import API_VERSION, GROUP, Kind, Resource
 from stigmer_operator.api.models import AgentInstanceSpec, AgentSpec, EnvironmentRefKind
 from stigmer_operator.api.v1 import store_pb2
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.errors import PipelineError, Reason
+from stigmer_operator.pipeline.frozen import str_at
 from stigmer_operator.pipeline.keys import ORG, RESOURCE_ID, SERVICE_ACCOUNT, SPEC
-from stigmer_operator.pipeline.kube import AlreadyExists, ApplyResult, ObjectKind, controller_ref
+from stigmer_operator.pipeline.kube import (
+    AlreadyExists,
+    ApiForbidden,
+    ApplyResult,
+    Conflict,
+    ObjectKind,
+    controller_ref,
+)
 from stigmer_operator.pipeline.meta import MANAGED_BY
 from stigmer_operator.pipeline.mirror import mirror_write
 from stigmer_operator.pipeline.naming import label_value, service_account_name
@@ -144,26 +160,78 @@ def iam_metadata(ctx: RequestContext[Resource], name: str) -> dict[str, Any]:
 
 def _apply(ctx: RequestContext[Resource], kind: ObjectKind, body: dict[str, Any]) -> ApplyResult:
     try:
-        return ctx.deps.kube.apply_owned(
-            kind,
-            {"apiVersion": kind.api_version, "kind": kind.kind, **body},
-            likely_absent=ctx.operation is Operation.CREATE,
-        )
+        return _apply_owned(ctx, kind, body, likely_absent=ctx.operation is Operation.CREATE)
     except AlreadyExists as exc:
-        owner = controller_ref(exc.existing)
-        former_self = (
-            owner is not None
-            and owner.get("kind") == Kind.AGENT_INSTANCE.value
-            and owner.get("name") == ctx.name
-        )
-        raise PipelineError(
-            Reason.IAM_CONFLICT,
-            f"{exc}; "
-            + (
-                "waiting for the garbage collector to remove it"
-                if former_self
-                else "rename or delete it so the AgentInstance can own it"
-            ),
-            retryable=former_self,
-            delay=ctx.deps.settings.retry_delay if former_self else None,
-        ) from exc
+        if not _orphan_of_former_self(ctx, exc.existing):
+            raise _conflict(ctx, exc) from exc
+        try:
+            ctx.deps.kube.delete(
+                kind,
+                ctx.namespace,
+                body["metadata"]["name"],
+                uid=str_at(exc.existing, "metadata", "uid"),
+            )
+        except (Conflict, ApiForbidden) as refused:  # replaced meanwhile, or no delete right
+            raise _conflict(ctx, exc) from refused
+    try:
+        return _apply_owned(ctx, kind, body, likely_absent=True)
+    except AlreadyExists as exc:  # taken again in between: left alone
+        raise _conflict(ctx, exc) from exc
+
+
+def _apply_owned(
+    ctx: RequestContext[Resource], kind: ObjectKind, body: dict[str, Any], *, likely_absent: bool
+) -> ApplyResult:
+    return ctx.deps.kube.apply_owned(
+        kind,
+        {"apiVersion": kind.api_version, "kind": kind.kind, **body},
+        likely_absent=likely_absent,
+    )
+
+
+def _controlled_by_former_self(ctx: RequestContext[Resource], existing: Mapping[str, Any]) -> bool:
+    """Is ``existing`` controlled by an AgentInstance of this name (this one or a former)?"""
+    owner = controller_ref(existing)
+    return (
+        owner is not None
+        and owner.get("kind") == Kind.AGENT_INSTANCE.value
+        and owner.get("name") == ctx.name
+    )
+
+
+def _orphan_of_former_self(ctx: RequestContext[Resource], existing: Mapping[str, Any]) -> bool:
+    """Did the operator make ``existing`` for a former AgentInstance of this name?
+
+    Names are unique in a namespace, so while the instance being reconciled
+    is the live one, a same-named controller of another uid no longer
+    exists: the object only waits for the garbage collector. The live
+    instance is read back so that a late handling of a deleted instance
+    never removes the objects of its successor.
+    """
+    labels = (existing.get("metadata") or {}).get("labels") or {}
+    owner = controller_ref(existing) or {}
+    if (
+        labels.get(MANAGED_BY[0]) != MANAGED_BY[1]
+        or not _controlled_by_former_self(ctx, existing)
+        or str(owner.get("apiVersion", "")).partition("/")[0] != GROUP
+        or owner.get("uid") == ctx.uid
+    ):
+        return False
+    live = ctx.deps.kube.get(ObjectKind.AGENT_INSTANCE, ctx.namespace, ctx.name)
+    return live is not None and str_at(live, "metadata", "uid") == ctx.uid
+
+
+def _conflict(ctx: RequestContext[Resource], exc: AlreadyExists) -> PipelineError:
+    """``IamConflict``: retryable while the garbage collector may still remove the object."""
+    former_self = _controlled_by_former_self(ctx, exc.existing)
+    return PipelineError(
+        Reason.IAM_CONFLICT,
+        f"{exc}; "
+        + (
+            "waiting for the garbage collector to remove it"
+            if former_self
+            else "rename or delete it so the AgentInstance can own it"
+        ),
+        retryable=former_self,
+        delay=ctx.deps.settings.retry_delay if former_self else None,
+    )

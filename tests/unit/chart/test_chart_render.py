@@ -21,6 +21,13 @@ CI = CHART / "ci"
 FULLNAME = RELEASE  # the release name contains the chart name
 
 ALL_WRITE = {"get", "list", "watch", "create", "patch", "update"}
+#: The per-instance IAM kinds: also deleted, when a former same-named instance left them.
+IAM_WRITE = ALL_WRITE | {"delete"}
+IAM_RESOURCES = {
+    ("", "serviceaccounts"),
+    ("rbac.authorization.k8s.io", "roles"),
+    ("rbac.authorization.k8s.io", "rolebindings"),
+}
 #: The operator's permissions in every namespace it serves, exactly.
 EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
     ("agentic.stigmer.ai", "agents"): ALL_WRITE,
@@ -31,9 +38,9 @@ EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
     ("agentic.stigmer.ai", "agentinstances/finalizers"): {"update"},
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
-    ("", "serviceaccounts"): ALL_WRITE,
-    ("rbac.authorization.k8s.io", "roles"): ALL_WRITE,
-    ("rbac.authorization.k8s.io", "rolebindings"): ALL_WRITE,
+    ("", "serviceaccounts"): IAM_WRITE,
+    ("rbac.authorization.k8s.io", "roles"): IAM_WRITE,
+    ("rbac.authorization.k8s.io", "rolebindings"): IAM_WRITE,
     ("", "secrets"): {"get"},
     ("", "configmaps"): {"get"},
 }
@@ -330,11 +337,14 @@ def test_cluster_wide_mode_bounds_the_operators_rbac_writes(render: Render) -> N
         for group in rule["apiGroups"]
         for resource in rule["resources"]
     }
-    assert matched == {
-        ("", "serviceaccounts"),
-        ("rbac.authorization.k8s.io", "roles"),
-        ("rbac.authorization.k8s.io", "rolebindings"),
-    }
+    assert matched == IAM_RESOURCES
+    # Every write the operator may make to them is checked, deletes included.
+    granted = flatten(one(objects, "ClusterRole")["rules"])
+    for rule in spec["matchConstraints"]["resourceRules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                writes = granted[(group, resource)] - {"get", "list", "watch"}
+                assert {v.upper() for v in writes} - {"PATCH"} == set(rule["operations"])
     (condition,) = spec["matchConditions"]
     assert f"'system:serviceaccount:{NAMESPACE}:{FULLNAME}'" in condition["expression"]
     assert len(spec["validations"]) == 4
@@ -347,7 +357,9 @@ def test_the_admission_policy_can_be_turned_off(render: Render) -> None:
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
-def test_no_delete_and_no_secret_enumeration_anywhere(render: Render, values: Path) -> None:
+def test_delete_only_iam_objects_and_no_secret_enumeration_anywhere(
+    render: Render, values: Path
+) -> None:
     for obj in render([values]):
         if obj["kind"] not in ("Role", "ClusterRole") or obj["metadata"]["name"].endswith(
             "-namespaces"
@@ -355,10 +367,10 @@ def test_no_delete_and_no_secret_enumeration_anywhere(render: Render, values: Pa
             continue
         rules = flatten(obj["rules"])
         for (group, resource), verbs in rules.items():
-            assert not verbs & {"delete", "deletecollection", "escalate", "bind", "impersonate"}, (
-                group,
-                resource,
-            )
+            forbidden = {"deletecollection", "escalate", "bind", "impersonate"}
+            if (group, resource) not in IAM_RESOURCES:
+                forbidden.add("delete")
+            assert not verbs & forbidden, (group, resource)
         assert rules[("", "secrets")] == {"get"}
         assert rules[("", "configmaps")] == {"get"}
 

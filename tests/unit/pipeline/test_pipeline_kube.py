@@ -160,6 +160,18 @@ def test_recording_apply_owned_refuses_objects_of_another_controller() -> None:
     assert caught.value.existing["metadata"]["ownerReferences"][0]["uid"] == "someone-else"
 
 
+def test_recording_delete_removes_only_the_object_of_that_uid() -> None:
+    kube = RecordingKubeEffects()
+    uid = kube.put(ObjectKind.ROLE, role([]))["metadata"]["uid"]
+    with pytest.raises(Conflict) as caught:
+        kube.delete(ObjectKind.ROLE, "team-a", "prod-agent", uid="another-uid")
+    assert caught.value.retryable
+    assert (ObjectKind.ROLE, "team-a", "prod-agent") in kube.objects
+    kube.delete(ObjectKind.ROLE, "team-a", "prod-agent", uid=uid)
+    assert (ObjectKind.ROLE, "team-a", "prod-agent") not in kube.objects
+    kube.delete(ObjectKind.ROLE, "team-a", "prod-agent", uid=uid)  # gone already: done
+
+
 def test_recording_apply_owned_refuses_unmanaged_objects_and_adopts_its_own() -> None:
     kube = RecordingKubeEffects()
     human = role([], owner=None)

@@ -12,7 +12,7 @@ from stigmer_operator.api.v1 import resource_pb2
 from stigmer_operator.pipeline.context import Operation, Outcome
 from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.keys import SERVICE_ACCOUNT
-from stigmer_operator.pipeline.kube import ObjectKind
+from stigmer_operator.pipeline.kube import Conflict, ObjectKind
 
 STEP = "CreateIamPolicies"
 LONG = "i" * 253
@@ -163,6 +163,116 @@ def test_object_of_a_former_instance_of_that_name_is_retried(world: World) -> No
         iam(world, "support-bot-prod")
     assert caught.value.reason is Reason.IAM_CONFLICT and caught.value.retryable
     assert "garbage collector" in caught.value.message
+
+
+IAM_KINDS = (ObjectKind.SERVICE_ACCOUNT, ObjectKind.ROLE, ObjectKind.ROLE_BINDING)
+MANAGED = {"app.kubernetes.io/managed-by": "stigmer-operator"}
+
+
+def leftover(
+    world: World, owner: dict[str, Any], labels: dict[str, str] | None = None
+) -> dict[ObjectKind, str]:
+    """IAM objects of ``support-bot-prod`` controlled by ``owner``; their uids by kind."""
+    uids = {}
+    for kind in IAM_KINDS:
+        metadata = {
+            "name": "support-bot-prod-agent",
+            "namespace": "team-a",
+            "labels": labels if labels is not None else dict(MANAGED),
+            "ownerReferences": [{**owner, "controller": True, "blockOwnerDeletion": True}],
+        }
+        uids[kind] = world.kube.put(kind, {"metadata": metadata})["metadata"]["uid"]
+    return uids
+
+
+def former_instance(uid: str = "0b1d-former") -> dict[str, Any]:
+    return {
+        "apiVersion": "agentic.stigmer.ai/v1",
+        "kind": "AgentInstance",
+        "name": "support-bot-prod",
+        "uid": uid,
+    }
+
+
+@pytest.mark.parametrize("op", [Operation.CREATE, Operation.RESUME])
+def test_objects_left_by_a_former_instance_of_that_name_are_replaced(
+    world: World, op: Operation
+) -> None:
+    """A default instance deleted and re-created does not wait for the garbage collector."""
+    world.agent()
+    orphans = leftover(world, former_instance())
+    inst = world.apply(instance_manifest())
+    assert iam(world, "support-bot-prod", op) is Outcome.SUCCEEDED
+    assert [c.kind for c in world.kube.calls_of("delete")] == [k.kind for k in IAM_KINDS]
+    for kind, obj in objects(world, "support-bot-prod-agent").items():
+        assert obj["metadata"]["uid"] != orphans[kind]
+        (owner,) = obj["metadata"]["ownerReferences"]
+        assert owner["uid"] == inst["metadata"]["uid"]
+
+
+@pytest.mark.parametrize(
+    "owner",
+    [
+        {**former_instance(), "name": "another-instance"},
+        {**former_instance(), "apiVersion": "apps/v1", "kind": "Deployment"},
+        {**former_instance(), "apiVersion": "example.com/v1"},
+    ],
+    ids=["another-instance", "a-deployment", "another-group"],
+)
+def test_objects_controlled_by_anything_else_are_never_deleted(
+    world: World, owner: dict[str, Any]
+) -> None:
+    world.agent()
+    leftover(world, owner)
+    world.apply(instance_manifest())
+    with pytest.raises(PipelineError) as caught:
+        iam(world, "support-bot-prod")
+    assert caught.value.reason is Reason.IAM_CONFLICT
+    assert not world.kube.calls_of("delete")
+
+
+def test_an_unlabelled_object_of_a_former_instance_is_not_deleted(world: World) -> None:
+    world.agent()
+    orphans = leftover(world, former_instance(), labels={})
+    world.apply(instance_manifest())
+    with pytest.raises(PipelineError) as caught:
+        iam(world, "support-bot-prod")
+    assert caught.value.reason is Reason.IAM_CONFLICT and caught.value.retryable
+    assert not world.kube.calls_of("delete")
+    assert (
+        objects(world, "support-bot-prod-agent")[ObjectKind.SERVICE_ACCOUNT]["metadata"]["uid"]
+        == orphans[ObjectKind.SERVICE_ACCOUNT]
+    )
+
+
+def test_a_late_handling_of_a_deleted_instance_leaves_its_successors_objects(
+    world: World,
+) -> None:
+    """The instance handled is no longer the live one: its successor's objects stay."""
+    world.agent()
+    world.apply(instance_manifest())
+    ctx = world.run_until(STEP, Kind.AGENT_INSTANCE, "support-bot-prod")
+    successor = world.apply(
+        {**instance_manifest(), "metadata": {**instance_manifest()["metadata"], "uid": "successor"}}
+    )
+    leftover(world, former_instance(successor["metadata"]["uid"]))
+    with pytest.raises(PipelineError) as caught:
+        step_of(Kind.AGENT_INSTANCE, STEP).run(ctx)
+    assert caught.value.reason is Reason.IAM_CONFLICT and caught.value.retryable
+    assert not world.kube.calls_of("delete")
+
+
+def test_an_orphan_replaced_before_the_delete_is_left_alone(world: World) -> None:
+    """The uid precondition fails (the name was taken again): retried, nothing deleted."""
+    world.agent()
+    leftover(world, former_instance())
+    world.apply(instance_manifest())
+    world.kube.fail_next("delete", Conflict("precondition failed", status=409))
+    with pytest.raises(PipelineError) as caught:
+        iam(world, "support-bot-prod")
+    assert caught.value.reason is Reason.IAM_CONFLICT and caught.value.retryable
+    assert "garbage collector" in caught.value.message
+    assert (ObjectKind.SERVICE_ACCOUNT, "team-a", "support-bot-prod-agent") in world.kube.objects
 
 
 def test_agent_gets_an_ownership_record(world: World) -> None:
