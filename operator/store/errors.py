@@ -82,6 +82,14 @@ def unwritable_errno(error: OSError) -> str | None:
     return _UNWRITABLE.get(error.errno or 0)
 
 
+def open_error(message: str, error: OSError) -> StoreOpenError:
+    """An open that failed on ``error``: unwritable (full, read-only) or not."""
+    cause = unwritable_errno(error)
+    if cause is not None:
+        return StoreUnwritableOpenError(message, cause)
+    return StoreOpenError(message)
+
+
 class StoreReadOnlyError(StoreError):
     """A write was attempted through a read-only or secondary handle."""
 

@@ -29,7 +29,7 @@ from stigmer_operator.store.errors import (
     StoreMissingError,
     StoreOpenError,
     StoreUnwritableOpenError,
-    unwritable_errno,
+    open_error,
 )
 from stigmer_operator.store.protocol import Store
 from stigmer_operator.store.retention import Retention
@@ -63,11 +63,10 @@ def open_for_writing(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        message = f"cannot create the store's parent directory {path.parent}: {exc.strerror or exc}"
-        cause = unwritable_errno(exc)
-        if cause is not None:
-            raise StoreUnwritableOpenError(message, cause) from exc
-        raise StoreOpenError(message) from exc
+        detail = exc.strerror or exc
+        raise open_error(
+            f"cannot create the store's parent directory {path.parent}: {detail}", exc
+        ) from exc
     return RocksStore.open(path, OpenMode.READ_WRITE, create=True, retention=retention)
 
 

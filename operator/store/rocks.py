@@ -46,8 +46,8 @@ from stigmer_operator.store.errors import (
     StoreUnwritableOpenError,
     check_same_uid,
     held_by,
+    open_error,
     unwritable_cause,
-    unwritable_errno,
 )
 from stigmer_operator.store.protocol import refuse_older_generation, spec_hash
 from stigmer_operator.store.retention import PruneReport, Retention
@@ -155,11 +155,7 @@ class RocksStore(RocksReader):
         try:
             location.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            message = f"cannot create store directory {location}: {exc}"
-            cause = unwritable_errno(exc)
-            if cause is not None:
-                raise StoreUnwritableOpenError(message, cause) from exc
-            raise StoreOpenError(message) from exc
+            raise open_error(f"cannot create store directory {location}: {exc}", exc) from exc
         db = open_rdict(location, OpenMode.READ_WRITE, create=True)
         store = cls(db, location, OpenMode.READ_WRITE, sync_writes=sync_writes, retention=retention)
         batch = rocksdict.WriteBatch(raw_mode=True)
