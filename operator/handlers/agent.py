@@ -9,9 +9,12 @@ Agent created                      agent-create pipeline: validate, authorize,
                                    then the instances waiting for it are re-run
 Agent spec/labels edited           agent-update pipeline (re-validates;
                                    history grows only when the spec changed);
-                                   every instance referencing it is re-run,
-                                   and every Agent refused with DuplicateSlug
-                                   because of it (the slug may be free now)
+                                   accepted or refused, every instance
+                                   referencing it is re-run, and every Agent
+                                   refused with DuplicateSlug because of it
+                                   (the slug may be free now)
+Agent refused with DuplicateSlug   re-run at once if the slug's holder let
+                                   go of it before the refusal was recorded
 operator (re)started               agent-resume pipeline (re-mirror; steps
                                    already done are no-ops); instances waiting
                                    for it are re-run
@@ -60,28 +63,37 @@ from stigmer_operator.handlers.common import (
     retry_until_mirrored,
 )
 from stigmer_operator.handlers.memo import OperatorMemo
-from stigmer_operator.handlers.references import name_of
+from stigmer_operator.handlers.references import Contest, ObjectName, name_of
 from stigmer_operator.pipeline.context import Operation
+from stigmer_operator.store.errors import NotFoundError, StoreError
 
 
 @kopf.on.create(*AGENTS)
 def agent_created(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
-    reconciled = reconcile(Kind.AGENT, Operation.CREATE, body, memo, retry)
+    try:
+        reconciled = reconcile(Kind.AGENT, Operation.CREATE, body, memo, retry)
+    finally:
+        settle_slug(body, memo)
     wake_instances(body, memo, only_waiting=True)
     retry_until_mirrored(reconciled)
 
 
 @kopf.on.update(*AGENTS)
 def agent_updated(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
-    reconciled = reconcile(Kind.AGENT, Operation.UPDATE, body, memo, retry)
-    wake_instances(body, memo)
-    wake_duplicates(body, memo)
+    try:
+        reconciled = reconcile(Kind.AGENT, Operation.UPDATE, body, memo, retry)
+    finally:  # refused or not, the edit may have freed a slug or dropped grants
+        wake_instances(body, memo)
+        settle_slug(body, memo)
     retry_until_mirrored(reconciled)
 
 
 @kopf.on.resume(*AGENTS)
 def agent_resumed(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
-    reconciled = reconcile(Kind.AGENT, Operation.RESUME, body, memo, retry)
+    try:
+        reconciled = reconcile(Kind.AGENT, Operation.RESUME, body, memo, retry)
+    finally:
+        settle_slug(body, memo)
     wake_instances(body, memo, only_waiting=True)
     retry_until_mirrored(reconciled)
 
@@ -123,10 +135,56 @@ def wake_instances(
 def wake_duplicates(body: Mapping[str, Any], memo: OperatorMemo) -> None:
     """Re-run the Agents refused with DuplicateSlug because this one held their slug.
 
-    It may have freed it (deleted, or another display name). One accepted
-    now is as good as created: the instances waiting for it are re-run too.
+    It may have freed it (deleted, refused, or another display name).
     """
     for namespace, name in memo.references.duplicates_of(name_of(body)):
-        rerun(Kind.AGENT, namespace, name, memo)
-        wake_instances({"metadata": {"namespace": namespace, "name": name}}, memo,
-                       only_waiting=True)  # fmt: skip
+        wake_duplicate(namespace, name, memo)
+
+
+def wake_duplicate(namespace: str, name: str, memo: OperatorMemo) -> None:
+    """Re-run one Agent refused with DuplicateSlug, and what follows from its verdict.
+
+    One accepted now is as good as created: the instances waiting for it are
+    re-run too. One refused again, by a new holder, re-checks that holder.
+    """
+    rerun(Kind.AGENT, namespace, name, memo)
+    recheck_refusal((namespace, name), memo)
+    wake_instances({"metadata": {"namespace": namespace, "name": name}}, memo,
+                   only_waiting=True)  # fmt: skip
+
+
+def settle_slug(body: Mapping[str, Any], memo: OperatorMemo) -> None:
+    """After any run of this Agent, refused or not: settle who may have the slug.
+
+    Whoever this Agent kept out may get in now; and this Agent, if refused,
+    is re-run at once should its slug's holder have let go meanwhile.
+    """
+    wake_duplicates(body, memo)
+    recheck_refusal(name_of(body), memo)
+
+
+def recheck_refusal(agent: ObjectName, memo: OperatorMemo) -> None:
+    """Re-run ``agent`` if the slug it was refused for is no longer its holder's.
+
+    A refusal is recorded only after its run; a holder that changed or went
+    in between woke the Agents it knew of, which did not include this one
+    yet. Reading the slug index *after* recording closes that gap: either
+    the holder's change comes later and wakes this Agent, or it came before
+    and shows here.
+    """
+    contest = memo.references.contest_of(agent)
+    if contest is None or _still_held(contest, memo):
+        return
+    namespace, name = agent
+    memo.retries.schedule((Kind.AGENT, namespace, name), 0.0,
+                          lambda: wake_duplicate(namespace, name, memo))  # fmt: skip
+
+
+def _still_held(contest: Contest, memo: OperatorMemo) -> bool:
+    try:
+        holder = memo.deps.store.get_by_slug(Kind.AGENT, contest.org, contest.slug)
+    except NotFoundError:
+        return False
+    except StoreError:
+        return True  # the store cannot tell; the holder's own change still wakes it
+    return (holder.metadata.namespace, holder.metadata.name) == contest.holder

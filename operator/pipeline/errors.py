@@ -109,10 +109,15 @@ class PipelineError(Exception):
         delay: float | None = None,
         step: str = "",
         blocker: tuple[str, str] | None = None,
+        claim: tuple[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         #: (namespace, name) of the object standing in the way, when one does.
         self.blocker = blocker
+        #: (org, slug) the blocker holds, for ``DuplicateSlug``: what a refused
+        #: object re-checks once its refusal is recorded (the holder may have
+        #: let go of it meanwhile).
+        self.claim = claim
         self.reason = reason
         self.message = message
         self.retryable = retryable

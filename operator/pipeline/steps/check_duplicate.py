@@ -51,4 +51,5 @@ class CheckDuplicate:
             f"{ctx.kind.value} {meta.namespace}/{meta.name}; choose another spec.displayName",
             retryable=False,
             blocker=(meta.namespace, meta.name),
+            claim=(org, slug),
         )
