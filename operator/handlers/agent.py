@@ -138,14 +138,14 @@ def wake_duplicates(body: Mapping[str, Any], memo: OperatorMemo) -> None:
     It may have freed it (deleted, refused, or another display name).
     """
     for namespace, name in memo.references.duplicates_of(name_of(body)):
-        wake_duplicate(namespace, name, memo)
+        rerun_agent(namespace, name, memo)
 
 
-def wake_duplicate(namespace: str, name: str, memo: OperatorMemo) -> None:
-    """Re-run one Agent refused with DuplicateSlug, and what follows from its verdict.
+def rerun_agent(namespace: str, name: str, memo: OperatorMemo) -> None:
+    """Re-run one Agent, and what follows from its verdict.
 
     One accepted now is as good as created: the instances waiting for it are
-    re-run too. One refused again, by a new holder, re-checks that holder.
+    re-run too. One refused with DuplicateSlug re-checks the slug's holder.
     """
     rerun(Kind.AGENT, namespace, name, memo)
     recheck_refusal((namespace, name), memo)
@@ -177,7 +177,7 @@ def recheck_refusal(agent: ObjectName, memo: OperatorMemo) -> None:
         return
     namespace, name = agent
     memo.retries.schedule((Kind.AGENT, namespace, name), 0.0,
-                          lambda: wake_duplicate(namespace, name, memo))  # fmt: skip
+                          lambda: rerun_agent(namespace, name, memo))  # fmt: skip
 
 
 def _still_held(contest: Contest, memo: OperatorMemo) -> bool:

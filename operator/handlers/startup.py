@@ -17,7 +17,9 @@ checked again under its object's lock (an object created after the list
 was taken must keep its entry), the in-process state of what it swept is
 forgotten too, and what the missed DELETED event would have set off is
 done: a swept default instance re-runs its Agent (which creates it again),
-a swept Agent re-runs the instances that reference it.
+a swept Agent re-runs the instances that reference it. And an object whose
+status has lagged its generation, unchanged, over a whole interval is re-run
+(:mod:`.stragglers`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from stigmer_operator.handlers.agent import wake_instances
 from stigmer_operator.handlers.common import OBSERVER, forget, rerun
 from stigmer_operator.handlers.coordination import key_of
 from stigmer_operator.handlers.memo import OperatorMemo
+from stigmer_operator.handlers.stragglers import Stragglers
 from stigmer_operator.pipeline.context import Operation
 from stigmer_operator.pipeline.errors import PipelineError
 from stigmer_operator.pipeline.kube import KubeError, ObjectKind
@@ -149,15 +152,21 @@ def _after_unseen_deletion(
 
 
 def _sweep_every(memo: OperatorMemo, interval: float) -> None:
+    stragglers = Stragglers()
     while True:
         time.sleep(interval)
         try:
-            swept = sweep_gone(memo)
+            namespaces = memo.settings.namespaces
+            api = memo.api_client
+            listed = {kind: list_cluster_objects(api, kind, namespaces) for kind in Kind}
+            swept = sweep_gone(memo, lister=listed.__getitem__)
+            stuck = stragglers.check(memo, listed)
         except Exception:  # the API may be down for a while; try again next time
             logger.exception("periodic sweep failed")
             continue
-        if swept:
-            logger.info("periodic sweep removed %d mirror entries without an object", swept)
+        if swept or stuck:
+            logger.info("periodic sweep removed %d mirror entries without an object, "
+                        "re-ran %d objects left behind", swept, stuck)  # fmt: skip
 
 
 def _body_of(resource: Resource) -> dict[str, Any]:

@@ -1,0 +1,79 @@
+"""Objects nothing is reconciling any more: found by the periodic sweep, re-run.
+
+Every reconcile ends by writing status at the generation it handled, so an
+object whose ``status.observedGeneration`` lags its ``metadata.generation``
+has work pending. Normally someone holds it: kopf's queue, a kopf retry, a
+:class:`.Retries` entry. But a retry can be lost on the way -- kopf records
+a retry's due time in a patch of its own, and when that patch fails for an
+API server restarting for longer than kopf's few attempts, no retry is ever
+scheduled and the object waits for its next edit.
+
+The periodic sweep therefore lists the objects anyway (:mod:`.startup`);
+an object that lagged, unchanged (same ``resourceVersion``), at the previous
+sweep as well has had a whole interval for its run and is re-run here. A
+run that was merely slow is not hurt: runs of one object take its lock, and
+a reconcile that finds the object already reconciled does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stigmer_operator.api.kinds import Kind
+from stigmer_operator.handlers.agent import rerun_agent
+from stigmer_operator.handlers.common import rerun
+from stigmer_operator.handlers.memo import OperatorMemo
+
+logger = logging.getLogger(__name__)
+
+#: (kind, uid, resourceVersion) of an object whose status lagged its generation.
+Lag = tuple[Kind, str, str]
+
+
+def lags(body: Mapping[str, Any]) -> bool:
+    """Whether the object's status is behind its generation (and it is not being deleted)."""
+    metadata = body.get("metadata") or {}
+    if metadata.get("deletionTimestamp"):
+        return False
+    observed = (body.get("status") or {}).get("observedGeneration")
+    return observed != metadata.get("generation")
+
+
+@dataclass
+class Stragglers:
+    """What lagged at the last sweep; :meth:`check` re-runs what still does, unchanged."""
+
+    _previous: set[Lag] = field(default_factory=set)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def check(self, memo: OperatorMemo, listed: Mapping[Kind, Iterable[Mapping[str, Any]]]) -> int:
+        """Re-run the objects lagging now and at the previous check; returns how many."""
+        lagging: dict[Lag, Mapping[str, Any]] = {}
+        for kind, bodies in listed.items():
+            for body in bodies:
+                if lags(body):
+                    metadata = body["metadata"]
+                    lag = (kind, str(metadata["uid"]), str(metadata.get("resourceVersion", "")))
+                    lagging[lag] = body
+        with self._guard:
+            stuck = [lag for lag in lagging if lag in self._previous]
+            self._previous = set(lagging)
+        for lag in stuck:
+            _rerun(lag[0], lagging[lag], memo)
+        return len(stuck)
+
+
+def _rerun(kind: Kind, body: Mapping[str, Any], memo: OperatorMemo) -> None:
+    metadata = body["metadata"]
+    namespace, name = str(metadata["namespace"]), str(metadata["name"])
+    logger.info("%s %s/%s: status still at generation %s of %s; re-running it",
+                kind.value, namespace, name, (body.get("status") or {}).get("observedGeneration"),
+                metadata.get("generation"))  # fmt: skip
+    if kind is Kind.AGENT:
+        rerun_agent(namespace, name, memo)
+    else:
+        rerun(kind, namespace, name, memo, uid=str(metadata["uid"]))
