@@ -9,8 +9,10 @@ this module holds the shared mechanics:
   overwrites fresher status with staler; such a pipeline reads the object
   under that lock (:func:`rerun`), and a run on a body older than one
   already handled is skipped (:meth:`.Coordination.outdated`);
-* ``Ready=Unknown`` on first sight, so ``kubectl wait`` and kstatus see the
-  condition from the start;
+* no status write of its own: a run writes status once, when it is done
+  (the pipeline's SendResponse, or the failure responder); until then an
+  object without status is ``InProgress`` to kstatus and ``kubectl wait``
+  waits, so a "first sight" patch would only double the writes;
 * no second run of a create or update kopf repeats only because its own
   bookkeeping patch had not come back through the watch yet (see
   :meth:`.Coordination.already_reconciled`);
@@ -39,13 +41,11 @@ from stigmer_operator import metrics
 from stigmer_operator.api.kinds import Kind
 from stigmer_operator.handlers.coordination import fingerprint_of, key_of
 from stigmer_operator.handlers.memo import OperatorMemo
-from stigmer_operator.pipeline.conditions import ConditionType, find_condition, reconciling
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.deps import Deps
 from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.keys import MIRROR_BEHIND
 from stigmer_operator.pipeline.kube import KubeError, ObjectKind
-from stigmer_operator.pipeline.meta import conditions_of
 from stigmer_operator.pipeline.pipelines import run
 
 logger = logging.getLogger(__name__)
@@ -107,8 +107,6 @@ def _reconcile_locked(
         metrics.RECONCILES.labels(kind.value, operation.value, ALREADY_RECONCILED).inc()
         return Reconciled.MIRRORED
     try:
-        if operation is not Operation.DELETE:
-            mark_unknown_on_first_sight(kind, body, deps)
         ctx = run(kind, operation, body, deps, observer=OBSERVER, report=True)
         if operation is not Operation.DELETE:
             memo.references.outcome(kind, body, None)  # the cluster side succeeded
@@ -128,8 +126,6 @@ def _reconcile_locked(
                         kind.value, namespace, name, operation.value, error)  # fmt: skip
             return Reconciled.MIRRORED
         raise kopf_error from None
-    except KubeError as error:  # the first-sight status patch: the API is unreachable
-        raise retry_soon(error, deps) from None
     metrics.RECONCILES.labels(kind.value, operation.value, "Succeeded").inc()
     return Reconciled.MIRRORED
 
@@ -231,17 +227,6 @@ def retry_soon(error: KubeError, deps: Deps) -> Exception:
 def is_deletion(event: kopf.RawEvent, **_: Any) -> bool:
     """kopf ``when=`` filter: the watch says the object is gone."""
     return event.get("type") == "DELETED"
-
-
-def mark_unknown_on_first_sight(kind: Kind, body: Mapping[str, Any], deps: Deps) -> None:
-    """Write ``Ready=Unknown`` when the object has no Ready condition yet."""
-    conditions = conditions_of(body)
-    if find_condition(conditions, ConditionType.READY) is not None:
-        return
-    metadata = body.get("metadata", {})
-    generation = int(metadata.get("generation", 0) or 0)
-    status = {"conditions": reconciling(conditions, generation, deps.clock())}
-    deps.kube.patch_status(kind, metadata["namespace"], metadata["name"], status)
 
 
 #: First and longest wait before re-checking an object blocked by another one.
