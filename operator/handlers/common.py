@@ -38,13 +38,14 @@ from typing import Any
 import kopf
 
 from stigmer_operator import metrics
-from stigmer_operator.api.kinds import Kind
+from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.handlers.coordination import fingerprint_of, key_of
 from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.deps import Deps
 from stigmer_operator.pipeline.errors import PipelineError, Reason
-from stigmer_operator.pipeline.keys import MIRROR_BEHIND
+from stigmer_operator.pipeline.frozen import str_at
+from stigmer_operator.pipeline.keys import DEFAULT_INSTANCE, DEFAULT_INSTANCE_READY, MIRROR_BEHIND
 from stigmer_operator.pipeline.kube import KubeError, ObjectKind
 from stigmer_operator.pipeline.pipelines import run
 
@@ -94,6 +95,13 @@ def reconcile(
 def _reconcile_locked(
     kind: Kind, operation: Operation, body: Mapping[str, Any], memo: OperatorMemo, retry: int = 0
 ) -> Reconciled:
+    return _run_locked(kind, operation, body, memo, retry)[0]
+
+
+def _run_locked(
+    kind: Kind, operation: Operation, body: Mapping[str, Any], memo: OperatorMemo, retry: int = 0
+) -> tuple[Reconciled, RequestContext[Resource] | None]:
+    """:func:`reconcile` under the lock; also the finished context, if the pipeline completed."""
     deps = memo.deps
     coordination = memo.coordination
     uid = str(body.get("metadata", {}).get("uid", ""))
@@ -101,18 +109,19 @@ def _reconcile_locked(
     if operation is not Operation.DELETE and coordination.outdated(uid, fingerprint[0]):
         _skip(kind, operation, body, "a newer version or a deletion was already handled")
         metrics.RECONCILES.labels(kind.value, operation.value, Reason.SUPERSEDED.value).inc()
-        return Reconciled.MIRRORED
+        return Reconciled.MIRRORED, None
     if operation in _REPEATABLE and coordination.already_reconciled(uid, fingerprint):
         _skip(kind, operation, body, "already reconciled as it is by this process")
         metrics.RECONCILES.labels(kind.value, operation.value, ALREADY_RECONCILED).inc()
-        return Reconciled.MIRRORED
+        return Reconciled.MIRRORED, None
     try:
         ctx = run(kind, operation, body, deps, observer=OBSERVER, report=True)
         if operation is not Operation.DELETE:
             memo.references.outcome(kind, body, None)  # the cluster side succeeded
+            _note_default_instance(ctx, memo)
         if ctx.values.find(MIRROR_BEHIND) is not None:
             metrics.RECONCILES.labels(kind.value, operation.value, MIRROR_BEHIND_RESULT).inc()
-            return Reconciled.MIRROR_BEHIND  # not remembered: the retry must run
+            return Reconciled.MIRROR_BEHIND, ctx  # not remembered: the retry must run
         if operation is not Operation.DELETE:
             coordination.remember_reconciled(uid, fingerprint)
     except PipelineError as error:
@@ -124,10 +133,56 @@ def _reconcile_locked(
             _, namespace, name = key_of(kind, body)
             logger.info("%s %s/%s (%s): %s; nothing left to do",
                         kind.value, namespace, name, operation.value, error)  # fmt: skip
-            return Reconciled.MIRRORED
+            return Reconciled.MIRRORED, None
         raise kopf_error from None
     metrics.RECONCILES.labels(kind.value, operation.value, "Succeeded").inc()
-    return Reconciled.MIRRORED
+    return Reconciled.MIRRORED, ctx
+
+
+def _note_default_instance(ctx: RequestContext[Resource], memo: OperatorMemo) -> None:
+    """Remember the default instance's readiness this Agent's status now reflects.
+
+    Its flips re-run the Agent (:func:`.agent_instance.default_instance_changed`)
+    only when they differ from this. If the watch already showed another
+    readiness than the one this run read, the Agent is re-run at once.
+    """
+    instance = ctx.values.find(DEFAULT_INSTANCE)
+    ready = ctx.values.find(DEFAULT_INSTANCE_READY)
+    if instance is None or ready is None:
+        return
+    instance_uid = str_at(instance, "metadata", "uid")
+    if memo.coordination.owner_saw(instance_uid, ready):
+        _, namespace, name = key_of(Kind.AGENT, ctx.body)
+        memo.retries.schedule(
+            (Kind.AGENT, namespace, name),
+            0.0,
+            lambda: rerun(Kind.AGENT, namespace, name, memo, uid=ctx.uid),
+        )
+
+
+def reconcile_created(
+    kind: Kind, body: Mapping[str, Any], memo: OperatorMemo
+) -> Mapping[str, Any] | None:
+    """Create-reconcile ``body``, which another object's run just created, in that run.
+
+    Quietly, like :func:`rerun`: a failure is reported on the object and
+    retried later by :class:`.Retries`. Returns the object with the status
+    the run wrote, or ``None`` when the run did not complete.
+    """
+    _, namespace, name = key = key_of(kind, body)
+    uid = str_at(body, "metadata", "uid")
+    again = lambda: rerun(kind, namespace, name, memo, uid=uid)  # noqa: E731
+    with memo.coordination.lock(key):
+        try:
+            reconciled, ctx = _run_locked(kind, Operation.CREATE, body, memo)
+        except (kopf.TemporaryError, kopf.PermanentError) as error:
+            _quiet_failure(kind, Operation.CREATE, body, memo, error, again)
+            return None
+    if reconciled is Reconciled.MIRROR_BEHIND:
+        memo.retries.schedule(key, MIRROR_RETRY_DELAY, again)
+    if ctx is None:
+        return None
+    return {**body, "status": ctx.status}
 
 
 def retry_until_mirrored(reconciled: Reconciled) -> None:
