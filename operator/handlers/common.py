@@ -13,6 +13,8 @@ this module holds the shared mechanics:
   (the pipeline's SendResponse, or the failure responder); until then an
   object without status is ``InProgress`` to kstatus and ``kubectl wait``
   waits, so a "first sight" patch would only double the writes;
+* a default instance an Agent's run creates is reconciled in that run
+  (:func:`reconcile_created`, see :mod:`.children`), under its own lock;
 * no second run of a create or update kopf repeats only because its own
   bookkeeping patch had not come back through the watch yet (see
   :meth:`.Coordination.already_reconciled`);

@@ -108,9 +108,10 @@ class Coordination:
         version. Under a backlog it does not arrive in time, and kopf calls
         the create (or update) handler again with the body it has, which
         lacks that annotation and can predate our status as well. Re-running
-        the pipeline on such a body is not only wasted requests: its
-        first-sight patch would set ``Ready=Unknown`` over ``Ready=True`` and
-        re-run the owner Agent.
+        the pipeline on such a body would repeat its reads and rewrite its
+        status from the stale conditions (new transition times). The same
+        skip covers a create kopf calls for a default instance its Agent's
+        run already reconciled (:mod:`.children`).
         """
         with self._guard:
             return bool(uid) and self._reconciled.get(uid) == fingerprint
