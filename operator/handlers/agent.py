@@ -5,7 +5,8 @@ What happens                       What the operator does
 =================================  =========================================
 Agent created                      agent-create pipeline: validate, authorize,
                                    slug, duplicate check, build, persist, IAM
-                                   records, default instance, status, publish;
+                                   records, default instance (reconciled in
+                                   this run), status, publish;
                                    then the instances waiting for it are re-run
 Agent spec/labels edited           agent-update pipeline (re-validates;
                                    history grows only when the spec changed);

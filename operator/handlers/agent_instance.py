@@ -6,7 +6,10 @@ What happens                       What the operator does
 instance created (by a user, or    agentinstance-create pipeline: validate,
 by the Agent's default-instance    authorize + resolve agentRef, slug,
 step)                              duplicate check, build, persist, IAM
-                                   (ServiceAccount, Role, RoleBinding), publish
+                                   (ServiceAccount, Role, RoleBinding), publish;
+                                   a default instance in its Agent's run,
+                                   and kopf calls no handler for it
+                                   (:mod:`.children`)
 instance edited                    agentinstance-update pipeline
 operator (re)started               agentinstance-resume pipeline
 instance deleted                   agentinstance-delete pipeline; the garbage
@@ -18,6 +21,9 @@ any instance event                 :class:`.References` records which Agent it
                                    references and whether it waits for it
 a default instance is deleted, or  agent-resume pipeline for the owner Agent:
 its Ready condition flips          recreates the instance / updates Ready
+                                   (a new default instance is reconciled in
+                                   its Agent's run, which makes it Ready:
+                                   that is no flip, see :mod:`.children`)
 an instance squatting an Agent's   the blocked Agent is re-run
 default instance name is deleted
 =================================  =========================================
@@ -51,6 +57,7 @@ from stigmer_operator.pipeline.conditions import ConditionType, is_true
 from stigmer_operator.pipeline.context import Operation
 from stigmer_operator.pipeline.kube import controller_ref
 from stigmer_operator.pipeline.meta import conditions_of
+from stigmer_operator.pipeline.steps.reconcile_default_instance import never_reconciled
 
 
 @kopf.on.event(*INSTANCES)
@@ -82,7 +89,10 @@ def default_instance_changed(
     if owner is None or owner.get("kind") != Kind.AGENT.value:
         return
     uid = str(body.get("metadata", {}).get("uid", ""))
-    if not is_deletion(event) and not memo.coordination.readiness_changed(uid, _is_ready(body)):
+    if not is_deletion(event) and (
+        never_reconciled(body)  # nothing to tell the Agent: its run reconciles a new instance
+        or not memo.coordination.readiness_changed(uid, _is_ready(body))
+    ):
         return
     # Not if the Agent is going away (the garbage collector handles the rest),
     # nor for an Agent of the same name that is not the owner.

@@ -9,8 +9,12 @@ this module holds the shared mechanics:
   overwrites fresher status with staler; such a pipeline reads the object
   under that lock (:func:`rerun`), and a run on a body older than one
   already handled is skipped (:meth:`.Coordination.outdated`);
-* ``Ready=Unknown`` on first sight, so ``kubectl wait`` and kstatus see the
-  condition from the start;
+* no status write of its own: a run writes status once, when it is done
+  (the pipeline's SendResponse, or the failure responder); until then an
+  object without status is ``InProgress`` to kstatus and ``kubectl wait``
+  waits, so a "first sight" patch would only double the writes;
+* a default instance an Agent's run creates is reconciled in that run
+  (:func:`reconcile_created`, see :mod:`.children`), under its own lock;
 * no second run of a create or update kopf repeats only because its own
   bookkeeping patch had not come back through the watch yet (see
   :meth:`.Coordination.already_reconciled`);
@@ -36,16 +40,15 @@ from typing import Any
 import kopf
 
 from stigmer_operator import metrics
-from stigmer_operator.api.kinds import Kind
+from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.handlers.coordination import fingerprint_of, key_of
 from stigmer_operator.handlers.memo import OperatorMemo
-from stigmer_operator.pipeline.conditions import ConditionType, find_condition, reconciling
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.deps import Deps
 from stigmer_operator.pipeline.errors import PipelineError, Reason
-from stigmer_operator.pipeline.keys import MIRROR_BEHIND
+from stigmer_operator.pipeline.frozen import str_at
+from stigmer_operator.pipeline.keys import DEFAULT_INSTANCE, DEFAULT_INSTANCE_READY, MIRROR_BEHIND
 from stigmer_operator.pipeline.kube import KubeError, ObjectKind
-from stigmer_operator.pipeline.meta import conditions_of
 from stigmer_operator.pipeline.pipelines import run
 
 logger = logging.getLogger(__name__)
@@ -94,6 +97,13 @@ def reconcile(
 def _reconcile_locked(
     kind: Kind, operation: Operation, body: Mapping[str, Any], memo: OperatorMemo, retry: int = 0
 ) -> Reconciled:
+    return _run_locked(kind, operation, body, memo, retry)[0]
+
+
+def _run_locked(
+    kind: Kind, operation: Operation, body: Mapping[str, Any], memo: OperatorMemo, retry: int = 0
+) -> tuple[Reconciled, RequestContext[Resource] | None]:
+    """:func:`reconcile` under the lock; also the finished context, if the pipeline completed."""
     deps = memo.deps
     coordination = memo.coordination
     uid = str(body.get("metadata", {}).get("uid", ""))
@@ -101,20 +111,19 @@ def _reconcile_locked(
     if operation is not Operation.DELETE and coordination.outdated(uid, fingerprint[0]):
         _skip(kind, operation, body, "a newer version or a deletion was already handled")
         metrics.RECONCILES.labels(kind.value, operation.value, Reason.SUPERSEDED.value).inc()
-        return Reconciled.MIRRORED
+        return Reconciled.MIRRORED, None
     if operation in _REPEATABLE and coordination.already_reconciled(uid, fingerprint):
         _skip(kind, operation, body, "already reconciled as it is by this process")
         metrics.RECONCILES.labels(kind.value, operation.value, ALREADY_RECONCILED).inc()
-        return Reconciled.MIRRORED
+        return Reconciled.MIRRORED, None
     try:
-        if operation is not Operation.DELETE:
-            mark_unknown_on_first_sight(kind, body, deps)
         ctx = run(kind, operation, body, deps, observer=OBSERVER, report=True)
         if operation is not Operation.DELETE:
             memo.references.outcome(kind, body, None)  # the cluster side succeeded
+            _note_default_instance(ctx, memo)
         if ctx.values.find(MIRROR_BEHIND) is not None:
             metrics.RECONCILES.labels(kind.value, operation.value, MIRROR_BEHIND_RESULT).inc()
-            return Reconciled.MIRROR_BEHIND  # not remembered: the retry must run
+            return Reconciled.MIRROR_BEHIND, ctx  # not remembered: the retry must run
         if operation is not Operation.DELETE:
             coordination.remember_reconciled(uid, fingerprint)
     except PipelineError as error:
@@ -126,12 +135,56 @@ def _reconcile_locked(
             _, namespace, name = key_of(kind, body)
             logger.info("%s %s/%s (%s): %s; nothing left to do",
                         kind.value, namespace, name, operation.value, error)  # fmt: skip
-            return Reconciled.MIRRORED
+            return Reconciled.MIRRORED, None
         raise kopf_error from None
-    except KubeError as error:  # the first-sight status patch: the API is unreachable
-        raise retry_soon(error, deps) from None
     metrics.RECONCILES.labels(kind.value, operation.value, "Succeeded").inc()
-    return Reconciled.MIRRORED
+    return Reconciled.MIRRORED, ctx
+
+
+def _note_default_instance(ctx: RequestContext[Resource], memo: OperatorMemo) -> None:
+    """Remember the default instance's readiness this Agent's status now reflects.
+
+    Its flips re-run the Agent (:func:`.agent_instance.default_instance_changed`)
+    only when they differ from this. If the watch already showed another
+    readiness than the one this run read, the Agent is re-run at once.
+    """
+    instance = ctx.values.find(DEFAULT_INSTANCE)
+    ready = ctx.values.find(DEFAULT_INSTANCE_READY)
+    if instance is None or ready is None:
+        return
+    instance_uid = str_at(instance, "metadata", "uid")
+    if memo.coordination.owner_saw(instance_uid, ready):
+        _, namespace, name = key_of(Kind.AGENT, ctx.body)
+        memo.retries.schedule(
+            (Kind.AGENT, namespace, name),
+            0.0,
+            lambda: rerun(Kind.AGENT, namespace, name, memo, uid=ctx.uid),
+        )
+
+
+def reconcile_created(
+    kind: Kind, body: Mapping[str, Any], memo: OperatorMemo
+) -> Mapping[str, Any] | None:
+    """Create-reconcile ``body``, which another object's run just created, in that run.
+
+    Quietly, like :func:`rerun`: a failure is reported on the object and
+    retried later by :class:`.Retries`. Returns the object with the status
+    the run wrote, or ``None`` when the run did not complete.
+    """
+    _, namespace, name = key = key_of(kind, body)
+    uid = str_at(body, "metadata", "uid")
+    again = lambda: rerun(kind, namespace, name, memo, uid=uid)  # noqa: E731
+    with memo.coordination.lock(key):
+        try:
+            reconciled, ctx = _run_locked(kind, Operation.CREATE, body, memo)
+        except (kopf.TemporaryError, kopf.PermanentError) as error:
+            _quiet_failure(kind, Operation.CREATE, body, memo, error, again)
+            return None
+    if reconciled is Reconciled.MIRROR_BEHIND:
+        memo.retries.schedule(key, MIRROR_RETRY_DELAY, again)
+    if ctx is None:
+        return None
+    return {**body, "status": ctx.status}
 
 
 def retry_until_mirrored(reconciled: Reconciled) -> None:
@@ -231,17 +284,6 @@ def retry_soon(error: KubeError, deps: Deps) -> Exception:
 def is_deletion(event: kopf.RawEvent, **_: Any) -> bool:
     """kopf ``when=`` filter: the watch says the object is gone."""
     return event.get("type") == "DELETED"
-
-
-def mark_unknown_on_first_sight(kind: Kind, body: Mapping[str, Any], deps: Deps) -> None:
-    """Write ``Ready=Unknown`` when the object has no Ready condition yet."""
-    conditions = conditions_of(body)
-    if find_condition(conditions, ConditionType.READY) is not None:
-        return
-    metadata = body.get("metadata", {})
-    generation = int(metadata.get("generation", 0) or 0)
-    status = {"conditions": reconciling(conditions, generation, deps.clock())}
-    deps.kube.patch_status(kind, metadata["namespace"], metadata["name"], status)
 
 
 #: First and longest wait before re-checking an object blocked by another one.

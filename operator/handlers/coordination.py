@@ -13,8 +13,9 @@ instances waiting for it). :class:`Coordination` keeps, per object:
 * what this process last reconciled (uid -> generation, labels and mirrored
   annotations), so a create or update kopf repeats on a stale body costs
   nothing;
-* the last readiness seen of a default instance, so only a flip re-runs
-  its Agent.
+* the readiness of each default instance its Agent's status reflects (or,
+  until an Agent run says, the last one the watch showed), so only a
+  change from that re-runs the Agent.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class Coordination:
 
     _locks: dict[ObjectKey, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
-    _readiness: dict[str, bool] = field(default_factory=dict)
+    #: Default instance uid -> (ready, whether its Agent's run recorded it).
+    _readiness: dict[str, tuple[bool, bool]] = field(default_factory=dict)
     _reconciled: dict[str, Fingerprint] = field(default_factory=dict)
     _newest: dict[str, int] = field(default_factory=dict)
     _gone: OrderedDict[str, None] = field(default_factory=OrderedDict)
@@ -106,23 +108,38 @@ class Coordination:
         version. Under a backlog it does not arrive in time, and kopf calls
         the create (or update) handler again with the body it has, which
         lacks that annotation and can predate our status as well. Re-running
-        the pipeline on such a body is not only wasted requests: its
-        first-sight patch would set ``Ready=Unknown`` over ``Ready=True`` and
-        re-run the owner Agent.
+        the pipeline on such a body would repeat its reads and rewrite its
+        status from the stale conditions (new transition times). The same
+        skip covers a create kopf calls for a default instance its Agent's
+        run already reconciled (:mod:`.children`).
         """
         with self._guard:
             return bool(uid) and self._reconciled.get(uid) == fingerprint
 
     def readiness_changed(self, uid: str, ready: bool) -> bool:
-        """Remember ``ready`` for ``uid``; True when it flipped since it was last seen.
+        """The watch shows default instance ``uid`` with ``ready``: must its Agent re-run?
 
-        The first sight of an object is not a flip: at start-up the owner's
-        own resume handler reads the current readiness anyway.
+        Yes when that differs from what was last recorded -- by the Agent's
+        run (:meth:`owner_saw`) or an earlier event. The first sight of an
+        instance is not a change: at start-up the Agent's own resume reads
+        the current readiness anyway, and a new instance is reconciled in
+        its Agent's run.
         """
         with self._guard:
             previous = self._readiness.get(uid)
-            self._readiness[uid] = ready
-            return previous is not None and previous != ready
+            self._readiness[uid] = (ready, False)
+            return previous is not None and previous[0] != ready
+
+    def owner_saw(self, uid: str, ready: bool) -> bool:
+        """The Agent's status now reflects default instance ``uid`` as ``ready``.
+
+        True when the watch has meanwhile shown the other readiness (the run
+        read the instance before it changed): the Agent must run again.
+        """
+        with self._guard:
+            previous = self._readiness.get(uid)
+            self._readiness[uid] = (ready, True)
+            return previous is not None and not previous[1] and previous[0] != ready
 
 
 def fingerprint_of(body: Mapping[str, Any]) -> Fingerprint:

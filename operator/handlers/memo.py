@@ -7,6 +7,10 @@ The handlers need one store, one Kubernetes client and one
 coordination would lock nothing -- so :class:`OperatorMemo` returns itself
 from ``__copy__``, and every handler sees the same fields, typed
 (``memo.deps`` is a :class:`Deps`, not ``Any``).
+
+The memo also makes its handlers the pipelines' ``Deps.children``: the
+default instance an Agent's run creates is reconciled in that run
+(:mod:`.children`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,11 @@ class OperatorMemo:
     references: References = field(default_factory=References)
     #: Re-runs kopf does not retry (see :mod:`.retries`).
     retries: Retries = field(default_factory=Retries)
+
+    def __post_init__(self) -> None:
+        from stigmer_operator.handlers.children import HandlerChildren  # imports the handlers
+
+        self.deps.children = HandlerChildren(self)
 
     def __copy__(self) -> OperatorMemo:
         """kopf copies the memo per object; all objects must share this one."""

@@ -190,9 +190,7 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSetti
     """kopf bookkeeping under our own prefix, and no kopf chatter as Events."""
     kopf_settings.persistence.finalizer = f"{GROUP}/finalizer"
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    kopf_settings.persistence.diffbase_storage = SpecDigestDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
+    kopf_settings.persistence.diffbase_storage = diffbase_storage()
     # The Publish step emits the Events users need; kopf's per-handler events
     # would double the API writes and say nothing a user can act on.
     kopf_settings.posting.enabled = False
@@ -244,3 +242,8 @@ class SpecDigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
         canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         digest = hashlib.sha256(canonical.encode()).hexdigest()
         return cast(kopf.BodyEssence, {**essence, "spec": {"sha256": digest}})
+
+
+def diffbase_storage() -> SpecDigestDiffBaseStorage:
+    """The one diff-base storage: kopf's, and what a new default instance is created with."""
+    return SpecDigestDiffBaseStorage(prefix=GROUP, key="last-handled-configuration")

@@ -8,13 +8,13 @@ must only move when ``status`` flips -- otherwise every reconcile looks like
 a transition and the status patch is never a no-op. :func:`set_condition`
 keeps that rule in one place.
 
-Every condition the operator writes comes from one of three builders, the
+Every condition the operator writes comes from one of two builders, the
 way Flux's controllers summarize a reconcile's typed errors into conditions
-in one step:
+in one step. A reconcile writes them once, when it is done: before that the
+object has no conditions, which kstatus reads as ``InProgress`` and
+``kubectl wait --for=condition=Ready`` as "not yet".
 
 ==========================  ===============================================
-:func:`reconciling`         first sight: ``Ready=Unknown`` and
-                            ``Reconciling=True``
 :func:`succeeded`           ``Accepted=True`` and ``Ready=True`` -- or
                             ``Ready=False``, ``DefaultInstanceNotReady``,
                             for an Agent whose default instance is not
@@ -87,7 +87,6 @@ class ConditionStatus(enum.StrEnum):
 class ConditionReason(enum.StrEnum):
     """The reasons of conditions that do not report a failure."""
 
-    RECONCILING = "Reconciling"
     ACCEPTED = "Accepted"
     READY = "Ready"
     DEFAULT_INSTANCE_NOT_READY = "DefaultInstanceNotReady"
@@ -96,7 +95,6 @@ class ConditionReason(enum.StrEnum):
     STORE_UNWRITABLE = "StoreUnwritable"
 
 
-RECONCILING_MESSAGE = "The operator is reconciling this object."
 ACCEPTED_MESSAGE = "spec is valid and authorized"
 MIRRORED_MESSAGE = "the operator's store holds this version"
 
@@ -184,17 +182,7 @@ def _condition(
 
 #: (status, reason, message) of a condition.
 _Verdict: TypeAlias = tuple[ConditionStatus, str, str]
-_RECONCILING: _Verdict = (ConditionStatus.UNKNOWN, ConditionReason.RECONCILING, RECONCILING_MESSAGE)
 _ACCEPTED: _Verdict = (ConditionStatus.TRUE, ConditionReason.ACCEPTED, ACCEPTED_MESSAGE)
-
-
-def reconciling(conditions: Conditions, generation: int, now: datetime) -> Written:
-    """``Ready=Unknown`` and ``Reconciling=True`` while the first reconcile runs.
-
-    ``kubectl wait`` and kstatus see a condition at once.
-    """
-    conditions = set_condition(conditions, ConditionType.READY, *_RECONCILING, generation, now)
-    return _progress(conditions, ConditionType.RECONCILING, _RECONCILING[1:], generation, now)
 
 
 def behind_message(cause: str) -> str:

@@ -9,10 +9,12 @@ operator runs them against RocksDB and the API server.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
+from stigmer_operator.api.kinds import Kind
 from stigmer_operator.pipeline.kube import KubeEffects
 from stigmer_operator.pipeline.locks import KeyedLocks
 from stigmer_operator.pipeline.orgs import NamespaceOrgs
@@ -47,6 +49,30 @@ class PipelineSettings:
             raise ValueError(f"max_slug_length must be within 1..{DNS_LABEL_MAX}")
 
 
+class Children(Protocol):
+    """Whoever runs the pipelines takes over a child object a pipeline creates.
+
+    The operator's handlers do (:mod:`stigmer_operator.handlers.children`):
+    the default instance an Agent's run creates is reconciled in that run,
+    so the Agent's status can say Ready at once, and it is created marked as
+    handled for kopf, which then calls no handler for it. Without this (the
+    tests of single steps, the pipeline benchmark) the child waits for its
+    own reconcile.
+    """
+
+    def annotations(self, body: Mapping[str, Any]) -> Mapping[str, str]:
+        """Annotations ``body`` is created with (besides its own)."""
+        ...
+
+    def reconcile(self, kind: Kind, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Reconcile the just-created ``body`` now.
+
+        Returns the object with the status this wrote, or ``None`` when it
+        did not complete (a failure is reported and retried by the taker).
+        """
+        ...
+
+
 @dataclass(slots=True)
 class Deps:
     """Store, cluster, settings and clock for one operator process."""
@@ -62,3 +88,5 @@ class Deps:
     orgs: NamespaceOrgs = field(default_factory=NamespaceOrgs)
     #: Held from CheckDuplicate through Persist, per (kind, org, slug) (see :mod:`.locks`).
     slug_locks: KeyedLocks = field(default_factory=KeyedLocks)
+    #: Who takes over the children a pipeline creates (``None``: their own reconciles).
+    children: Children | None = None

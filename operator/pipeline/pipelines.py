@@ -10,6 +10,8 @@ separate pipelines so metrics and logs say which cause ran.
 agent-create/update/   ValidateFieldConstraints, Authorize, ResolveSlug,
 resume                 CheckDuplicate, BuildNewState, Persist,
                        CreateIamPolicies, CreateDefaultInstance,
+                       ReconcileDefaultInstance (the new instance's
+                       own pipeline, run here by the handlers),
                        UpdateAgentStatusWithDefaultInstance, Publish,
                        TransformResponse, SendResponse
 agentinstance-create/  ValidateFieldConstraints, Authorize (resolves
@@ -60,6 +62,7 @@ from stigmer_operator.pipeline.steps import (
     DeleteResource,
     Persist,
     Publish,
+    ReconcileDefaultInstance,
     ResolveSlug,
     RevokeGrants,
     SendResponse,
@@ -77,6 +80,7 @@ AGENT_STEPS: tuple[Step, ...] = (
     Persist(),
     CreateIamPolicies(),
     CreateDefaultInstance(),
+    ReconcileDefaultInstance(),
     UpdateAgentStatusWithDefaultInstance(),
     Publish(),
     TransformResponse(),

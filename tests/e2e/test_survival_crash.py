@@ -10,7 +10,7 @@ instance, ``store verify`` clean, one history entry per spec version, no
 duplicate-slug false positive, ``Ready=True`` on both objects, one
 ``Created`` Event each.
 
-The twelve scenarios are independent (own namespace, own store, own
+The scenarios are independent (own namespace, own store, own
 operator), so a module fixture crashes and restarts all of them at once --
 the waiting overlaps -- and each parametrized test then judges its own.
 """
@@ -38,6 +38,8 @@ from tests.e2e.test_restart import verify
 
 STEPS = AGENT_CREATE.step_names
 AGENT = "survivor"
+#: Crash points the default instance's pipeline, run inside the Agent's, meets first.
+NESTED_FIRST = ("Publish", "TransformResponse", "SendResponse")
 
 
 @dataclass
@@ -75,11 +77,17 @@ def _crash_marks(cluster: Cluster, scenario: Scenario) -> str:
     if (instance is not None) != _reached(step, "CreateDefaultInstance"):
         return f"crash after {step}: default instance exists={instance is not None}"
     agent = cluster.get(Kind.AGENT, ns, AGENT) or {}
-    # SendResponse is the status patch that writes the id (the Agent's, or the
-    # default instance's when its pipeline got there first).
-    responded = [o.get("status", {}).get("id") for o in (agent, instance or {})]
-    if any(responded) != _reached(step, "SendResponse"):
-        return f"crash after {step}: status ids {responded}"
+    # SendResponse is the status patch that writes the id. The default
+    # instance's own pipeline runs inside ReconcileDefaultInstance, so a crash
+    # point named like one of its later steps is met there first, and the
+    # Agent's own status is never written before the crash.
+    responded = [bool(o.get("status", {}).get("id")) for o in (agent, instance or {})]
+    if step in NESTED_FIRST:
+        instance_responded = step == "SendResponse"
+    else:
+        instance_responded = _reached(step, "ReconcileDefaultInstance")
+    if responded != [False, instance_responded]:
+        return f"crash after {step}: status ids written (Agent, instance) {responded}"
     return ""
 
 
@@ -122,10 +130,11 @@ def scenarios(
             cluster.core.delete_namespace(scenario.namespace)
 
 
-def test_the_pipeline_has_the_twelve_cloud_steps() -> None:
-    """The parametrization really covers every step (and there are twelve)."""
-    assert len(STEPS) == 12
+def test_the_pipeline_has_the_twelve_cloud_steps_and_the_default_instances_reconcile() -> None:
+    """The parametrization really covers every step: the Cloud's twelve, and one more."""
+    assert len(STEPS) == 13
     assert STEPS[0] == "ValidateFieldConstraints" and STEPS[-1] == "SendResponse"
+    assert "ReconcileDefaultInstance" in STEPS
 
 
 def _default_instances(cluster: Cluster, namespace: str, agent_uid: str) -> list[dict[str, Any]]:

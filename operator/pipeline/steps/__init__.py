@@ -8,6 +8,7 @@ from stigmer_operator.pipeline.steps.create_iam_policies import CreateIamPolicie
 from stigmer_operator.pipeline.steps.delete_resource import DeleteResource
 from stigmer_operator.pipeline.steps.persist import Persist
 from stigmer_operator.pipeline.steps.publish import Publish
+from stigmer_operator.pipeline.steps.reconcile_default_instance import ReconcileDefaultInstance
 from stigmer_operator.pipeline.steps.resolve_slug import ResolveSlug
 from stigmer_operator.pipeline.steps.revoke_grants import RevokeGrants
 from stigmer_operator.pipeline.steps.send_response import SendResponse
@@ -26,6 +27,7 @@ __all__ = [
     "DeleteResource",
     "Persist",
     "Publish",
+    "ReconcileDefaultInstance",
     "ResolveSlug",
     "RevokeGrants",
     "SendResponse",

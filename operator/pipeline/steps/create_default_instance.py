@@ -21,6 +21,12 @@ success. One controlled by anything else (or by nothing) is not touched:
 except when its controller is a former Agent of the same name (deleted and
 re-applied): then the garbage collector is about to remove it, and the
 error is retryable.
+The spec is written out in full (``scope`` too, as the CRD would default
+it), and the object carries the annotations ``Deps.children`` asks for: the
+operator's handlers mark it as already handled for kopf, because the Agent's
+run reconciles it next (:mod:`.reconcile_default_instance`); what kopf
+compares must then be exactly what the API server stores.
+
 On a resume or an update -- the common case -- the instance already exists,
 so the step reads before it creates. For a just-created Agent it creates
 first and reads only if the name is taken: one request instead of two.
@@ -39,6 +45,7 @@ from stigmer_operator.api.kinds import (
     Kind,
     Resource,
 )
+from stigmer_operator.api.models import Scope
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.frozen import str_at
@@ -83,7 +90,7 @@ def default_instance_body(ctx: RequestContext[Resource], name: str) -> dict[str,
     org = ctx.labels.get(ORG_LABEL)
     if isinstance(org, str):
         labels[ORG_LABEL] = org
-    return {
+    body: dict[str, Any] = {
         "apiVersion": API_VERSION,
         "kind": Kind.AGENT_INSTANCE.value,
         "metadata": {
@@ -101,8 +108,12 @@ def default_instance_body(ctx: RequestContext[Resource], name: str) -> dict[str,
                 }
             ],
         },
-        "spec": {"agentRef": {"name": ctx.name}},
+        "spec": {"agentRef": {"name": ctx.name}, "scope": Scope.ORGANIZATION.value},
     }
+    children = ctx.deps.children
+    if children is not None:
+        body["metadata"]["annotations"] = dict(children.annotations(body))
+    return body
 
 
 def _keep_existing(ctx: RequestContext[Resource], existing: Mapping[str, Any]) -> None:

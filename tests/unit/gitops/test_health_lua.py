@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from lupa import lua51
 
-from stigmer_operator.pipeline.conditions import failed, reconciling, succeeded
+from stigmer_operator.pipeline.conditions import failed, succeeded
 from stigmer_operator.pipeline.errors import PipelineError, Reason
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -266,7 +266,7 @@ def test_the_operators_failure_conditions_read_as_kstatus_would(
     """Degraded exactly when the operator says Stalled (kstatus: Failed)."""
     error = PipelineError(reason, "it went wrong", retryable=retryable, step="Step")
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    obj = _with_conditions(failed(reconciling([], 3, now), error, 3, now))
+    obj = _with_conditions(failed([], error, 3, now))
     expected = "Degraded" if error.stalls else "Progressing"
     assert health(obj) == (expected, f"{reason.value}: Step: it went wrong")
 

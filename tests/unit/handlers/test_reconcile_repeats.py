@@ -42,12 +42,12 @@ def test_a_repeated_create_on_the_stale_body_makes_no_request(world: World) -> N
     reconcile(Kind.AGENT_INSTANCE, Operation.CREATE, stale, memo)
     reconcile(Kind.AGENT_INSTANCE, Operation.UPDATE, stale, memo)
 
-    assert len(world.kube.calls) == calls, "no first-sight patch, no pipeline"
+    assert len(world.kube.calls) == calls, "no pipeline, no status write"
     assert _ready_reason(world, Kind.AGENT_INSTANCE, "support-bot-prod") == "Ready"
 
 
-def test_without_the_guard_the_stale_body_would_flip_ready(world: World) -> None:
-    """What the guard prevents: the first-sight patch on a status-less body."""
+def test_without_the_guard_the_stale_body_would_be_reconciled_again(world: World) -> None:
+    """What the guard prevents: a whole run, and a status rewrite, on a status-less body."""
     world.agent()
     stale = world.apply(instance_manifest())
     reconcile(Kind.AGENT_INSTANCE, Operation.CREATE, stale, _memo(world))
@@ -55,7 +55,7 @@ def test_without_the_guard_the_stale_body_would_flip_ready(world: World) -> None
 
     reconcile(Kind.AGENT_INSTANCE, Operation.CREATE, stale, _memo(world))  # a new process
 
-    assert len(world.kube.calls_of("patch_status")) == patches + 2  # Unknown, then Ready again
+    assert len(world.kube.calls_of("patch_status")) == patches + 1  # Ready written again
 
 
 @pytest.mark.parametrize("change", ["generation", "labels"])

@@ -50,7 +50,8 @@ def test_an_object_deleted_unseen_is_swept_from_the_mirror_and_the_process(world
 
     assert sweep_gone(memo, _listing(world)) == 1
 
-    assert list(world.store.list(Kind.AGENT_INSTANCE)) == []
+    left = [entry.metadata.name for entry in world.store.list(Kind.AGENT_INSTANCE)]
+    assert left == ["support-bot-default"]  # reconciled in its Agent's run
     assert len(list(world.store.list(Kind.AGENT))) == 1
     assert world.history(Kind.AGENT_INSTANCE, stored.metadata.id) == 1  # history stays
     assert memo.coordination.outdated(instance["metadata"]["uid"], 1)  # forgotten as deleted
@@ -63,7 +64,7 @@ def test_an_object_created_after_the_listing_keeps_its_entry(world: World) -> No
 
     assert sweep_gone(memo, lambda kind: []) == 0  # a listing older than every object
 
-    assert len(list(world.store.list(Kind.AGENT_INSTANCE))) == 1
+    assert len(list(world.store.list(Kind.AGENT_INSTANCE))) == 2  # with the default instance
     assert len(list(world.store.list(Kind.AGENT))) == 1
 
 

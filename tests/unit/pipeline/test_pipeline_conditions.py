@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,6 @@ from stigmer_operator.pipeline.conditions import (
     failed,
     find_condition,
     is_true,
-    reconciling,
     rfc3339,
     set_condition,
     succeeded,
@@ -96,8 +96,9 @@ def _error(reason: Reason, *, retryable: bool) -> PipelineError:
     return PipelineError(reason, f"{reason.value} happened", retryable=retryable, step="Step")
 
 
-def test_first_sight_is_reconciling() -> None:
-    assert _progress(reconciling([], 1, T0)) == {"Reconciling": ("True", "Reconciling")}
+def _waiting() -> list[dict[str, Any]]:
+    """Conditions of an Agent in flight: ``Reconciling=True`` (its instance is not Ready)."""
+    return succeeded([], "Agent", 1, T0, not_ready_instance="team-a/bot-default")
 
 
 @pytest.mark.parametrize(
@@ -111,7 +112,7 @@ def test_first_sight_is_reconciling() -> None:
     ],
 )
 def test_what_no_retry_fixes_stalls_with_the_message(reason: Reason) -> None:
-    conditions = failed(reconciling([], 1, T0), _error(reason, retryable=False), 1, T1)
+    conditions = failed(_waiting(), _error(reason, retryable=False), 1, T1)
     assert _progress(conditions) == {"Stalled": ("True", reason.value)}
     stalled = find_condition(conditions, ConditionType.STALLED)
     assert stalled is not None and stalled["message"] == f"Step: {reason.value} happened"

@@ -30,6 +30,7 @@ AGENT_STEPS = [
     "Persist",
     "CreateIamPolicies",
     "CreateDefaultInstance",
+    "ReconcileDefaultInstance",
     "UpdateAgentStatusWithDefaultInstance",
     "Publish",
     "TransformResponse",

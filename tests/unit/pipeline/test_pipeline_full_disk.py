@@ -199,16 +199,18 @@ def test_a_rerun_whose_mirror_is_behind_is_retried_until_the_store_records_it(
         retries=Retries(clock=lambda: now[0], autostart=False),
     )
     full.full = True
-    fworld.agent()
+    fworld.agent()  # reconciles its default instance in its run: that one is retried too
     key = (Kind.AGENT, "team-a", "support-bot")
+    instance_key = (Kind.AGENT_INSTANCE, "team-a", "support-bot-default")
+    assert memo.retries.pending() == [instance_key]
 
     rerun(*key, memo)
 
-    assert memo.retries.pending() == [key]
+    assert memo.retries.pending() == [instance_key, key]
     full.full = False
     assert memo.retries.run_due() == 0  # not due yet
     now[0] += 30
-    assert memo.retries.run_due() == 1
+    assert memo.retries.run_due() == 2
     assert memo.retries.pending() == []
     assert full.get_by_name(Kind.AGENT, "team-a", "support-bot").metadata.name == "support-bot"
     mirrored = _condition(fworld, Kind.AGENT, "support-bot", ConditionType.MIRRORED)

@@ -69,7 +69,7 @@ def test_default_instance_is_owned_by_the_agent_and_refers_to_it(world: World) -
         "agentic.stigmer.ai/default-instance": "true",
         "app.kubernetes.io/managed-by": "stigmer-operator",
     }
-    assert instance["spec"] == {"agentRef": {"name": "support-bot"}}
+    assert instance["spec"] == {"agentRef": {"name": "support-bot"}, "scope": "organization"}
 
 
 def test_no_gitops_labels_or_annotations_are_copied(world: World) -> None:
