@@ -15,7 +15,8 @@ its Agent does not exist yet       Ready=False, reason AgentNotFound, no retry
                                    loop: the Agent's handlers re-run it when
                                    the Agent appears (see :mod:`.agent`)
 any instance event                 :class:`.References` records which Agent it
-                                   references and whether it waits for it
+                                   references and whether it waits for it;
+                                   the start-up listing takes that version
 a default instance is deleted, or  agent-resume pipeline for the owner Agent:
 its Ready condition flips          recreates the instance / updates Ready
 an instance squatting an Agent's   the blocked Agent is re-run
@@ -49,7 +50,7 @@ from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.handlers.references import name_of
 from stigmer_operator.pipeline.conditions import ConditionType, is_true
 from stigmer_operator.pipeline.context import Operation
-from stigmer_operator.pipeline.kube import controller_ref
+from stigmer_operator.pipeline.kube import ObjectKind, controller_ref
 from stigmer_operator.pipeline.meta import conditions_of
 
 
@@ -57,12 +58,14 @@ from stigmer_operator.pipeline.meta import conditions_of
 async def instance_observed(
     event: kopf.RawEvent, body: kopf.Body, memo: OperatorMemo, **_: Any
 ) -> None:
-    """Keep :class:`.References` current: which Agent does this instance reference?"""
+    """Keep :class:`.References` and the start-up listing current with what the watch shows."""
     references = memo.references
     if is_deletion(event):
         references.instance_gone(body)
+        memo.deps.listing.gone(ObjectKind.AGENT_INSTANCE, *name_of(body))
     else:
         references.instance_seen(body)
+        memo.deps.listing.observed(ObjectKind.AGENT_INSTANCE, body)
 
 
 @kopf.on.event(*INSTANCES, when=is_deletion)

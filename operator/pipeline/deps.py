@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from stigmer_operator.pipeline.kube import KubeEffects
+from stigmer_operator.pipeline.listing import StartupListing
 from stigmer_operator.pipeline.locks import KeyedLocks
 from stigmer_operator.pipeline.orgs import NamespaceOrgs
 from stigmer_operator.pipeline.outbox import Outbox
@@ -62,3 +63,5 @@ class Deps:
     orgs: NamespaceOrgs = field(default_factory=NamespaceOrgs)
     #: Held from CheckDuplicate through Persist, per (kind, org, slug) (see :mod:`.locks`).
     slug_locks: KeyedLocks = field(default_factory=KeyedLocks)
+    #: The operator's own objects as listed at start-up (see :mod:`.listing`).
+    listing: StartupListing = field(default_factory=StartupListing)

@@ -1,0 +1,218 @@
+"""The operator's own objects as listed once at start-up: a hint that saves a read per object.
+
+A restarted operator resumes every object it watches, and each resume
+checks the objects the operator made for it: an Agent's default
+AgentInstance, an instance's ServiceAccount, Role and RoleBinding. Read
+one by one, that is about two GETs per object -- at 20,000 objects the
+restart was bound by those GETs. Listed once per kind (and watched
+namespace, or cluster-wide) before kopf starts watching, the same answers
+cost a few paginated LISTs (:mod:`stigmer_operator.handlers.startup_listing`).
+
+The listing is a hint, never the truth a write is built on:
+
+* it answers only a **resume** (:meth:`.RequestContext.listed`; a create
+  or update reads, as before), and each object's entry **once**: a second
+  run of the same object (a retry, a re-run triggered by another object)
+  reads the API;
+* a listed object can only prove that **nothing needs doing** (the steps
+  compare it with what they want); one that needs any change is read
+  again before the write, so a write never rests on a stale listing;
+* a name missing from a kind and namespace that was listed completely is
+  **absent**: the step creates first, and reads only if the API refuses
+  the create because the name is taken (409) -- right even if someone
+  created the object after the listing;
+* anything not listed (another kind, a namespace whose listing failed) is
+  **unknown**: read as before;
+* an entry of a kind kopf watches (AgentInstances) is served only after
+  the watch delivered that object, and then as the watch last showed it;
+  a deletion the watch reports removes it;
+* it **expires** ``ttl`` seconds after it was taken (an object changed
+  after the listing is then read fresh), or as soon as every entry was used.
+
+Memory stays bounded: an entry keeps only what the comparisons read
+(identity, labels, owners, deletion mark, and the fields below ``metadata``
+such as ``rules`` or ``status``), as compact JSON, and all of it is dropped
+at expiry. What the listing misses by design: an object the operator made
+that someone changes *after* the listing and before its owner's resume is
+not repaired by that resume -- the same as a change right after a resume's
+GET, since the operator does not watch those (ServiceAccounts, Roles,
+RoleBindings).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from stigmer_operator.pipeline.kube import ObjectKind
+
+#: Seconds a listing taken at start-up answers resumes.
+LISTING_TTL = 180.0
+
+#: ``metadata`` fields an entry keeps; the rest (``managedFields``, annotations) is dropped.
+_KEPT_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "labels",
+    "ownerReferences",
+    "deletionTimestamp",
+)
+#: Top-level fields that are not the object's content.
+_DROPPED_TOP = frozenset({"metadata", "apiVersion", "kind"})
+
+#: Kinds kopf watches. A listed entry of these is served only once the watch
+#: delivered the object (:meth:`StartupListing.observed`): kopf lists them
+#: after the start-up listing, so an object deleted in between -- of which
+#: no event ever comes -- is read, not taken for present.
+WATCHED_KINDS = frozenset({ObjectKind.AGENT, ObjectKind.AGENT_INSTANCE})
+
+#: A cluster-wide listing covers every namespace.
+ALL_NAMESPACES = None
+
+
+class Seen(enum.Enum):
+    """What the listing knows about one name."""
+
+    #: Not listed (kind or namespace not covered, expired, or already used): read the API.
+    UNKNOWN = "unknown"
+    #: The kind and namespace were listed completely and the name was not there.
+    ABSENT = "absent"
+    #: Listed: :attr:`Listed.body` is the object as it was then (trimmed).
+    LISTED = "listed"
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """The listing's answer for one name."""
+
+    seen: Seen
+    body: Mapping[str, Any] | None = None
+
+
+UNKNOWN = Listed(Seen.UNKNOWN)
+ABSENT = Listed(Seen.ABSENT)
+
+_Key = tuple[ObjectKind, str, str]
+
+
+def trimmed(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What an entry keeps of ``obj`` (see the module docstring)."""
+    metadata = obj.get("metadata") or {}
+    kept: dict[str, Any] = {k: v for k, v in obj.items() if k not in _DROPPED_TOP}
+    kept["metadata"] = {k: metadata[k] for k in _KEPT_METADATA if k in metadata}
+    return kept
+
+
+class StartupListing:
+    """Objects listed at start-up, each served once, until ``ttl`` passes; thread-safe."""
+
+    def __init__(
+        self, ttl: float = LISTING_TTL, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._guard = threading.Lock()
+        self._entries: dict[_Key, _Entry] = {}
+        #: Per kind: namespaces listed completely; ``None`` among them = every namespace.
+        self._covered: dict[ObjectKind, set[str | None]] = {}
+        #: Names already answered (an answer is given once).
+        self._answered: set[_Key] = set()
+        self._expires: float | None = None
+
+    def add(
+        self, kind: ObjectKind, namespace: str | None, objects: Iterable[Mapping[str, Any]]
+    ) -> int:
+        """Record the complete listing of ``kind`` in ``namespace`` (``None``: all namespaces).
+
+        Call only with a listing that got every page: the names missing
+        from it are answered :attr:`Seen.ABSENT`. Starts the ``ttl`` clock
+        at the first call. Returns how many objects were recorded.
+        """
+        confirmed = kind not in WATCHED_KINDS
+        entries = {_key(kind, obj): _entry(obj, confirmed=confirmed) for obj in objects}
+        with self._guard:
+            if self._expires is None:
+                self._expires = self._clock() + self._ttl
+            self._entries.update(entries)
+            self._covered.setdefault(kind, set()).add(namespace)
+        return len(entries)
+
+    def observed(self, kind: ObjectKind, body: Mapping[str, Any]) -> None:
+        """The watch delivered ``body``: a listed entry of it becomes that version, confirmed."""
+        key = _key(kind, body)
+        version = str((body.get("metadata") or {}).get("resourceVersion", ""))
+        with self._guard:
+            entry = self._entries.get(key)
+            if entry is None:  # not listed, or already used: nothing to keep
+                return
+            if entry.version == version and entry.confirmed:
+                return
+        fresh = _entry(body, confirmed=True)
+        with self._guard:
+            if key in self._entries:
+                self._entries[key] = fresh
+
+    def gone(self, kind: ObjectKind, namespace: str, name: str) -> None:
+        """The watch says the object was deleted: its entry goes (the name is absent now)."""
+        with self._guard:
+            self._entries.pop((kind, namespace, name), None)
+
+    def take(self, kind: ObjectKind, namespace: str, name: str) -> Listed:
+        """The listing's answer for one name; it is given once, then the name is unknown."""
+        key = (kind, namespace, name)
+        with self._guard:
+            if self._expires is not None and self._clock() >= self._expires:
+                self._clear()
+            if key in self._answered:
+                return UNKNOWN
+            entry = self._entries.pop(key, None)
+            if entry is not None:
+                self._answered.add(key)
+                if not self._entries:  # every entry used: the start-up phase is over
+                    self._clear()
+                if not entry.confirmed:  # the watch has not shown it yet: maybe gone since
+                    return UNKNOWN
+                return Listed(Seen.LISTED, json.loads(entry.body))
+            covered = self._covered.get(kind, set())
+            if not (namespace in covered or ALL_NAMESPACES in covered):
+                return UNKNOWN
+            self._answered.add(key)
+            return ABSENT
+
+    def clear(self) -> None:
+        """Forget everything: every name is unknown from now on."""
+        with self._guard:
+            self._clear()
+
+    def __len__(self) -> int:
+        with self._guard:
+            return len(self._entries)
+
+    def _clear(self) -> None:
+        self._entries = {}
+        self._covered = {}
+        self._answered = set()
+
+
+class _Entry(NamedTuple):
+    version: str
+    body: bytes
+    confirmed: bool
+
+
+def _key(kind: ObjectKind, obj: Mapping[str, Any]) -> _Key:
+    metadata = obj["metadata"]
+    return (kind, str(metadata["namespace"]), str(metadata["name"]))
+
+
+def _entry(obj: Mapping[str, Any], *, confirmed: bool) -> _Entry:
+    version = str(obj["metadata"].get("resourceVersion", ""))
+    return _Entry(version, json.dumps(trimmed(obj), separators=(",", ":")).encode(), confirmed)

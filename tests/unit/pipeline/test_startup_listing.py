@@ -1,0 +1,247 @@
+"""The start-up listing: served once, only on a resume, never trusted for a write, expires."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pipeline_world import World, agent_manifest, instance_manifest
+
+from stigmer_operator.api.kinds import Kind
+from stigmer_operator.pipeline.context import Operation
+from stigmer_operator.pipeline.errors import PipelineError, Reason
+from stigmer_operator.pipeline.keys import DEFAULT_INSTANCE_READY
+from stigmer_operator.pipeline.kube import ObjectKind
+from stigmer_operator.pipeline.kube_recording import Call
+from stigmer_operator.pipeline.listing import ABSENT, UNKNOWN, Seen, StartupListing
+
+IAM = (ObjectKind.SERVICE_ACCOUNT, ObjectKind.ROLE, ObjectKind.ROLE_BINDING)
+SA = "support-bot-prod-agent"
+
+
+class Ticks:
+    """A settable monotonic clock."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def role(name: str = "r", namespace: str = "team-a", **metadata: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": f"uid-{name}",
+            "resourceVersion": "7",
+            "managedFields": [{"manager": "stigmer-operator", "fieldsV1": {"f:rules": {}}}],
+            "annotations": {"note": "x" * 1000},
+            **metadata,
+        },
+        "rules": [],
+    }
+
+
+# -- the listing itself --------------------------------------------------------
+def test_an_entry_is_served_once_and_keeps_only_what_comparisons_read() -> None:
+    listing = StartupListing()
+    listing.add(ObjectKind.ROLE, "team-a", [role(labels={"a": "b"}), role("another")])
+    first = listing.take(ObjectKind.ROLE, "team-a", "r")
+    assert first.seen is Seen.LISTED and first.body is not None
+    assert first.body["metadata"] == {
+        "name": "r",
+        "namespace": "team-a",
+        "uid": "uid-r",
+        "resourceVersion": "7",
+        "labels": {"a": "b"},
+    }
+    assert first.body["rules"] == []
+    assert "kind" not in first.body
+    assert listing.take(ObjectKind.ROLE, "team-a", "r") == UNKNOWN
+
+
+def test_a_name_missing_from_a_complete_listing_is_absent_once() -> None:
+    listing = StartupListing()
+    listing.add(ObjectKind.ROLE, "team-a", [role("kept")])
+    assert listing.take(ObjectKind.ROLE, "team-a", "other") == ABSENT
+    assert listing.take(ObjectKind.ROLE, "team-a", "other") == UNKNOWN
+
+
+def test_what_was_not_listed_is_unknown() -> None:
+    listing = StartupListing()
+    listing.add(ObjectKind.ROLE, "team-a", [role("kept")])
+    assert listing.take(ObjectKind.ROLE, "team-b", "kept") == UNKNOWN  # namespace not listed
+    assert listing.take(ObjectKind.ROLE_BINDING, "team-a", "kept") == UNKNOWN  # kind not listed
+
+
+def test_a_cluster_wide_listing_covers_every_namespace() -> None:
+    listing = StartupListing()
+    listing.add(ObjectKind.ROLE, None, [role("kept", "team-b")])
+    assert listing.take(ObjectKind.ROLE, "team-c", "other") == ABSENT
+    assert listing.take(ObjectKind.ROLE, "team-b", "kept").seen is Seen.LISTED
+
+
+def test_the_listing_expires_after_its_ttl() -> None:
+    ticks = Ticks()
+    listing = StartupListing(ttl=60, clock=ticks)
+    listing.add(ObjectKind.ROLE, "team-a", [role("a"), role("b")])
+    assert listing.take(ObjectKind.ROLE, "team-a", "a").seen is Seen.LISTED
+    ticks.now += 60
+    assert listing.take(ObjectKind.ROLE, "team-a", "b") == UNKNOWN
+    assert listing.take(ObjectKind.ROLE, "team-a", "never") == UNKNOWN
+    assert len(listing) == 0  # the memory is given back
+
+
+def test_once_every_entry_is_used_the_listing_is_over() -> None:
+    listing = StartupListing()
+    listing.add(ObjectKind.ROLE, "team-a", [role("only")])
+    assert listing.take(ObjectKind.ROLE, "team-a", "only").seen is Seen.LISTED
+    assert listing.take(ObjectKind.ROLE, "team-a", "other") == UNKNOWN
+
+
+def test_a_watched_kind_is_served_only_once_the_watch_showed_it() -> None:
+    listing = StartupListing()
+    listed = instance_manifest("seen")
+    listed["metadata"].update(uid="u1", resourceVersion="5")
+    unseen = instance_manifest("unseen")
+    unseen["metadata"].update(uid="u2", resourceVersion="6")
+    deleted = instance_manifest("deleted")
+    deleted["metadata"].update(uid="u3", resourceVersion="7")
+    listing.add(ObjectKind.AGENT_INSTANCE, "team-a", [listed, unseen, deleted])
+
+    newer = instance_manifest("seen")
+    newer["metadata"].update(uid="u1", resourceVersion="9")
+    newer["status"] = {"id": "ain-1"}
+    listing.observed(ObjectKind.AGENT_INSTANCE, newer)
+    listing.gone(ObjectKind.AGENT_INSTANCE, "team-a", "deleted")
+
+    assert listing.take(ObjectKind.AGENT_INSTANCE, "team-a", "deleted") == ABSENT
+    # Deleted after the listing, and kopf's own listing never showed it: read, not trusted.
+    assert listing.take(ObjectKind.AGENT_INSTANCE, "team-a", "unseen") == UNKNOWN
+    served = listing.take(ObjectKind.AGENT_INSTANCE, "team-a", "seen")
+    assert served.body is not None
+    assert served.body["metadata"]["resourceVersion"] == "9"  # as the watch last showed it
+    assert served.body["status"] == {"id": "ain-1"}
+
+
+def test_the_watch_adds_nothing_that_was_not_listed() -> None:
+    listing = StartupListing()
+    listing.add(ObjectKind.AGENT_INSTANCE, "team-a", [])
+    late = instance_manifest("late")
+    late["metadata"].update(uid="u9", resourceVersion="3")
+    listing.observed(ObjectKind.AGENT_INSTANCE, late)
+    assert len(listing) == 0
+
+
+# -- the steps on a restart ----------------------------------------------------
+def reconciled(world: World) -> None:
+    """An Agent, its default instance, and an instance with its IAM objects, all reconciled."""
+    world.agent()
+    world.apply(instance_manifest())
+    world.run(Kind.AGENT_INSTANCE, "support-bot-prod")
+
+
+def restart_with_listing(world: World) -> StartupListing:
+    """A restarted operator with the listing it takes: IAM objects and default instances."""
+    world.restart()
+    listing = world.deps.listing
+    for kind in (*IAM, ObjectKind.AGENT_INSTANCE):
+        objects = [o for (k, _, _), o in world.kube.objects.items() if k is kind]
+        listing.add(kind, "team-a", objects)
+    for (kind, _, _), obj in world.kube.objects.items():  # kopf's watch, after the listing
+        if kind is ObjectKind.AGENT_INSTANCE:
+            listing.observed(kind, obj)
+    return listing
+
+
+def requests(world: World, since: int) -> list[Call]:
+    """Calls since ``since`` but status patches, Events and the namespace's org (read once)."""
+    return [
+        c
+        for c in world.kube.calls[since:]
+        if c.method not in ("patch_status", "post_event") and c.kind != "Namespace"
+    ]
+
+
+def test_resumes_at_start_read_nothing_the_listing_answered(world: World) -> None:
+    reconciled(world)
+    restart_with_listing(world)
+    before = len(world.kube.calls)
+    world.run(Kind.AGENT_INSTANCE, "support-bot-prod", op=Operation.RESUME)
+    world.run(Kind.AGENT, "support-bot", op=Operation.RESUME)
+    assert requests(world, before) == []
+
+
+def test_an_iam_object_changed_while_down_is_read_and_repaired(world: World) -> None:
+    reconciled(world)
+    world.kube.objects[(ObjectKind.ROLE, "team-a", SA)]["rules"] = [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}
+    ]
+    world.kube.remove(ObjectKind.ROLE_BINDING, "team-a", SA)
+    restart_with_listing(world)
+    before = len(world.kube.calls)
+    world.run(Kind.AGENT_INSTANCE, "support-bot-prod", op=Operation.RESUME)
+    assert requests(world, before) == [
+        Call("apply_owned", "Role", "team-a", SA),
+        Call("apply_owned", "RoleBinding", "team-a", SA),
+    ]
+    assert world.kube.created_first[-1] == Call("apply_owned", "RoleBinding", "team-a", SA)
+    assert world.kube.objects[(ObjectKind.ROLE, "team-a", SA)]["rules"] == []
+    assert (ObjectKind.ROLE_BINDING, "team-a", SA) in world.kube.objects
+
+
+def test_a_name_created_after_the_listing_is_not_taken_for_absent(world: World) -> None:
+    reconciled(world)
+    world.kube.remove(ObjectKind.AGENT_INSTANCE, "team-a", "support-bot-default")
+    restart_with_listing(world)
+    # Re-created (say, by a GitOps tool) after the listing, not by this Agent.
+    world.apply(instance_manifest("support-bot-default"))
+    with pytest.raises(PipelineError) as refused:
+        world.run(Kind.AGENT, "support-bot", op=Operation.RESUME)
+    assert refused.value.reason is Reason.DEFAULT_INSTANCE_CONFLICT
+
+
+def test_a_listed_default_instance_of_another_owner_is_read_again(world: World) -> None:
+    reconciled(world)
+    instance = world.kube.objects[(ObjectKind.AGENT_INSTANCE, "team-a", "support-bot-default")]
+    instance["metadata"]["ownerReferences"][0]["uid"] = "someone-else"
+    restart_with_listing(world)
+    before = len(world.kube.calls)
+    with pytest.raises(PipelineError) as refused:
+        world.run(Kind.AGENT, "support-bot", op=Operation.RESUME)
+    assert refused.value.reason is Reason.DEFAULT_INSTANCE_CONFLICT
+    assert Call("get", "AgentInstance", "team-a", "support-bot-default") in requests(world, before)
+
+
+def test_a_second_run_reads_what_the_first_took_from_the_listing(world: World) -> None:
+    reconciled(world)
+    restart_with_listing(world)
+    world.run(Kind.AGENT, "support-bot", op=Operation.RESUME)
+    world.mark_ready(Kind.AGENT_INSTANCE, "support-bot-default")  # flipped after the listing
+    before = len(world.kube.calls)
+    ctx = world.run(Kind.AGENT, "support-bot", op=Operation.RESUME)  # the re-run the flip causes
+    assert Call("get", "AgentInstance", "team-a", "support-bot-default") in requests(world, before)
+    assert ctx.values.get(DEFAULT_INSTANCE_READY) is True
+
+
+@pytest.mark.parametrize("operation", [Operation.CREATE, Operation.UPDATE])
+def test_only_a_resume_uses_the_listing(world: World, operation: Operation) -> None:
+    reconciled(world)
+    listing = restart_with_listing(world)
+    entries = len(listing)
+    world.run(Kind.AGENT_INSTANCE, "support-bot-prod", op=operation)
+    world.run(Kind.AGENT, "support-bot", op=operation)
+    assert len(listing) == entries
+
+
+def test_a_new_agent_at_start_creates_its_instance_without_a_read(world: World) -> None:
+    restart_with_listing(world)  # nothing listed yet in team-a
+    world.apply(agent_manifest())
+    before = len(world.kube.calls)
+    world.run(Kind.AGENT, "support-bot", op=Operation.RESUME)
+    instance_calls = [c.method for c in requests(world, before) if c.kind == "AgentInstance"]
+    assert instance_calls == ["create_agent_instance"]
