@@ -153,7 +153,8 @@ class StartupListing:
             entry = self._entries.get(key)
             if entry is None:  # not listed, or already used: nothing to keep
                 return
-            if entry.version == version and entry.confirmed:
+            if entry.version == version:  # as listed (the common case): no re-encoding
+                self._entries[key] = entry._replace(confirmed=True)
                 return
         fresh = _entry(body, confirmed=True)
         with self._guard:
