@@ -15,8 +15,8 @@ globs; otherwise once per watched namespace, which the chart's namespaced
 RBAC allows (``list`` on these kinds in each). A listing that fails -- no
 ``list`` right, the API busy -- is logged and skipped: those resumes read
 their objects one by one, as without a listing. The listing is dropped
-``LISTING_TTL`` seconds later at the latest, so its memory is given back
-when the start-up phase is over.
+when the resumes at start stop asking it (``LISTING_TTL`` seconds at the
+latest), so its memory is given back when the start-up phase is over.
 """
 
 from __future__ import annotations
@@ -55,25 +55,35 @@ PAGE_SIZE = 500
 #: Seconds per page request.
 REQUEST_TIMEOUT = 30.0
 
+#: Seconds between checks whether the start-up phase is over.
+EXPIRY_CHECK_SECONDS = 1.0
+
 #: One page: ``(label_selector, continue_token) -> raw response``.
 PageReader = Callable[[str, str | None], Any]
 
 
 @kopf.on.startup()
 def list_own_objects(memo: OperatorMemo, **_: Any) -> None:
-    """Fill ``memo.deps.listing`` before the resumes start; drop it after ``LISTING_TTL``."""
+    """Fill ``memo.deps.listing`` before the resumes start; drop it when they are over."""
     listing = memo.deps.listing
     started = time.monotonic()
     listed = load(listing, memo.api_client, memo.settings.namespaces)
     logger.info(
-        "start-up listing: %d objects the operator made, in %.1f s; resumes use it for %.0f s",
+        "start-up listing: %d objects the operator made, in %.1f s; resumes use it for %.0f s "
+        "at most",
         listed,
         time.monotonic() - started,
         LISTING_TTL,
     )
-    timer = threading.Timer(LISTING_TTL, listing.clear)
-    timer.daemon = True
-    timer.start()
+    threading.Thread(
+        target=_drop_when_over, args=(listing,), name="startup-listing", daemon=True
+    ).start()
+
+
+def _drop_when_over(listing: StartupListing) -> None:
+    """Give the listing's memory back once the resumes at start no longer ask it."""
+    while not listing.expire():
+        time.sleep(EXPIRY_CHECK_SECONDS)
 
 
 def load(

@@ -26,8 +26,11 @@ The listing is a hint, never the truth a write is built on:
 * an entry of a kind kopf watches (AgentInstances) is served only after
   the watch delivered that object, and then as the watch last showed it;
   a deletion the watch reports removes it;
-* it **expires** ``ttl`` seconds after it was taken (an object changed
-  after the listing is then read fresh), or as soon as every entry was used.
+* it **expires** once the resumes at start are over -- every entry used,
+  or neither a resume nor the watch used it for ``idle`` seconds (counted
+  from the first use: kopf may take a while to start) -- and ``ttl``
+  seconds after it was taken at the latest (an object changed after the listing is then
+  read fresh).
 
 Memory stays bounded: an entry keeps only what the comparisons read
 (identity, labels, owners, deletion mark, and the fields below ``metadata``
@@ -51,8 +54,10 @@ from typing import Any, NamedTuple
 
 from stigmer_operator.pipeline.kube import ObjectKind
 
-#: Seconds a listing taken at start-up answers resumes.
+#: Seconds a listing taken at start-up answers resumes, at most.
 LISTING_TTL = 180.0
+#: Seconds without a resume or the watch using the listing that end the start-up phase.
+LISTING_IDLE = 15.0
 
 #: ``metadata`` fields an entry keeps; the rest (``managedFields``, annotations) is dropped.
 _KEPT_METADATA = (
@@ -112,13 +117,19 @@ def trimmed(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class StartupListing:
-    """Objects listed at start-up, each served once, until ``ttl`` passes; thread-safe."""
+    """Objects listed at start-up, each served once, until the start-up phase ends; thread-safe."""
 
     def __init__(
-        self, ttl: float = LISTING_TTL, clock: Callable[[], float] = time.monotonic
+        self,
+        ttl: float = LISTING_TTL,
+        idle: float = LISTING_IDLE,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ttl = ttl
+        self._idle = idle
         self._clock = clock
+        #: When a resume last asked or the watch last showed a listed kind.
+        self._last_used: float | None = None
         self._guard = threading.Lock()
         self._entries: dict[_Key, _Entry] = {}
         #: Per kind: namespaces listed completely; ``None`` among them = every namespace.
@@ -150,6 +161,7 @@ class StartupListing:
         key = _key(kind, body)
         version = str((body.get("metadata") or {}).get("resourceVersion", ""))
         with self._guard:
+            self._last_used = self._clock()
             entry = self._entries.get(key)
             if entry is None:  # not listed, or already used: nothing to keep
                 return
@@ -170,8 +182,8 @@ class StartupListing:
         """The listing's answer for one name; it is given once, then the name is unknown."""
         key = (kind, namespace, name)
         with self._guard:
-            if self._expires is not None and self._clock() >= self._expires:
-                self._clear()
+            self._expire()
+            self._last_used = self._clock()
             if key in self._answered:
                 return UNKNOWN
             entry = self._entries.pop(key, None)
@@ -188,6 +200,11 @@ class StartupListing:
             self._answered.add(key)
             return ABSENT
 
+    def expire(self) -> bool:
+        """Drop everything if the start-up phase is over (see the module docstring); did it end?"""
+        with self._guard:
+            return self._expire()
+
     def clear(self) -> None:
         """Forget everything: every name is unknown from now on."""
         with self._guard:
@@ -196,6 +213,16 @@ class StartupListing:
     def __len__(self) -> int:
         with self._guard:
             return len(self._entries)
+
+    def _expire(self) -> bool:
+        if self._expires is None:  # nothing listed yet
+            return False
+        now = self._clock()
+        idle = self._last_used is not None and now - self._last_used >= self._idle
+        if idle or now >= self._expires:
+            self._clear()
+            return True
+        return False
 
     def _clear(self) -> None:
         self._entries = {}

@@ -96,6 +96,23 @@ def test_the_listing_expires_after_its_ttl() -> None:
     assert len(listing) == 0  # the memory is given back
 
 
+def test_the_listing_ends_when_resumes_stop_asking() -> None:
+    ticks = Ticks()
+    listing = StartupListing(ttl=600, idle=15, clock=ticks)
+    listing.add(ObjectKind.ROLE, "team-a", [role("a"), role("b"), role("c")])
+    ticks.now += 100  # kopf may take a while to start: no resume has asked yet
+    assert not listing.expire()
+    assert listing.take(ObjectKind.ROLE, "team-a", "a").seen is Seen.LISTED
+    ticks.now += 14
+    assert listing.take(ObjectKind.ROLE, "team-a", "b").seen is Seen.LISTED
+    ticks.now += 14
+    assert not listing.expire()
+    ticks.now += 1
+    assert listing.expire()
+    assert len(listing) == 0
+    assert listing.take(ObjectKind.ROLE, "team-a", "c") == UNKNOWN
+
+
 def test_once_every_entry_is_used_the_listing_is_over() -> None:
     listing = StartupListing()
     listing.add(ObjectKind.ROLE, "team-a", [role("only")])
