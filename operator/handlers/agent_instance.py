@@ -17,6 +17,8 @@ its Agent does not exist yet       Ready=False, reason AgentNotFound, no retry
 any instance event                 :class:`.References` records which Agent it
                                    references and whether it waits for it;
                                    the start-up listing takes that version
+                                   (an Agent whose resume used an older one
+                                   is re-run)
 a default instance is deleted, or  agent-resume pipeline for the owner Agent:
 its Ready condition flips          recreates the instance / updates Ready
 an instance squatting an Agent's   the blocked Agent is re-run
@@ -48,6 +50,7 @@ from stigmer_operator.handlers.common import (
 )
 from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.handlers.references import name_of
+from stigmer_operator.handlers.startup_listing import rerun_stale
 from stigmer_operator.pipeline.conditions import ConditionType, is_true
 from stigmer_operator.pipeline.context import Operation
 from stigmer_operator.pipeline.kube import ObjectKind, controller_ref
@@ -59,13 +62,15 @@ async def instance_observed(
     event: kopf.RawEvent, body: kopf.Body, memo: OperatorMemo, **_: Any
 ) -> None:
     """Keep :class:`.References` and the start-up listing current with what the watch shows."""
-    references = memo.references
+    references, listing = memo.references, memo.deps.listing
     if is_deletion(event):
         references.instance_gone(body)
-        memo.deps.listing.gone(ObjectKind.AGENT_INSTANCE, *name_of(body))
+        stale = listing.gone(ObjectKind.AGENT_INSTANCE, *name_of(body))
     else:
         references.instance_seen(body)
-        memo.deps.listing.observed(ObjectKind.AGENT_INSTANCE, body)
+        stale = listing.observed(ObjectKind.AGENT_INSTANCE, body)
+    if stale is not None:  # an Agent's resume used an older version of it
+        rerun_stale(stale, memo)
 
 
 @kopf.on.event(*INSTANCES, when=is_deletion)

@@ -33,10 +33,16 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as TransportError
 
-from stigmer_operator.api.kinds import DEFAULT_INSTANCE_LABEL, GROUP, VERSION
+from stigmer_operator.api.kinds import DEFAULT_INSTANCE_LABEL, GROUP, VERSION, Kind
+from stigmer_operator.handlers.common import rerun
 from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.pipeline.kube import ObjectKind
-from stigmer_operator.pipeline.listing import ALL_NAMESPACES, LISTING_TTL, StartupListing
+from stigmer_operator.pipeline.listing import (
+    ALL_NAMESPACES,
+    LISTING_TTL,
+    Controller,
+    StartupListing,
+)
 from stigmer_operator.pipeline.meta import MANAGED_BY
 from stigmer_operator.settings import has_globs
 from stigmer_operator.sweep import watched
@@ -76,14 +82,35 @@ def list_own_objects(memo: OperatorMemo, **_: Any) -> None:
         LISTING_TTL,
     )
     threading.Thread(
-        target=_drop_when_over, args=(listing,), name="startup-listing", daemon=True
+        target=_drop_when_over, args=(memo,), name="startup-listing", daemon=True
     ).start()
 
 
-def _drop_when_over(listing: StartupListing) -> None:
-    """Give the listing's memory back once the resumes at start no longer ask it."""
+def _drop_when_over(memo: OperatorMemo) -> None:
+    """Give the listing's memory back once the resumes at start no longer ask it.
+
+    Then the Agents that were served a default instance kopf's watch never
+    showed (deleted between the two listings) run again.
+    """
+    listing = memo.deps.listing
     while not listing.expire():
         time.sleep(EXPIRY_CHECK_SECONDS)
+    for controller in listing.unseen():
+        rerun_stale(controller, memo)
+
+
+def rerun_stale(controller: Controller, memo: OperatorMemo) -> None:
+    """Re-run (soon, on the retries thread) an Agent whose resume used a stale listed object."""
+    if controller.kind != Kind.AGENT.value:
+        return
+    namespace, name, uid = controller.namespace, controller.name, controller.uid
+    logger.info("Agent %s/%s: re-run, its default instance changed after the start-up listing",
+                namespace, name)  # fmt: skip
+    memo.retries.schedule(
+        (Kind.AGENT, namespace, name),
+        0.0,
+        lambda: rerun(Kind.AGENT, namespace, name, memo, uid=uid),
+    )
 
 
 def load(

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager, ExitStack
 from typing import Any, Generic, NamedTuple, TypeVar, cast
 
+from stigmer_operator import metrics
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2
 from stigmer_operator.pipeline.deps import Deps
@@ -205,7 +206,9 @@ class RequestContext(Generic[M_co]):
         """
         if self.operation is not Operation.RESUME:
             return UNKNOWN
-        return self.deps.listing.take(kind, self._namespace, name)
+        listed = self.deps.listing.take(kind, self._namespace, name)
+        metrics.STARTUP_LISTING.labels(kind.kind, listed.seen.value).inc()
+        return listed
 
     def take_unchanged(self) -> bool:
         """Read and reset the flag set by :meth:`mark_unchanged` (for the Pipeline)."""

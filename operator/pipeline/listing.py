@@ -23,9 +23,11 @@ The listing is a hint, never the truth a write is built on:
   created the object after the listing;
 * anything not listed (another kind, a namespace whose listing failed) is
   **unknown**: read as before;
-* an entry of a kind kopf watches (AgentInstances) is served only after
-  the watch delivered that object, and then as the watch last showed it;
-  a deletion the watch reports removes it;
+* an entry of a kind kopf watches (AgentInstances) is served as the watch
+  last showed it; one served before the watch showed it is checked
+  afterwards: if the watch shows another version, reports it deleted, or
+  never shows it (deleted between the two listings), the run that used it
+  is repeated -- its controller, the Agent, is re-run and reads the API;
 * it **expires** once the resumes at start are over -- every entry used,
   or neither a resume nor the watch used it for ``idle`` seconds (counted
   from the first use: kopf may take a while to start) -- and ``ttl``
@@ -52,7 +54,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from stigmer_operator.pipeline.kube import ObjectKind
+from stigmer_operator.pipeline.kube import ObjectKind, controller_ref
 
 #: Seconds a listing taken at start-up answers resumes, at most.
 LISTING_TTL = 180.0
@@ -73,10 +75,11 @@ _KEPT_METADATA = (
 #: Top-level fields that are not the object's content.
 _DROPPED_TOP = frozenset({"metadata", "apiVersion", "kind"})
 
-#: Kinds kopf watches. A listed entry of these is served only once the watch
-#: delivered the object (:meth:`StartupListing.observed`): kopf lists them
-#: after the start-up listing, so an object deleted in between -- of which
-#: no event ever comes -- is read, not taken for present.
+#: Kinds kopf watches. kopf lists them after the start-up listing, so an
+#: entry may be older than kopf's view, or its object deleted in between
+#: (of which no event ever comes). A served entry the watch later shows at
+#: another version, or never shows, has its controller run again
+#: (:meth:`StartupListing.observed`, :meth:`StartupListing.unseen`).
 WATCHED_KINDS = frozenset({ObjectKind.AGENT, ObjectKind.AGENT_INSTANCE})
 
 #: A cluster-wide listing covers every namespace.
@@ -104,6 +107,16 @@ class Listed:
 
 UNKNOWN = Listed(Seen.UNKNOWN)
 ABSENT = Listed(Seen.ABSENT)
+
+
+class Controller(NamedTuple):
+    """The controller of a served object: whom to re-run when that object was stale."""
+
+    namespace: str
+    kind: str
+    name: str
+    uid: str
+
 
 _Key = tuple[ObjectKind, str, str]
 
@@ -136,6 +149,10 @@ class StartupListing:
         self._covered: dict[ObjectKind, set[str | None]] = {}
         #: Names already answered (an answer is given once).
         self._answered: set[_Key] = set()
+        #: Entries of a watched kind served before the watch showed them: the version served
+        #: and the object's controller. Kept past the end of the listing, until the watch
+        #: shows them or :meth:`unseen` hands them out.
+        self._served_unseen: dict[_Key, tuple[str, Controller | None]] = {}
         self._expires: float | None = None
 
     def add(
@@ -147,8 +164,8 @@ class StartupListing:
         from it are answered :attr:`Seen.ABSENT`. Starts the ``ttl`` clock
         at the first call. Returns how many objects were recorded.
         """
-        confirmed = kind not in WATCHED_KINDS
-        entries = {_key(kind, obj): _entry(obj, confirmed=confirmed) for obj in objects}
+        seen = kind not in WATCHED_KINDS
+        entries = {_key(kind, obj): _entry(obj, seen=seen) for obj in objects}
         with self._guard:
             if self._expires is None:
                 self._expires = self._clock() + self._ttl
@@ -156,27 +173,51 @@ class StartupListing:
             self._covered.setdefault(kind, set()).add(namespace)
         return len(entries)
 
-    def observed(self, kind: ObjectKind, body: Mapping[str, Any]) -> None:
-        """The watch delivered ``body``: a listed entry of it becomes that version, confirmed."""
+    def observed(self, kind: ObjectKind, body: Mapping[str, Any]) -> Controller | None:
+        """The watch delivered ``body``: a listed entry of it becomes that version.
+
+        Returns the object's controller if a run was served an older version
+        of it (the controller must run again), else ``None``.
+        """
         key = _key(kind, body)
         version = str((body.get("metadata") or {}).get("resourceVersion", ""))
         with self._guard:
             self._last_used = self._clock()
+            served = self._served_unseen.pop(key, None)
+            if served is not None:
+                return served[1] if served[0] != version else None
             entry = self._entries.get(key)
             if entry is None:  # not listed, or already used: nothing to keep
-                return
+                return None
             if entry.version == version:  # as listed (the common case): no re-encoding
-                self._entries[key] = entry._replace(confirmed=True)
-                return
-        fresh = _entry(body, confirmed=True)
+                self._entries[key] = entry._replace(seen=True)
+                return None
+        fresh = _entry(body, seen=True)
         with self._guard:
             if key in self._entries:
                 self._entries[key] = fresh
+        return None
 
-    def gone(self, kind: ObjectKind, namespace: str, name: str) -> None:
-        """The watch says the object was deleted: its entry goes (the name is absent now)."""
+    def gone(self, kind: ObjectKind, namespace: str, name: str) -> Controller | None:
+        """The watch says the object was deleted: its entry goes (the name is absent now).
+
+        Returns its controller if a run was served it as present, else ``None``.
+        """
+        key = (kind, namespace, name)
         with self._guard:
-            self._entries.pop((kind, namespace, name), None)
+            self._entries.pop(key, None)
+            served = self._served_unseen.pop(key, None)
+        return served[1] if served is not None else None
+
+    def unseen(self) -> list[Controller]:
+        """Controllers of served objects the watch never showed (deleted after the listing).
+
+        Call once the start-up phase is over (kopf has listed everything by
+        then); they are handed out once.
+        """
+        with self._guard:
+            served, self._served_unseen = self._served_unseen, {}
+        return [controller for _, controller in served.values() if controller is not None]
 
     def take(self, kind: ObjectKind, namespace: str, name: str) -> Listed:
         """The listing's answer for one name; it is given once, then the name is unknown."""
@@ -191,9 +232,10 @@ class StartupListing:
                 self._answered.add(key)
                 if not self._entries:  # every entry used: the start-up phase is over
                     self._clear()
-                if not entry.confirmed:  # the watch has not shown it yet: maybe gone since
-                    return UNKNOWN
-                return Listed(Seen.LISTED, json.loads(entry.body))
+                body = json.loads(entry.body)
+                if not entry.seen:
+                    self._served_unseen[key] = (entry.version, _controller(body))
+                return Listed(Seen.LISTED, body)
             covered = self._covered.get(kind, set())
             if not (namespace in covered or ALL_NAMESPACES in covered):
                 return UNKNOWN
@@ -233,7 +275,8 @@ class StartupListing:
 class _Entry(NamedTuple):
     version: str
     body: bytes
-    confirmed: bool
+    #: Shown by the watch at this version (or of a kind not watched): nothing to check later.
+    seen: bool
 
 
 def _key(kind: ObjectKind, obj: Mapping[str, Any]) -> _Key:
@@ -241,6 +284,15 @@ def _key(kind: ObjectKind, obj: Mapping[str, Any]) -> _Key:
     return (kind, str(metadata["namespace"]), str(metadata["name"]))
 
 
-def _entry(obj: Mapping[str, Any], *, confirmed: bool) -> _Entry:
+def _entry(obj: Mapping[str, Any], *, seen: bool) -> _Entry:
     version = str(obj["metadata"].get("resourceVersion", ""))
-    return _Entry(version, json.dumps(trimmed(obj), separators=(",", ":")).encode(), confirmed)
+    return _Entry(version, json.dumps(trimmed(obj), separators=(",", ":")).encode(), seen)
+
+
+def _controller(obj: Mapping[str, Any]) -> Controller | None:
+    ref = controller_ref(obj)
+    if ref is None:
+        return None
+    namespace = str(obj["metadata"]["namespace"])
+    return Controller(namespace, str(ref.get("kind", "")), str(ref.get("name", "")),
+                      str(ref.get("uid", "")))  # fmt: skip

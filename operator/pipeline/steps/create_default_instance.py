@@ -26,9 +26,9 @@ so the step reads before it creates. For a just-created Agent it creates
 first and reads only if the name is taken: one request instead of two. On
 a resume at start-up the listing taken then
 (:mod:`~stigmer_operator.pipeline.listing`) stands in for the read: an
-instance listed as this Agent's is kept without a request (its readiness
-as listed; a flip after the listing re-runs the Agent, which then reads),
-one missing is created first, and anything else is read as usual.
+instance listed as this Agent's is kept without a request (as listed; if
+the watch shows later that it changed or went, the Agent runs again and
+reads), one missing is created first, and anything else is read as usual.
 """
 
 from __future__ import annotations

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import kubernetes
 import pytest
 from pipeline_world import World, agent_manifest, instance_manifest
 
 from stigmer_operator.api.kinds import Kind
+from stigmer_operator.handlers.agent_instance import instance_observed
+from stigmer_operator.handlers.common import reconcile
+from stigmer_operator.handlers.memo import OperatorMemo
+from stigmer_operator.handlers.retries import Retries
+from stigmer_operator.handlers.startup_listing import rerun_stale
+from stigmer_operator.pipeline.conditions import ConditionType, is_true
 from stigmer_operator.pipeline.context import Operation
 from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.keys import DEFAULT_INSTANCE_READY
 from stigmer_operator.pipeline.kube import ObjectKind
 from stigmer_operator.pipeline.kube_recording import Call
-from stigmer_operator.pipeline.listing import ABSENT, UNKNOWN, Seen, StartupListing
+from stigmer_operator.pipeline.listing import (
+    ABSENT,
+    UNKNOWN,
+    Controller,
+    Seen,
+    StartupListing,
+)
+from stigmer_operator.pipeline.meta import conditions_of
+from stigmer_operator.settings import OperatorSettings
 
 IAM = (ObjectKind.SERVICE_ACCOUNT, ObjectKind.ROLE, ObjectKind.ROLE_BINDING)
 SA = "support-bot-prod-agent"
@@ -120,29 +136,47 @@ def test_once_every_entry_is_used_the_listing_is_over() -> None:
     assert listing.take(ObjectKind.ROLE, "team-a", "other") == UNKNOWN
 
 
-def test_a_watched_kind_is_served_only_once_the_watch_showed_it() -> None:
+def owned_instance(name: str, version: str) -> dict[str, Any]:
+    body = instance_manifest(name)
+    body["metadata"].update(uid=f"uid-{name}", resourceVersion=version)
+    body["metadata"]["ownerReferences"] = [
+        {"kind": "Agent", "name": name.removesuffix("-default"), "uid": "agent-uid",
+         "controller": True}
+    ]  # fmt: skip
+    return body
+
+
+def test_a_watched_kind_served_before_the_watch_showed_it_is_checked_afterwards() -> None:
     listing = StartupListing()
-    listed = instance_manifest("seen")
-    listed["metadata"].update(uid="u1", resourceVersion="5")
-    unseen = instance_manifest("unseen")
-    unseen["metadata"].update(uid="u2", resourceVersion="6")
-    deleted = instance_manifest("deleted")
-    deleted["metadata"].update(uid="u3", resourceVersion="7")
-    listing.add(ObjectKind.AGENT_INSTANCE, "team-a", [listed, unseen, deleted])
+    names = ("seen-default", "same-default", "changed-default", "deleted-default", "gap-default")
+    listing.add(ObjectKind.AGENT_INSTANCE, "team-a", [owned_instance(n, "5") for n in names])
 
-    newer = instance_manifest("seen")
-    newer["metadata"].update(uid="u1", resourceVersion="9")
+    newer = owned_instance("seen-default", "9")
     newer["status"] = {"id": "ain-1"}
-    listing.observed(ObjectKind.AGENT_INSTANCE, newer)
-    listing.gone(ObjectKind.AGENT_INSTANCE, "team-a", "deleted")
-
-    assert listing.take(ObjectKind.AGENT_INSTANCE, "team-a", "deleted") == ABSENT
-    # Deleted after the listing, and kopf's own listing never showed it: read, not trusted.
-    assert listing.take(ObjectKind.AGENT_INSTANCE, "team-a", "unseen") == UNKNOWN
-    served = listing.take(ObjectKind.AGENT_INSTANCE, "team-a", "seen")
+    assert listing.observed(ObjectKind.AGENT_INSTANCE, newer) is None  # before any run used it
+    served = listing.take(ObjectKind.AGENT_INSTANCE, "team-a", "seen-default")
     assert served.body is not None
     assert served.body["metadata"]["resourceVersion"] == "9"  # as the watch last showed it
     assert served.body["status"] == {"id": "ain-1"}
+
+    for name in names[1:]:  # used before the watch showed them
+        assert listing.take(ObjectKind.AGENT_INSTANCE, "team-a", name).seen is Seen.LISTED
+    same = listing.observed(ObjectKind.AGENT_INSTANCE, owned_instance("same-default", "5"))
+    changed = listing.observed(ObjectKind.AGENT_INSTANCE, owned_instance("changed-default", "6"))
+    deleted = listing.gone(ObjectKind.AGENT_INSTANCE, "team-a", "deleted-default")
+    assert same is None
+    assert changed == Controller("team-a", "Agent", "changed", "agent-uid")
+    assert deleted == Controller("team-a", "Agent", "deleted", "agent-uid")
+    # Never shown by the watch: deleted between the start-up listing and kopf's own.
+    assert listing.unseen() == [Controller("team-a", "Agent", "gap", "agent-uid")]
+    assert listing.unseen() == []
+
+
+def test_a_deleted_instance_the_watch_reports_before_any_run_is_absent() -> None:
+    listing = StartupListing()
+    listing.add(ObjectKind.AGENT_INSTANCE, "team-a", [owned_instance(n, "5") for n in "ab"])
+    assert listing.gone(ObjectKind.AGENT_INSTANCE, "team-a", "a") is None
+    assert listing.take(ObjectKind.AGENT_INSTANCE, "team-a", "a") == ABSENT
 
 
 def test_the_watch_adds_nothing_that_was_not_listed() -> None:
@@ -262,3 +296,55 @@ def test_a_new_agent_at_start_creates_its_instance_without_a_read(world: World) 
     world.run(Kind.AGENT, "support-bot", op=Operation.RESUME)
     instance_calls = [c.method for c in requests(world, before) if c.kind == "AgentInstance"]
     assert instance_calls == ["create_agent_instance"]
+
+
+# -- the handlers: an Agent that used a stale listed instance runs again -----------------
+def _memo(world: World) -> OperatorMemo:
+    return OperatorMemo(
+        world.deps,
+        OperatorSettings(),
+        kubernetes.client.ApiClient(),
+        retries=Retries(clock=lambda: 0.0, autostart=False),
+    )
+
+
+def _agent_ready(world: World) -> bool:
+    return is_true(conditions_of(world.current(Kind.AGENT, "support-bot")), ConditionType.READY)
+
+
+def test_an_agent_that_used_an_older_listed_instance_runs_again(world: World) -> None:
+    world.agent()  # its default instance is not Ready yet
+    world.restart()
+    memo = _memo(world)
+    instance = world.current(Kind.AGENT_INSTANCE, "support-bot-default")
+    world.deps.listing.add(ObjectKind.AGENT_INSTANCE, "team-a", [instance])
+    # The Agent's resume runs before kopf's watch showed the instance: as listed, not Ready.
+    reconcile(Kind.AGENT, Operation.RESUME, world.current(Kind.AGENT, "support-bot"), memo)
+    assert not _agent_ready(world)
+
+    # It turned Ready between the two listings: kopf's first sight is no readiness flip.
+    world.mark_ready(Kind.AGENT_INSTANCE, "support-bot-default")
+    newer = world.current(Kind.AGENT_INSTANCE, "support-bot-default")
+    newer["metadata"]["resourceVersion"] += "0"  # the API versions every change
+    asyncio.run(instance_observed(event={"type": None, "object": newer}, body=newer, memo=memo))
+
+    assert memo.retries.run_due() == 1
+    assert _agent_ready(world)
+
+
+def test_an_agent_served_an_instance_deleted_between_the_listings_recreates_it(
+    world: World,
+) -> None:
+    world.agent()
+    world.restart()
+    memo = _memo(world)
+    instance = world.current(Kind.AGENT_INSTANCE, "support-bot-default")
+    world.deps.listing.add(ObjectKind.AGENT_INSTANCE, "team-a", [instance])
+    world.kube.remove(ObjectKind.AGENT_INSTANCE, "team-a", "support-bot-default")
+    reconcile(Kind.AGENT, Operation.RESUME, world.current(Kind.AGENT, "support-bot"), memo)
+    assert (ObjectKind.AGENT_INSTANCE, "team-a", "support-bot-default") not in world.kube.objects
+
+    for controller in world.deps.listing.unseen():  # what ends the start-up phase does
+        rerun_stale(controller, memo)
+    assert memo.retries.run_due() == 1
+    assert (ObjectKind.AGENT_INSTANCE, "team-a", "support-bot-default") in world.kube.objects
