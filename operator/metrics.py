@@ -44,7 +44,7 @@ RECONCILES = Counter(
 STARTUP_LISTING = Counter(
     "stigmer_startup_listing_answers_total",
     "What the start-up listing answered the resumes, by kind and answer "
-    "(listed, absent: no read needed; unconfirmed, unknown: read from the API).",
+    "(listed, absent: no read needed; unknown: read from the API).",
     ["kind", "answer"],
     registry=REGISTRY,
 )
