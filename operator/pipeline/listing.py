@@ -31,8 +31,8 @@ The listing is a hint, never the truth a write is built on:
 * it **expires** once the resumes at start are over -- every entry used,
   or neither a resume nor the watch used it for ``idle`` seconds (counted
   from the first use: kopf may take a while to start) -- and ``ttl``
-  seconds after it was taken at the latest (an object changed after the listing is then
-  read fresh).
+  seconds after it was taken at the latest; from then on every read goes
+  to the API.
 
 Memory stays bounded: an entry keeps only what the comparisons read
 (identity, labels, owners, deletion mark, and the fields below ``metadata``
