@@ -41,6 +41,13 @@ RECONCILES = Counter(
     ["kind", "operation", "result"],
     registry=REGISTRY,
 )
+STARTUP_LISTING = Counter(
+    "stigmer_startup_listing_answers_total",
+    "What the start-up listing answered the resumes, by kind and answer "
+    "(listed, absent: no read needed; unknown: read from the API).",
+    ["kind", "answer"],
+    registry=REGISTRY,
+)
 API_WRITES = Counter(
     "stigmer_kubernetes_writes_total",
     "Writes the operator sent to the Kubernetes API, by verb and resource.",

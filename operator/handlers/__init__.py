@@ -2,9 +2,10 @@
 
 Start with :mod:`.agent` and :mod:`.agent_instance`: their docstrings are
 each kind's whole lifecycle. :mod:`.startup` configures kopf and sweeps the
-mirror when the operator starts.
+mirror when the operator starts; :mod:`.startup_listing` lists the
+operator's own objects once for the resumes at start.
 """
 
-from stigmer_operator.handlers import agent, agent_instance, startup
+from stigmer_operator.handlers import agent, agent_instance, startup, startup_listing
 
-__all__ = ["agent", "agent_instance", "startup"]
+__all__ = ["agent", "agent_instance", "startup", "startup_listing"]

@@ -18,7 +18,10 @@ its Agent does not exist yet       Ready=False, reason AgentNotFound, no retry
                                    loop: the Agent's handlers re-run it when
                                    the Agent appears (see :mod:`.agent`)
 any instance event                 :class:`.References` records which Agent it
-                                   references and whether it waits for it
+                                   references and whether it waits for it;
+                                   the start-up listing takes that version
+                                   (an Agent whose resume used an older one
+                                   is re-run)
 a default instance is deleted, or  agent-resume pipeline for the owner Agent:
 its Ready condition flips          recreates the instance / updates Ready
                                    (a new default instance is reconciled in
@@ -53,9 +56,10 @@ from stigmer_operator.handlers.common import (
 )
 from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.handlers.references import name_of
+from stigmer_operator.handlers.startup_listing import rerun_stale
 from stigmer_operator.pipeline.conditions import ConditionType, is_true
 from stigmer_operator.pipeline.context import Operation
-from stigmer_operator.pipeline.kube import controller_ref
+from stigmer_operator.pipeline.kube import ObjectKind, controller_ref
 from stigmer_operator.pipeline.meta import conditions_of
 from stigmer_operator.pipeline.steps.reconcile_default_instance import never_reconciled
 
@@ -64,12 +68,16 @@ from stigmer_operator.pipeline.steps.reconcile_default_instance import never_rec
 async def instance_observed(
     event: kopf.RawEvent, body: kopf.Body, memo: OperatorMemo, **_: Any
 ) -> None:
-    """Keep :class:`.References` current: which Agent does this instance reference?"""
-    references = memo.references
+    """Keep :class:`.References` and the start-up listing current with what the watch shows."""
+    references, listing = memo.references, memo.deps.listing
     if is_deletion(event):
         references.instance_gone(body)
+        stale = listing.gone(ObjectKind.AGENT_INSTANCE, *name_of(body))
     else:
         references.instance_seen(body)
+        stale = listing.observed(ObjectKind.AGENT_INSTANCE, body)
+    if stale is not None:  # an Agent's resume used an older version of it
+        rerun_stale(stale, memo)
 
 
 @kopf.on.event(*INSTANCES, when=is_deletion)

@@ -22,10 +22,13 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager, ExitStack
 from typing import Any, Generic, NamedTuple, TypeVar, cast
 
+from stigmer_operator import metrics
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.api.v1 import agent_instance_pb2, agent_pb2
 from stigmer_operator.pipeline.deps import Deps
 from stigmer_operator.pipeline.frozen import FrozenObject, freeze_object, mapping_at, str_at
+from stigmer_operator.pipeline.kube import ObjectKind
+from stigmer_operator.pipeline.listing import UNKNOWN, Listed
 
 V = TypeVar("V")
 M_co = TypeVar("M_co", bound=Resource, covariant=True)
@@ -194,6 +197,18 @@ class RequestContext(Generic[M_co]):
         held, self._held = self._held, None
         if held is not None:
             held.close()
+
+    def listed(self, kind: ObjectKind, name: str) -> Listed:
+        """What the start-up listing says about ``name`` in this object's namespace.
+
+        Only a resume is answered, each name once (see :mod:`.listing`); any
+        other run reads the API.
+        """
+        if self.operation is not Operation.RESUME:
+            return UNKNOWN
+        listed = self.deps.listing.take(kind, self._namespace, name)
+        metrics.STARTUP_LISTING.labels(kind.kind, listed.seen.value).inc()
+        return listed
 
     def take_unchanged(self) -> bool:
         """Read and reset the flag set by :meth:`mark_unchanged` (for the Pipeline)."""

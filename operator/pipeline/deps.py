@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from stigmer_operator.api.kinds import Kind
 from stigmer_operator.pipeline.kube import KubeEffects
+from stigmer_operator.pipeline.listing import StartupListing
 from stigmer_operator.pipeline.locks import KeyedLocks
 from stigmer_operator.pipeline.orgs import NamespaceOrgs
 from stigmer_operator.pipeline.outbox import Outbox
@@ -90,3 +91,5 @@ class Deps:
     slug_locks: KeyedLocks = field(default_factory=KeyedLocks)
     #: Who takes over the children a pipeline creates (``None``: their own reconciles).
     children: Children | None = None
+    #: The operator's own objects as listed at start-up (see :mod:`.listing`).
+    listing: StartupListing = field(default_factory=StartupListing)

@@ -61,7 +61,8 @@ CHANGE: Key[store_pb2.ChangeLogEntry] = Key("change")
 MIRROR_BEHIND: Key[str] = Key("mirror_behind")
 #: CreateIamPolicies (AgentInstance): the ServiceAccount name.
 SERVICE_ACCOUNT: Key[str] = Key("service_account")
-#: CreateDefaultInstance: the default AgentInstance object as read/created.
+#: CreateDefaultInstance: the default AgentInstance object as read, created or listed at
+#: start-up (listed: without managedFields and annotations, see :mod:`.listing`).
 DEFAULT_INSTANCE: Key[Mapping[str, Any]] = Key("default_instance")
 #: UpdateAgentStatusWithDefaultInstance: whether the default instance is Ready.
 DEFAULT_INSTANCE_READY: Key[bool] = Key("default_instance_ready")

@@ -277,6 +277,17 @@ def apply_patch(
     return patch or None
 
 
+def already_applied(
+    kind: ObjectKind, existing: Mapping[str, Any], desired: Mapping[str, Any]
+) -> bool:
+    """Would ``apply_owned(kind, desired)`` leave ``existing`` as it is, without an error?"""
+    try:
+        check_controller(kind, existing, desired)
+    except AlreadyExists:
+        return False
+    return apply_patch(kind, existing, desired) is None
+
+
 def check_controller(
     kind: ObjectKind, existing: Mapping[str, Any], desired: Mapping[str, Any]
 ) -> None:

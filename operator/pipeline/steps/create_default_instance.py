@@ -29,7 +29,12 @@ compares must then be exactly what the API server stores.
 
 On a resume or an update -- the common case -- the instance already exists,
 so the step reads before it creates. For a just-created Agent it creates
-first and reads only if the name is taken: one request instead of two.
+first and reads only if the name is taken: one request instead of two. On
+a resume at start-up the listing taken then
+(:mod:`~stigmer_operator.pipeline.listing`) stands in for the read: an
+instance listed as this Agent's is kept without a request (as listed; if
+the watch shows later that it changed or went, the Agent runs again and
+reads), one missing is created first, and anything else is read as usual.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.frozen import str_at
 from stigmer_operator.pipeline.keys import DEFAULT_INSTANCE
 from stigmer_operator.pipeline.kube import AlreadyExists, ObjectKind, controller_ref
+from stigmer_operator.pipeline.listing import Seen
 from stigmer_operator.pipeline.meta import MANAGED_BY
 from stigmer_operator.pipeline.naming import default_instance_name, label_value
 
@@ -64,7 +70,11 @@ class CreateDefaultInstance:
         if ctx.kind is not Kind.AGENT:
             raise TypeError("CreateDefaultInstance runs for Agents only")
         name = default_instance_name(ctx.name)
-        if ctx.operation is not Operation.CREATE:
+        listed = ctx.listed(ObjectKind.AGENT_INSTANCE, name)
+        if listed.body is not None and _owned(ctx, listed.body):
+            _keep_existing(ctx, listed.body)
+            return
+        if ctx.operation is not Operation.CREATE and listed.seen is not Seen.ABSENT:
             existing = ctx.deps.kube.get(ObjectKind.AGENT_INSTANCE, ctx.namespace, name)
             if existing is not None:
                 _keep_existing(ctx, existing)
@@ -122,10 +132,15 @@ def _keep_existing(ctx: RequestContext[Resource], existing: Mapping[str, Any]) -
     ctx.values.put(DEFAULT_INSTANCE, existing)
 
 
-def _check_owned(ctx: RequestContext[Resource], existing: Mapping[str, Any]) -> None:
+def _owned(ctx: RequestContext[Resource], existing: Mapping[str, Any]) -> bool:
     owner = controller_ref(existing)
-    if owner is not None and owner.get("uid") == ctx.uid:
+    return owner is not None and owner.get("uid") == ctx.uid
+
+
+def _check_owned(ctx: RequestContext[Resource], existing: Mapping[str, Any]) -> None:
+    if _owned(ctx, existing):
         return
+    owner = controller_ref(existing)
     name = str_at(existing, "metadata", "name")
     where = f"AgentInstance {ctx.namespace}/{name} already exists but is not owned by this Agent"
     if (

@@ -19,7 +19,10 @@ Authorize reads when an AgentInstance references the Agent.
 Both are create-or-update and skip the write when nothing differs; for a
 just-created instance the three objects are created without reading them
 first (three GETs fewer per new instance; a taken name is read after the
-409). An
+409). On a resume at start-up the listing taken then
+(:mod:`~stigmer_operator.pipeline.listing`) stands in for the reads: a
+listed object already as wanted costs no request, one missing is created
+first, and any other is read and written as usual. An
 existing object of that name controlled by someone else is left alone:
 ``IamConflict`` -- retryable when its controller is a former AgentInstance
 of the same name (the garbage collector is about to delete it), permanent
@@ -52,8 +55,10 @@ from stigmer_operator.pipeline.kube import (
     ApplyResult,
     Conflict,
     ObjectKind,
+    already_applied,
     controller_ref,
 )
+from stigmer_operator.pipeline.listing import Seen
 from stigmer_operator.pipeline.meta import MANAGED_BY
 from stigmer_operator.pipeline.mirror import mirror_write
 from stigmer_operator.pipeline.naming import label_value, service_account_name
@@ -159,8 +164,12 @@ def iam_metadata(ctx: RequestContext[Resource], name: str) -> dict[str, Any]:
 
 
 def _apply(ctx: RequestContext[Resource], kind: ObjectKind, body: dict[str, Any]) -> ApplyResult:
+    listed = ctx.listed(kind, body["metadata"]["name"])
+    if listed.body is not None and already_applied(kind, listed.body, _manifest(kind, body)):
+        return ApplyResult.UNCHANGED
+    likely_absent = ctx.operation is Operation.CREATE or listed.seen is Seen.ABSENT
     try:
-        return _apply_owned(ctx, kind, body, likely_absent=ctx.operation is Operation.CREATE)
+        return _apply_owned(ctx, kind, body, likely_absent=likely_absent)
     except AlreadyExists as exc:
         if not _orphan_of_former_self(ctx, exc.existing):
             raise _conflict(ctx, exc) from exc
@@ -182,11 +191,11 @@ def _apply(ctx: RequestContext[Resource], kind: ObjectKind, body: dict[str, Any]
 def _apply_owned(
     ctx: RequestContext[Resource], kind: ObjectKind, body: dict[str, Any], *, likely_absent: bool
 ) -> ApplyResult:
-    return ctx.deps.kube.apply_owned(
-        kind,
-        {"apiVersion": kind.api_version, "kind": kind.kind, **body},
-        likely_absent=likely_absent,
-    )
+    return ctx.deps.kube.apply_owned(kind, _manifest(kind, body), likely_absent=likely_absent)
+
+
+def _manifest(kind: ObjectKind, body: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": kind.api_version, "kind": kind.kind, **body}
 
 
 def _controlled_by_former_self(ctx: RequestContext[Resource], existing: Mapping[str, Any]) -> bool:

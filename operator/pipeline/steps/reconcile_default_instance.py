@@ -20,9 +20,10 @@ from typing import Any
 
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.pipeline.conditions import ConditionType, find_condition
-from stigmer_operator.pipeline.context import RequestContext
+from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.frozen import str_at
 from stigmer_operator.pipeline.keys import DEFAULT_INSTANCE
+from stigmer_operator.pipeline.kube import ObjectKind
 from stigmer_operator.pipeline.meta import conditions_of
 
 
@@ -37,6 +38,15 @@ class ReconcileDefaultInstance:
         if children is None or not never_reconciled(instance):
             ctx.mark_unchanged()
             return
+        if ctx.operation is not Operation.CREATE:
+            # Not the object this run created: perhaps the start-up listing's
+            # trimmed copy (no annotations), which must not be mirrored as is.
+            name = str_at(instance, "metadata", "name")
+            fresh = ctx.deps.kube.get(ObjectKind.AGENT_INSTANCE, ctx.namespace, name)
+            if fresh is None or not never_reconciled(fresh):
+                ctx.mark_unchanged()
+                return
+            instance = fresh
         reconciled = children.reconcile(Kind.AGENT_INSTANCE, instance)
         if reconciled is not None:
             ctx.values.put(DEFAULT_INSTANCE, reconciled)
