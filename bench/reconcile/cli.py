@@ -84,6 +84,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=[],
         help="with --image: a helm --set for the chart, e.g. resources.limits.memory=256Mi",
     )
+    parser.add_argument(
+        "--tracemalloc",
+        type=Path,
+        help="the operator writes tracemalloc snapshots here every 10 s "
+        "(bench/tracemalloc_summary.py reads them; process mode only)",
+    )
     parser.add_argument("--workdir", type=Path, help="keep the control plane and store here")
     parser.add_argument(
         "--hold", type=float, default=0, help="keep everything running this long at the end"

@@ -73,6 +73,9 @@ class Bench:
             return self._start_container()
         args = [f"--namespace={ns}" for ns in WATCHED] + list(self.args.operator_arg)
         env = dict(item.split("=", 1) for item in self.args.operator_env)
+        if self.args.tracemalloc:
+            env["PYTHONPATH"] = str(Path(__file__).parent / "tracemalloc_site")
+            env["STIGMER_BENCH_TRACEMALLOC"] = str(self.args.tracemalloc.resolve())
         process = OperatorProcess(
             self.plane.admin_kubeconfig,
             self.store_path,
