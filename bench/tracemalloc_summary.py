@@ -28,7 +28,7 @@ PLUMBING = ("asyncio", "json", "threading", "concurrent", "copy", "functools", "
 
 def owner(trace: tracemalloc.Trace) -> str:
     """``package: function`` of the innermost frame that is not plumbing."""
-    frames = list(trace.traceback)  # most recent call first
+    frames = list(reversed(trace.traceback))  # tracemalloc lists the oldest first
     for frame in frames:
         name = frame.filename
         if name.startswith(STDLIB) and any(f"/{p}" in name[len(STDLIB) :] for p in PLUMBING):

@@ -87,7 +87,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--tracemalloc",
         type=Path,
-        help="the operator writes tracemalloc snapshots here every 10 s "
+        help="the operator writes tracemalloc snapshots here every 20 s "
         "(bench/tracemalloc_summary.py reads them; process mode only)",
     )
     parser.add_argument("--workdir", type=Path, help="keep the control plane and store here")

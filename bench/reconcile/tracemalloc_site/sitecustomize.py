@@ -1,9 +1,11 @@
 """Loaded by the operator's interpreter when the bench passes ``--tracemalloc DIR``.
 
 The bench puts this folder on the operator's ``PYTHONPATH``, so Python
-imports it at start-up, before ``stigmer_operator``: tracemalloc traces from
-the first allocation, and a daemon thread writes a snapshot every
-``STIGMER_BENCH_TRACEMALLOC_EVERY`` seconds into ``STIGMER_BENCH_TRACEMALLOC``.
+imports it at start-up, before ``stigmer_operator``. A daemon thread starts
+tracemalloc once the imports are done (``STIGMER_BENCH_TRACEMALLOC_START``
+seconds; tracing them would take minutes on a busy machine), then writes a
+snapshot every ``STIGMER_BENCH_TRACEMALLOC_EVERY`` seconds into
+``STIGMER_BENCH_TRACEMALLOC``: what the operator allocates while it works.
 ``bench/tracemalloc_summary.py`` compares them. Nothing happens without the
 variable. Tracing costs CPU and memory: use it for where, not for how much.
 """
@@ -19,7 +21,9 @@ from pathlib import Path
 _DIRECTORY = os.environ.get("STIGMER_BENCH_TRACEMALLOC")
 
 
-def _dump_every(directory: Path, every: float) -> None:
+def _dump_every(directory: Path, start: float, every: float, frames: int) -> None:
+    time.sleep(start)
+    tracemalloc.start(frames)
     started = time.monotonic()
     while True:
         time.sleep(every)
@@ -31,6 +35,7 @@ def _dump_every(directory: Path, every: float) -> None:
 if _DIRECTORY:
     _path = Path(_DIRECTORY)
     _path.mkdir(parents=True, exist_ok=True)
-    tracemalloc.start(int(os.environ.get("STIGMER_BENCH_TRACEMALLOC_FRAMES", "12")))
-    _every = float(os.environ.get("STIGMER_BENCH_TRACEMALLOC_EVERY", "10"))
-    threading.Thread(target=_dump_every, args=(_path, _every), daemon=True).start()
+    _start = float(os.environ.get("STIGMER_BENCH_TRACEMALLOC_START", "15"))
+    _every = float(os.environ.get("STIGMER_BENCH_TRACEMALLOC_EVERY", "20"))
+    _frames = int(os.environ.get("STIGMER_BENCH_TRACEMALLOC_FRAMES", "8"))
+    threading.Thread(target=_dump_every, args=(_path, _start, _every, _frames), daemon=True).start()
