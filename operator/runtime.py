@@ -56,6 +56,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--peering", help="kopf peering name; empty = standalone")
     parser.add_argument("--priority", type=int)
     parser.add_argument("--max-workers", type=int)
+    parser.add_argument(
+        "--worker-limit", type=int, help="objects per kind and namespace processed at once; 0: all"
+    )
+    parser.add_argument(
+        "--worker-idle-seconds", type=float, help="a worker without events frees its slot after"
+    )
     parser.add_argument("--sweep-interval", type=float, help="seconds; 0: only at start-up")
     parser.add_argument(
         "--rebuild-store",
@@ -79,6 +85,8 @@ def _run_command(args: argparse.Namespace) -> int:
         "peering",
         "priority",
         "max_workers",
+        "worker_limit",
+        "worker_idle_seconds",
         "sweep_interval",
         "rebuild_store",
         *maintenance.FIELDS,

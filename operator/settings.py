@@ -23,6 +23,18 @@ class LogFormat(enum.StrEnum):
     TEXT = "text"
 
 
+#: Per-object workers running at once, per watched kind and namespace (kopf's
+#: ``queueing.worker_limit``). Every running worker holds its object's watch
+#: bodies and handler state while it waits for a handler thread; a queued one
+#: costs only its raw events. A few times ``max_workers``, so that workers
+#: waiting for kopf's consistency or for their next event do not leave the
+#: thread pool idle.
+WORKER_LIMIT = 32
+#: kopf's ``queueing.idle_timeout`` (its default is 5 s): a worker whose
+#: object has no more events exits after this, giving its slot to the next.
+WORKER_IDLE_SECONDS = 0.5
+
+
 class OperatorSettings(BaseSettings):
     """Everything ``stigmer-operator run`` can be told."""
 
@@ -50,6 +62,20 @@ class OperatorSettings(BaseSettings):
         description="Wipe the store and rebuild it from the cluster (history is lost).",
     )
     max_workers: int = Field(default=8, ge=1, le=256, description="Threads for sync handlers.")
+    worker_limit: int = Field(
+        default=WORKER_LIMIT,
+        ge=0,
+        description=(
+            "Objects of one kind (per watched namespace) being processed at once; the others "
+            "wait as queued watch events. Bounds memory under a backlog; 0: no limit."
+        ),
+    )
+    worker_idle_seconds: float = Field(
+        default=WORKER_IDLE_SECONDS,
+        gt=0,
+        description="Seconds a processed object's worker waits for more events before it frees "
+        "its slot.",
+    )
     history_max_versions: int = Field(
         default=50, ge=0, description="Versions kept per resource, newest first; 0 keeps all."
     )

@@ -20,7 +20,7 @@ from . import __doc__ as PACKAGE_DOC
 from .client import Api
 from .common import REPO_ROOT, WATCHED, log
 from .phases import PHASES, Bench
-from .procstats import loadavg, rss_mb
+from .procstats import MemorySampler, loadavg
 from .report import plot, report
 
 
@@ -74,6 +74,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=[],
         help="NAME=VALUE for the operator's environment (repeatable)",
     )
+    parser.add_argument(
+        "--image",
+        help="run the operator from this image as the chart's Pod, under its memory limit",
+    )
+    parser.add_argument(
+        "--chart-set",
+        action="append",
+        default=[],
+        help="with --image: a helm --set for the chart, e.g. resources.limits.memory=256Mi",
+    )
+    parser.add_argument(
+        "--tracemalloc",
+        type=Path,
+        help="the operator writes tracemalloc snapshots here every 20 s "
+        "(bench/tracemalloc_summary.py reads them; process mode only)",
+    )
     parser.add_argument("--workdir", type=Path, help="keep the control plane and store here")
     parser.add_argument(
         "--hold", type=float, default=0, help="keep everything running this long at the end"
@@ -124,30 +140,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                 api.ensure_namespace(namespace)
             bench = Bench(args, plane, api, workdir / "store", results=results)
             results["controlplane_seconds"] = plane.startup_seconds
-            process = bench.start_operator()
-            try:
-                time.sleep(args.quiet)  # let kopf settle after its initial listings
-                results["idle_rss_mb"] = rss_mb(process.pid).get("VmRSS", math.nan)
-                for phase in PHASES:
-                    if phase in args.phases:
-                        began = time.monotonic()
-                        getattr(bench, phase)()
-                        results.setdefault("phase_seconds", {})[phase] = time.monotonic() - began
-                if args.hold:
-                    log(
-                        f"--hold: operator pid {bench.operator.pid if bench.operator else '-'}, "
-                        f"KUBECONFIG={plane.admin_kubeconfig}; holding {args.hold:g} s"
-                    )
-                    time.sleep(args.hold)
-            finally:
-                if bench.operator is not None:
-                    bench.operator.stop(timeout=60)
-                    if bench.operator.returncode not in (0, None):
+            with MemorySampler(bench.memory_now) as bench.sampler:
+                try:
+                    bench.start_operator()
+                    time.sleep(args.quiet)  # let kopf settle after its initial listings
+                    results["idle_memory"] = bench.memory_phase()
+                    results["idle_rss_mb"] = results["idle_memory"]["now"].get("rss", math.nan)
+                    for phase in PHASES:
+                        if phase in args.phases:
+                            began = time.monotonic()
+                            getattr(bench, phase)()
+                            results.setdefault("phase_seconds", {})[phase] = (
+                                time.monotonic() - began
+                            )
+                    if args.hold:
                         log(
-                            f"operator exited with {bench.operator.returncode}:\n"
-                            f"{bench.operator.log_tail(40)}"
+                            f"--hold: operator pid {bench.operator and bench.operator.pid}, "
+                            f"KUBECONFIG={plane.admin_kubeconfig}; holding {args.hold:g} s"
                         )
-                        failed = True
+                        time.sleep(args.hold)
+                finally:
+                    if bench.operator is not None:
+                        bench.operator.stop(timeout=60)
+                        if bench.operator.returncode not in (0, None):
+                            log(
+                                f"operator exited with {bench.operator.returncode}:\n"
+                                f"{bench.operator.log_tail(40)}"
+                            )
+                            failed = True
     except Exception:
         failed = True
         raise

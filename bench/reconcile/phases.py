@@ -37,7 +37,9 @@ from .common import (
     log,
     percentile,
 )
+from .container import ContainerOperator, announce
 from .procstats import (
+    MemorySampler,
     PySpy,
     cpu_seconds,
     loadavg,
@@ -59,14 +61,21 @@ class Bench:
     plane: ControlPlane
     api: Api
     store_path: Path
-    operator: OperatorProcess | None = None
+    operator: OperatorProcess | ContainerOperator | None = None
     results: dict[str, Any] = field(default_factory=dict)
     agents_created: dict[str, int] = field(default_factory=dict)  # namespace -> count
+    container: ContainerOperator | None = None
+    sampler: MemorySampler | None = None
 
     # -- operator lifecycle
-    def start_operator(self) -> OperatorProcess:
+    def start_operator(self) -> OperatorProcess | ContainerOperator:
+        if self.args.image:
+            return self._start_container()
         args = [f"--namespace={ns}" for ns in WATCHED] + list(self.args.operator_arg)
         env = dict(item.split("=", 1) for item in self.args.operator_env)
+        if self.args.tracemalloc:
+            env["PYTHONPATH"] = str(Path(__file__).parent / "tracemalloc_site")
+            env["STIGMER_BENCH_TRACEMALLOC"] = str(self.args.tracemalloc.resolve())
         process = OperatorProcess(
             self.plane.admin_kubeconfig,
             self.store_path,
@@ -78,6 +87,47 @@ class Bench:
         self.operator = process  # before start: an interrupted start is still stopped
         process.start()
         return process
+
+    def _start_container(self) -> ContainerOperator:
+        """The chart's Pod from ``--image``; the same store volume on every start."""
+        if self.container is None:
+            self.container = ContainerOperator(
+                self.plane,
+                self.args.image,
+                self.store_path.parent / "pod",
+                extra_args=list(self.args.operator_arg),
+                chart_values=list(self.args.chart_set),
+            )
+            self.store_path = self.container.store_path
+            announce(self.container)
+        self.operator = self.container
+        self.container.start()
+        return self.container
+
+    def memory_now(self) -> dict[str, float]:
+        """The operator's VmRSS and, in a container, its cgroup's figures (MiB)."""
+        if self.operator is None:
+            return {}
+        values = {"rss": rss_mb(self.operator.pid).get("VmRSS", math.nan)}
+        if isinstance(self.operator, ContainerOperator):
+            cgroup = self.operator.cgroup_memory()
+            if cgroup is not None:
+                values |= {
+                    "cgroup_usage": cgroup.usage,
+                    "cgroup_working_set": cgroup.working_set,
+                    "cgroup_rss": cgroup.rss,
+                }
+        return values
+
+    def memory_phase(self) -> dict[str, Any]:
+        """Peak memory since the last call and the settled values now, plus any OOM kill."""
+        record: dict[str, Any] = self.sampler.take() if self.sampler else {"now": self.memory_now()}
+        if self.operator is not None:
+            record["hwm"] = rss_mb(self.operator.pid).get("VmHWM", math.nan)
+        if isinstance(self.operator, ContainerOperator):
+            record |= self.operator.oom_record()
+            record["limit"] = self.operator.memory_limit_mb
+        return record
 
     def quiet_operator(self, timeout: float = 120.0) -> float:
         """Wait until the operator stops writing and reconciling."""
@@ -99,6 +149,7 @@ class Bench:
         api_before = self.api.apiserver_requests()
         op_before = operator_counters(self.operator)
         cpu_before = cpu_seconds(self.operator.pid)
+        self.memory_phase()  # the phase's peak starts here
         with (
             watching(self.api, NS_BURST) as (agents, instances),
             PySpy(self.args.py_spy, self.operator.pid, "burst", gil=self.args.py_spy_gil),
@@ -137,6 +188,7 @@ class Bench:
                 " ".join(k): v
                 for k, v in sorted((op_after["reconciles"] - op_before["reconciles"]).items())
             },
+            "memory": self.memory_phase(),
             "load": loadavg(),
         }
         self._requests = requests
@@ -199,6 +251,7 @@ class Bench:
         log(f"steady: {rate:g} Agents/s for {seconds:g} s ({count}) (load {loadavg()})")
         assert self.operator is not None
         names = [f"steady-{i:05d}" for i in range(count)]
+        self.memory_phase()
         with (
             watching(self.api, NS_STEADY) as (agents, instances),
             PySpy(self.args.py_spy, self.operator.pid, "steady", gil=self.args.py_spy_gil),
@@ -220,6 +273,7 @@ class Bench:
             "load": loadavg(),
         }
         self.quiet_operator()
+        self.results["steady"]["memory"] = self.memory_phase()
 
     # -- 4. scale
     def scale(self) -> None:
@@ -228,6 +282,7 @@ class Bench:
         more = max(0, self.args.scale_n - have)
         log(f"scale: {more} more Agents to reach {self.args.scale_n} (load {loadavg()})")
         names = [f"scale-{i:05d}" for i in range(more)]
+        self.memory_phase()
         started = time.monotonic()
         with watching(self.api, NS_SCALE) as (agents, instances):
             created = create_agents(self.api, NS_SCALE, names, self.args.clients)
@@ -250,6 +305,7 @@ class Bench:
             "idle_rss_mb": self.results.get("idle_rss_mb", math.nan),
             "store_bytes": store_bytes(self.store_path),
             "smaps_mb": smaps_mb(self.operator.pid),
+            "memory": self.memory_phase(),
             "load": loadavg(),
         }
 
@@ -274,6 +330,7 @@ class Bench:
         live_agents = sum(self._count(ns, "agents") for ns in WATCHED)
         live_instances = sum(self._count(ns, "agentinstances") for ns in WATCHED)
         api_before = self.api.apiserver_requests()
+        self.memory_phase()  # the stopped operator's readings end here
         started = time.monotonic()
         process = self.start_operator()
         healthy = time.monotonic() - started
@@ -336,6 +393,7 @@ class Bench:
             "verify_tail": (verify.stdout + verify.stderr)[-400:],
             "rss_mb": memory.get("VmRSS", math.nan),
             "peak_rss_mb": memory.get("VmHWM", math.nan),
+            "memory": self.memory_phase(),
             "load": loadavg(),
         }
 

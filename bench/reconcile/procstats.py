@@ -9,19 +9,25 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from stigmer_testing.operator_process import OperatorProcess
-
 from .common import log
+
+
+class Scrapable(Protocol):
+    """An operator whose ``/metrics`` answers on 127.0.0.1 (a process or the chart's Pod)."""
+
+    @property
+    def metrics_port(self) -> int: ...
 
 
 def _proc_mb(path: Path, keys: frozenset[str] | None = None) -> dict[str, float]:
@@ -57,7 +63,7 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def scrape(process: OperatorProcess, attempts: int = 5) -> str:
+def scrape(process: Scrapable, attempts: int = 5) -> str:
     """``/metrics`` with a patient timeout: a busy operator (or a store of 20,000
     entries counted at every scrape) can take longer than the helper's 5 s."""
     url = f"http://127.0.0.1:{process.metrics_port}/metrics"
@@ -72,7 +78,7 @@ def scrape(process: OperatorProcess, attempts: int = 5) -> str:
     raise AssertionError("unreachable")
 
 
-def operator_counters(process: OperatorProcess) -> dict[str, Counter[tuple[str, ...]]]:
+def operator_counters(process: Scrapable) -> dict[str, Counter[tuple[str, ...]]]:
     """The operator's writes by (verb, resource) and reconciles by (kind, operation, result)."""
     writes: Counter[tuple[str, ...]] = Counter()
     reconciles: Counter[tuple[str, ...]] = Counter()
@@ -170,3 +176,50 @@ def sweep_count(log_path: Path) -> int | None:
             with contextlib.suppress(ValueError, IndexError):
                 return int(line.split("start-up sweep removed", 1)[1].split()[0])
     return None
+
+
+class MemorySampler:
+    """Samples the operator's memory in the background; the peak per phase, not per process.
+
+    ``read`` returns named readings in MiB (VmRSS, and the container's
+    cgroup figures under ``--image``); :meth:`take` returns the peak of each
+    since the previous call and the current values. Sampling every
+    ``interval`` seconds can miss a spike shorter than that; VmHWM (the
+    kernel's own peak) is reported beside it for the whole process.
+    """
+
+    def __init__(self, read: Callable[[], dict[str, float]], interval: float = 0.5) -> None:
+        self._read = read
+        self._interval = interval
+        self._peaks: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._sample()
+
+    def _sample(self) -> dict[str, float]:
+        try:
+            values = self._read()
+        except Exception:  # the operator may be between containers or processes
+            values = {}
+        with self._lock:
+            for name, value in values.items():
+                self._peaks[name] = max(value, self._peaks.get(name, 0.0))
+        return values
+
+    def take(self) -> dict[str, dict[str, float]]:
+        current = self._sample()
+        with self._lock:
+            peaks, self._peaks = self._peaks, dict(current)
+        return {"peak": peaks, "now": current}

@@ -22,7 +22,8 @@ Result = Mapping[str, Any]
 TARGET_BURST_RATE = 50.0  # 1,000 Agents all Ready in <= 20 s
 TARGET_BASELINE_FRACTION = 0.5
 TARGET_STEADY_P99 = 2.0
-TARGET_RSS_MB = 250.0
+TARGET_RSS_MB = 256.0  # MiB, holding 10,000 Agents + 10,000 instances (after a burst, a restart)
+TARGET_IDLE_RSS_MB = 128.0
 TARGET_RESTART_S = 60.0
 
 #: The pipeline's write counter names a verb the way the API server's does not.
@@ -294,6 +295,72 @@ SECTIONS: tuple[Section, ...] = (BURST, BASELINE, STEADY, SCALE, RESTART)
 # --------------------------------------------------------------------------
 
 
+#: The rows of the memory table: where ``results`` keeps each phase's readings.
+MEMORY_PHASES = ("idle", "burst", "steady", "scale", "restart")
+
+
+def _memory_of(results: Result, phase: str) -> Result | None:
+    if phase == "idle":
+        return results.get("idle_memory")
+    memory: Result | None = (results.get(phase) or {}).get("memory")
+    return memory
+
+
+def _mib(record: Result, when: str, name: str) -> str:
+    return _fmt(float(record.get(when, {}).get(name, math.nan)), ".0f")
+
+
+def memory_table(results: Result) -> list[tuple[bool, str]]:
+    """Peak and settled memory per phase (MiB), OOM kills; the memory targets."""
+    rows = [(phase, m) for phase in MEMORY_PHASES if (m := _memory_of(results, phase))]
+    if not rows:
+        return []
+    limit = next((m.get("limit") for _, m in rows if m.get("limit")), None)
+    print(
+        "\nmemory (MiB; peak sampled every 0.5 s during the phase, settled = when it went quiet"
+        + (f"; container limit {limit:g} MiB" if limit else "; no container limit")
+        + ")"
+    )
+    print(f"  {'phase':<9}{'RSS peak':>9}{'settled':>9}{'cgroup peak':>13}{'settled':>9}  OOM")
+    checks: list[tuple[bool, str]] = []
+    for phase, record in rows:
+        oom = (
+            "-"
+            if "restarts" not in record
+            else (
+                f"{'OOM-killed' if record['oom_killed'] else 'no'}, {record['restarts']} restarts"
+            )
+        )
+        print(
+            f"  {phase:<9}{_mib(record, 'peak', 'rss'):>9}{_mib(record, 'now', 'rss'):>9}"
+            f"{_mib(record, 'peak', 'cgroup_usage'):>13}{_mib(record, 'now', 'cgroup_usage'):>9}"
+            f"  {oom}"
+        )
+        if record.get("restarts") or record.get("oom_killed"):
+            checks.append((False, f"{phase}: the operator was OOM-killed or restarted"))
+    idle = _memory_of(results, "idle")
+    if idle:
+        rss = float(idle["now"].get("rss", math.nan))
+        checks.append(
+            (
+                rss <= TARGET_IDLE_RSS_MB,
+                f"idle RSS {rss:.0f} MiB (target <= {TARGET_IDLE_RSS_MB:g})",
+            )
+        )
+    for phase in ("scale", "restart"):
+        held = _memory_of(results, phase)
+        if held:
+            rss = float(held["now"].get("rss", math.nan))
+            checks.append(
+                (
+                    rss <= TARGET_RSS_MB,
+                    f"{phase}: settled RSS {rss:.0f} MiB (target <= {TARGET_RSS_MB:g} MiB "
+                    "at 10,000 Agents + 10,000 instances)",
+                )
+            )
+    return checks
+
+
 def report(results: Result) -> list[tuple[bool, str]]:
     """Print the tables of the phases that ran and the targets; ``(met, text)`` per target."""
     environment = results["environment"]
@@ -311,6 +378,7 @@ def report(results: Result) -> list[tuple[bool, str]]:
             for line in row.lines(result):
                 print(line)
         checks.append((section.target.met(result), section.target.text(result)))
+    checks += memory_table(results)
     if checks:
         print("\ntargets (2-core reference machine):")
         for ok, text in checks:

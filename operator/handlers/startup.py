@@ -199,6 +199,15 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSetti
     # the chart does not grant. Namespace globs still need the Namespace watch.
     kopf_settings.scanning.disabled = not settings.namespace_globs
     kopf_settings.execution.max_workers = settings.max_workers
+    # Memory follows the number of *running* per-object workers, not the
+    # number of objects: a running worker holds its bodies and handler state
+    # until a thread is free and makes its own API calls (kopf's connection
+    # pool has no limit: each concurrent call is a TLS connection with a
+    # 256 KiB buffer); a queued one holds only its raw watch events. Bounding
+    # them also interleaves an Agent's hops (Agent, its instance, the Agent
+    # again) instead of running each hop for the whole backlog first.
+    kopf_settings.queueing.worker_limit = settings.worker_limit or None
+    kopf_settings.queueing.idle_timeout = settings.worker_idle_seconds
     # After its own annotation patch kopf waits for the watch to deliver that
     # resourceVersion before it trusts the object's state again; past this
     # timeout it assumes consistency and, on a body that still lacks its

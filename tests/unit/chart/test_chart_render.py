@@ -198,6 +198,7 @@ def test_default_arguments(render: Render) -> None:
         "--change-log-max-entries=100000",
         "--change-log-max-age-days=30",
         "--store-maintenance-seconds=3600",
+        "--worker-limit=32",
     ]
     image = container(deployment)["image"]
     assert image == "ghcr.io/stigmer/stigmer-operator:0.1.0"
@@ -222,6 +223,25 @@ def test_retention_values_become_flags_the_operator_parses(render: Render) -> No
     assert settings.history_max_versions == 7
     assert settings.change_log_max_age_days == 2
     assert settings.change_log_max_entries == 100_000
+
+
+def test_worker_limit_value_bounds_kopfs_workers(render: Render) -> None:
+    """The chart's workerLimit reaches kopf as the bound on per-object workers."""
+    import kopf
+
+    from stigmer_operator.cli import build_parser
+    from stigmer_operator.handlers.startup import configure_kopf
+    from stigmer_operator.settings import OperatorSettings
+
+    def kopf_worker_limit(value: str) -> int | None:
+        (deployment,) = deployments(render(set_values={"operator.workerLimit": value}))
+        parsed = build_parser().parse_args(args(deployment))
+        kopf_settings = kopf.OperatorSettings()
+        configure_kopf(kopf_settings, OperatorSettings(worker_limit=parsed.worker_limit))
+        return kopf_settings.queueing.worker_limit
+
+    assert kopf_worker_limit("5") == 5
+    assert kopf_worker_limit("0") is None  # no bound
 
 
 def test_probes_and_ports(render: Render) -> None:
