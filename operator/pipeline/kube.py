@@ -206,7 +206,11 @@ class KubeEffects(Protocol):
         ...
 
     def delete(self, kind: ObjectKind, namespace: str, name: str, *, uid: str) -> None:
-        """Delete a ServiceAccount, Role or RoleBinding, but only the object with ``uid``.
+        """Delete an object of :data:`DELETABLE_KINDS`, but only the one with ``uid``.
+
+        The operator deletes only what a former object of the same name left
+        behind for the garbage collector (IAM objects of a former instance,
+        the default instance of a former Agent).
 
         The uid is a precondition checked by the API server: if the name
         now belongs to another object (deleted and re-created in between),
@@ -223,6 +227,8 @@ _MANAGED_FIELDS: dict[ObjectKind, tuple[str, ...]] = {
     ObjectKind.ROLE_BINDING: ("subjects", "roleRef"),
 }
 APPLICABLE_KINDS = frozenset(_MANAGED_FIELDS)
+#: What :meth:`KubeEffects.delete` deletes: the objects the operator creates.
+DELETABLE_KINDS = APPLICABLE_KINDS | {ObjectKind.AGENT_INSTANCE}
 
 
 def controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:

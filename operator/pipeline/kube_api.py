@@ -29,6 +29,7 @@ from stigmer_operator.api.kinds import GROUP, VERSION, Kind
 from stigmer_operator.pipeline.deps import PipelineSettings
 from stigmer_operator.pipeline.kube import (
     APPLICABLE_KINDS,
+    DELETABLE_KINDS,
     MERGE_PATCH,
     AlreadyExists,
     ApiForbidden,
@@ -321,7 +322,7 @@ class ApiKubeEffects:
         return ApplyResult.UPDATED
 
     def delete(self, kind: ObjectKind, namespace: str, name: str, *, uid: str) -> None:
-        if kind not in APPLICABLE_KINDS:
+        if kind not in DELETABLE_KINDS:
             raise Invalid(f"delete does not manage {kind.kind}", status=422)
         t = self._timeout
         options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
@@ -334,6 +335,11 @@ class ApiKubeEffects:
             ),
             ObjectKind.ROLE_BINDING: lambda: self._rbac.delete_namespaced_role_binding(
                 name, namespace, body=options, _request_timeout=t
+            ),
+            ObjectKind.AGENT_INSTANCE: lambda: self._custom.delete_namespaced_custom_object(
+                *(GROUP, VERSION, namespace, Kind.AGENT_INSTANCE.plural, name),
+                body=options,
+                _request_timeout=t,
             ),
         }
         try:

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from stigmer_operator.api.kinds import Kind
 from stigmer_operator.pipeline.kube import (
     APPLICABLE_KINDS,
+    DELETABLE_KINDS,
     AlreadyExists,
     ApplyResult,
     Conflict,
@@ -215,7 +216,7 @@ class RecordingKubeEffects:
         return ApplyResult.UPDATED
 
     def delete(self, kind: ObjectKind, namespace: str, name: str, *, uid: str) -> None:
-        if kind not in APPLICABLE_KINDS:
+        if kind not in DELETABLE_KINDS:
             raise Invalid(f"delete does not manage {kind.kind}", status=422)
         self._record("delete", kind.kind, namespace, name)
         existing = self.objects.get((kind, namespace, name))

@@ -43,7 +43,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from stigmer_operator.api.kinds import Kind
+from stigmer_operator.api.kinds import GROUP, VERSION, Kind
 from stigmer_operator.api.validation import validate_spec
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.deps import Deps
@@ -531,6 +531,14 @@ def _attacks_are_refused(
     assert "change or delete objects already labelled" in _refused(
         lambda: rbac.delete_namespaced_role("someone-elses", target)
     )
+    # Likewise a user's own AgentInstance: RBAC admits its delete, the policy does not.
+    with plane.client() as admin:
+        Cluster(admin).create(Kind.AGENT_INSTANCE, target, "users-own", {"agentRef": {"name": "x"}})
+    assert "change or delete objects already labelled" in _refused(
+        lambda: Cluster(client).custom.delete_namespaced_custom_object(
+            GROUP, VERSION, target, Kind.AGENT_INSTANCE.plural, "users-own"
+        )
+    )
 
 
 def _try_dry_run(rbac: Any, namespace: str, body: dict[str, Any]) -> bool:
@@ -545,7 +553,7 @@ def _try_dry_run(rbac: Any, namespace: str, body: dict[str, Any]) -> bool:
 def _the_pipelines_writes_are_admitted(
     plane: ControlPlane, client: kubernetes.client.ApiClient, target: str
 ) -> None:
-    """CreateIamPolicies' three objects, RevokeGrants' empty Role, a delete, as the operator."""
+    """CreateIamPolicies' three objects, RevokeGrants' empty Role, the deletes, as the operator."""
     with plane.client() as admin:
         owner = Cluster(admin).create(
             Kind.AGENT_INSTANCE, target, "owner", {"agentRef": {"name": "x"}}
@@ -566,6 +574,14 @@ def _the_pipelines_writes_are_admitted(
     role_uid = rbac.read_namespaced_role("owner-agent", target).metadata.uid
     ApiKubeEffects(client).delete(ObjectKind.ROLE, target, "owner-agent", uid=role_uid)
     assert ApiKubeEffects(client).get(ObjectKind.ROLE, target, "owner-agent") is None
+    # CreateDefaultInstance's delete of the default instance a former Agent left.
+    with plane.client() as admin:
+        left = Cluster(admin).create(
+            Kind.AGENT_INSTANCE, target, "gone-default", {"agentRef": {"name": "gone"}}, MANAGED
+        )
+    effects = ApiKubeEffects(client)
+    effects.delete(ObjectKind.AGENT_INSTANCE, target, "gone-default", uid=left["metadata"]["uid"])
+    assert effects.get(ObjectKind.AGENT_INSTANCE, target, "gone-default") is None
 
 
 # -- 3. every variant, validated by the API server ------------------------------------

@@ -98,10 +98,16 @@ admission policy limits it to objects labelled managed-by the operator).
 */}}
 {{- define "stigmer-operator.namespacedRules" -}}
 # Agents and AgentInstances: watch them, create the default instance, patch
-# status and kopf's progress annotations. Never delete.
+# status and kopf's progress annotations. Agents are never deleted; an
+# AgentInstance only when it is the default instance a former same-named
+# Agent left (uid precondition; cluster-wide, the admission policy admits
+# only objects labelled managed-by the operator).
 - apiGroups: ["agentic.stigmer.ai"]
-  resources: ["agents", "agentinstances"]
+  resources: ["agents"]
   verbs: ["get", "list", "watch", "create", "patch", "update"]
+- apiGroups: ["agentic.stigmer.ai"]
+  resources: ["agentinstances"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 - apiGroups: ["agentic.stigmer.ai"]
   resources: ["agents/status", "agentinstances/status"]
   verbs: ["get", "patch", "update"]

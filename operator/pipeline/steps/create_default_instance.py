@@ -18,9 +18,13 @@ otherwise claim the operator's child as their own and prune it.
 Idempotent: an existing object of that name controlled by this Agent is
 success. One controlled by anything else (or by nothing) is not touched:
 ``DefaultInstanceConflict``, permanent, with a message saying what to do --
-except when its controller is a former Agent of the same name (deleted and
-re-applied): then the garbage collector is about to remove it, and the
-error is retryable.
+except the default instance a former Agent of the same name left (deleted
+and re-applied): labelled as the operator's, controlled by that former
+Agent. The garbage collector would remove it, in its own time (minutes,
+after a control-plane restart); the step deletes it itself, with the old
+object's uid as a precondition, and only after reading back that this
+Agent is the live one (a late run of a deleted Agent must never delete its
+successor's instance). Were that refused, the error is retryable.
 The spec is written out in full (``scope`` too, as the CRD would default
 it), and the object carries the annotations ``Deps.children`` asks for: the
 operator's handlers mark it as already handled for kopf, because the Agent's
@@ -55,7 +59,13 @@ from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.frozen import str_at
 from stigmer_operator.pipeline.keys import DEFAULT_INSTANCE
-from stigmer_operator.pipeline.kube import AlreadyExists, ObjectKind, controller_ref
+from stigmer_operator.pipeline.kube import (
+    AlreadyExists,
+    ApiForbidden,
+    Conflict,
+    ObjectKind,
+    controller_ref,
+)
 from stigmer_operator.pipeline.listing import Seen
 from stigmer_operator.pipeline.meta import MANAGED_BY
 from stigmer_operator.pipeline.naming import default_instance_name, label_value
@@ -70,24 +80,70 @@ class CreateDefaultInstance:
         if ctx.kind is not Kind.AGENT:
             raise TypeError("CreateDefaultInstance runs for Agents only")
         name = default_instance_name(ctx.name)
-        listed = ctx.listed(ObjectKind.AGENT_INSTANCE, name)
-        if listed.body is not None and _owned(ctx, listed.body):
-            _keep_existing(ctx, listed.body)
+        existing = _read_existing(ctx, name)
+        if existing is not None and not _cleared_former(ctx, existing):
+            _keep_existing(ctx, existing)
             return
-        if ctx.operation is not Operation.CREATE and listed.seen is not Seen.ABSENT:
-            existing = ctx.deps.kube.get(ObjectKind.AGENT_INSTANCE, ctx.namespace, name)
-            if existing is not None:
-                _keep_existing(ctx, existing)
-                return
         try:
-            created: Mapping[str, Any] = ctx.deps.kube.create_agent_instance(
-                default_instance_body(ctx, name)
-            )
+            created = _create(ctx, name)
         except AlreadyExists as exc:  # a re-run, or created between our read and our create
-            _keep_existing(ctx, exc.existing)
-            return
+            if not _cleared_former(ctx, exc.existing):
+                _keep_existing(ctx, exc.existing)
+                return
+            try:
+                created = _create(ctx, name)
+            except AlreadyExists as again:  # taken again in between: left alone
+                _keep_existing(ctx, again.existing)
+                return
         # A fresh object no one else holds: handed on as is, read-only by contract.
         ctx.values.put(DEFAULT_INSTANCE, created)
+
+
+def _read_existing(ctx: RequestContext[Resource], name: str) -> Mapping[str, Any] | None:
+    """The instance of that name, if a read is worth it (see the module docstring)."""
+    listed = ctx.listed(ObjectKind.AGENT_INSTANCE, name)
+    if listed.body is not None and _owned(ctx, listed.body):
+        return listed.body
+    if ctx.operation is Operation.CREATE or listed.seen is Seen.ABSENT:
+        return None
+    return ctx.deps.kube.get(ObjectKind.AGENT_INSTANCE, ctx.namespace, name)
+
+
+def _create(ctx: RequestContext[Resource], name: str) -> Mapping[str, Any]:
+    return ctx.deps.kube.create_agent_instance(default_instance_body(ctx, name))
+
+
+def _cleared_former(ctx: RequestContext[Resource], existing: Mapping[str, Any]) -> bool:
+    """Delete ``existing`` if a former Agent of this name left it; whether it went."""
+    if not _left_by_former_self(ctx, existing):
+        return False
+    try:
+        ctx.deps.kube.delete(
+            ObjectKind.AGENT_INSTANCE,
+            ctx.namespace,
+            str_at(existing, "metadata", "name"),
+            uid=str_at(existing, "metadata", "uid"),
+        )
+    except (Conflict, ApiForbidden):  # replaced meanwhile, or no delete right
+        return False
+    return True
+
+
+def _left_by_former_self(ctx: RequestContext[Resource], existing: Mapping[str, Any]) -> bool:
+    """Is ``existing`` the operator's default instance of a former Agent of this name?"""
+    labels = (existing.get("metadata") or {}).get("labels") or {}
+    owner = controller_ref(existing) or {}
+    if (
+        labels.get(MANAGED_BY[0]) != MANAGED_BY[1]
+        or labels.get(DEFAULT_INSTANCE_LABEL) != "true"
+        or owner.get("kind") != Kind.AGENT.value
+        or owner.get("name") != ctx.name
+        or str(owner.get("apiVersion", "")).partition("/")[0] != GROUP
+        or owner.get("uid") == ctx.uid
+    ):
+        return False
+    live = ctx.deps.kube.get(ObjectKind.AGENT, ctx.namespace, ctx.name)
+    return live is not None and str_at(live, "metadata", "uid") == ctx.uid
 
 
 def default_instance_body(ctx: RequestContext[Resource], name: str) -> dict[str, Any]:

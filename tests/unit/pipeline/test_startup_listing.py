@@ -259,7 +259,7 @@ def test_a_name_created_after_the_listing_is_not_taken_for_absent(world: World) 
 def test_a_listed_default_instance_of_another_owner_is_read_again(world: World) -> None:
     reconciled(world)
     instance = world.kube.objects[(ObjectKind.AGENT_INSTANCE, "team-a", "support-bot-default")]
-    instance["metadata"]["ownerReferences"][0]["uid"] = "someone-else"
+    instance["metadata"]["ownerReferences"][0].update(name="other-bot", uid="someone-else")
     restart_with_listing(world)
     before = len(world.kube.calls)
     with pytest.raises(PipelineError) as refused:

@@ -152,7 +152,7 @@ def test_unowned_instance_of_that_name_is_a_conflict(world: World) -> None:
     assert "has no controller" in caught.value.message
 
 
-def test_instance_of_a_former_agent_of_that_name_is_retried(world: World) -> None:
+def test_an_unlabelled_instance_of_a_former_agent_of_that_name_is_retried(world: World) -> None:
     world.apply(agent_manifest())
     old = instance_manifest("support-bot-default")
     old["metadata"]["ownerReferences"] = [
@@ -162,6 +162,59 @@ def test_instance_of_a_former_agent_of_that_name_is_retried(world: World) -> Non
     with pytest.raises(PipelineError) as caught:
         create(world)
     assert caught.value.reason is Reason.DEFAULT_INSTANCE_CONFLICT and caught.value.retryable
+
+
+def _left_by(world: World, agent_uid: str) -> dict[str, Any]:
+    """The default instance an Agent of uid ``agent_uid`` had: the operator's own labels."""
+    old = instance_manifest(
+        "support-bot-default",
+        labels={
+            "agentic.stigmer.ai/default-instance": "true",
+            "app.kubernetes.io/managed-by": "stigmer-operator",
+        },
+    )
+    old["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": "agentic.stigmer.ai/v1",
+            "kind": "Agent",
+            "name": "support-bot",
+            "uid": agent_uid,
+            "controller": True,
+        }
+    ]
+    return world.apply(old)
+
+
+@pytest.mark.parametrize("op", [Operation.CREATE, Operation.RESUME])
+def test_the_default_instance_a_former_agent_left_is_replaced(world: World, op: Operation) -> None:
+    agent = world.apply(agent_manifest())
+    left = _left_by(world, "u-old")
+
+    assert create(world, op=op) is Outcome.SUCCEEDED
+
+    (instance,) = default_instances(world)
+    assert instance["metadata"]["uid"] != left["metadata"]["uid"]
+    assert instance["metadata"]["ownerReferences"][0]["uid"] == agent["metadata"]["uid"]
+    deletes = world.kube.calls_of("delete")
+    assert len(deletes) == 1
+
+
+def test_a_late_run_of_a_deleted_agent_never_deletes_its_successors_instance(
+    world: World,
+) -> None:
+    world.apply(agent_manifest())
+    ctx = world.run_until(STEP, Kind.AGENT, "support-bot")  # the run of the first Agent ...
+    world.kube.remove(ObjectKind.AGENT, "team-a", "support-bot")
+    successor = world.apply(agent_manifest())  # ... which was deleted and re-applied
+    _left_by(world, successor["metadata"]["uid"])
+
+    with pytest.raises(PipelineError) as caught:
+        step_of(Kind.AGENT, STEP).run(ctx)
+
+    assert caught.value.reason is Reason.DEFAULT_INSTANCE_CONFLICT
+    assert not world.kube.calls_of("delete")
+    (instance,) = default_instances(world)
+    assert instance["metadata"]["ownerReferences"][0]["uid"] == successor["metadata"]["uid"]
 
 
 def test_long_agent_names_give_valid_names_and_label_values(world: World) -> None:
