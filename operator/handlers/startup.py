@@ -17,7 +17,8 @@ checked again under its object's lock (an object created after the list
 was taken must keep its entry), the in-process state of what it swept is
 forgotten too, and what the missed DELETED event would have set off is
 done: a swept default instance re-runs its Agent (which creates it again),
-a swept Agent re-runs the instances that reference it. And an object whose
+a swept Agent re-runs the instances that reference it and the Agents it
+kept out with DuplicateSlug. And an object whose
 status has lagged its generation, unchanged, over a whole interval is re-run
 (:mod:`.stragglers`).
 """
@@ -35,7 +36,7 @@ from typing import Any, cast
 import kopf
 
 from stigmer_operator.api.kinds import DEFAULT_INSTANCE_LABEL, GROUP, Kind, Resource
-from stigmer_operator.handlers.agent import wake_instances
+from stigmer_operator.handlers.agent import wake_duplicates, wake_instances
 from stigmer_operator.handlers.common import OBSERVER, forget, rerun
 from stigmer_operator.handlers.coordination import key_of
 from stigmer_operator.handlers.memo import OperatorMemo
@@ -137,6 +138,7 @@ def _after_unseen_deletion(
 ) -> None:
     """What the DELETED event would have set off: the other objects it concerns are re-run."""
     if kind is Kind.AGENT:
+        wake_duplicates(body, memo)
         memo.references.agent_gone(body)
         wake_instances(body, memo)
         return

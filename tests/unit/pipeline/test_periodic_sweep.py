@@ -7,8 +7,10 @@ keeps its entry.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+import kopf
 import kubernetes
 from pipeline_world import World, agent_manifest, instance_manifest
 
@@ -79,3 +81,18 @@ def test_a_default_instance_deleted_unseen_is_created_again(world: World) -> Non
 
     again = world.current(Kind.AGENT_INSTANCE, "support-bot-default")
     assert again["metadata"]["uid"] != default["metadata"]["uid"]
+
+
+def test_an_agent_deleted_unseen_lets_in_the_agent_it_kept_out(world: World) -> None:
+    memo = _memo(world)
+    for name in ("first-bot", "second-bot"):
+        body = world.apply(agent_manifest(name, displayName="Support Bot"))
+        with contextlib.suppress(kopf.PermanentError):
+            reconcile(Kind.AGENT, Operation.CREATE, body, memo)
+    assert memo.references.duplicates_of(("team-a", "first-bot")) == [("team-a", "second-bot")]
+    world.kube.remove(ObjectKind.AGENT, "team-a", "first-bot")  # no DELETED event
+
+    assert sweep_gone(memo, _listing(world)) >= 1
+
+    assert world.store.get_by_name(Kind.AGENT, "team-a", "second-bot")  # accepted now
+    assert memo.references.contest_of(("team-a", "second-bot")) is None
