@@ -172,6 +172,8 @@ ALLOWED = [
     # The IAM objects a former same-named AgentInstance left behind.
     ("delete", "serviceaccounts"),
     ("delete", "roles.rbac.authorization.k8s.io"),
+    # the default instance a former Agent left (cluster-wide, the policy admits labelled only)
+    ("delete", "agentinstances.agentic.stigmer.ai"),
     ("delete", "rolebindings.rbac.authorization.k8s.io"),
     ("get", "secrets"),
     ("get", "configmaps"),
@@ -185,7 +187,6 @@ DENIED = [
     ("create", "secrets"),
     ("list", "configmaps"),
     ("delete", "agents.agentic.stigmer.ai"),
-    ("delete", "agentinstances.agentic.stigmer.ai"),
     ("deletecollection", "agents.agentic.stigmer.ai"),
     ("deletecollection", "roles.rbac.authorization.k8s.io"),
     ("escalate", "roles.rbac.authorization.k8s.io"),
