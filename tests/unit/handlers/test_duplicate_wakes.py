@@ -13,7 +13,6 @@ import contextlib
 from typing import Any
 
 import kopf
-import kubernetes
 import pytest
 from pipeline_world import World, agent_manifest
 
@@ -21,23 +20,11 @@ from stigmer_operator.api.kinds import Kind
 from stigmer_operator.handlers.agent import agent_created, agent_updated
 from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.handlers.references import name_of
-from stigmer_operator.handlers.retries import Retries
 from stigmer_operator.pipeline.conditions import ConditionType, find_condition
 from stigmer_operator.pipeline.errors import PipelineError
 from stigmer_operator.pipeline.meta import conditions_of
-from stigmer_operator.settings import OperatorSettings
 
 HOLDER, LATE = "first-bot", "second-bot"
-
-
-@pytest.fixture
-def memo(world: World) -> OperatorMemo:
-    return OperatorMemo(
-        world.deps,
-        OperatorSettings(),
-        kubernetes.client.ApiClient(),
-        retries=Retries(autostart=False),
-    )
 
 
 def _reason(world: World, name: str) -> str | None:

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import kubernetes
-import pytest
 from pipeline_world import World, agent_manifest
 
 from stigmer_operator.api.kinds import Kind
 from stigmer_operator.handlers.common import reconcile
 from stigmer_operator.handlers.memo import OperatorMemo
-from stigmer_operator.handlers.retries import Retries
 from stigmer_operator.handlers.stragglers import Stragglers, lags
 from stigmer_operator.pipeline.context import Operation
-from stigmer_operator.settings import OperatorSettings
-
-
-@pytest.fixture
-def memo(world: World) -> OperatorMemo:
-    return OperatorMemo(
-        world.deps,
-        OperatorSettings(),
-        kubernetes.client.ApiClient(),
-        retries=Retries(autostart=False),
-    )
 
 
 def _listed(world: World) -> dict[Kind, list[dict[str, object]]]:
