@@ -16,6 +16,7 @@ Agent spec/labels edited           agent-update pipeline (re-validates;
                                    (the slug may be free now)
 Agent refused with DuplicateSlug   re-run at once if the slug's holder let
                                    go of it before the refusal was recorded
+                                   (:func:`.common.recheck_claim`)
 operator (re)started               agent-resume pipeline (re-mirror; steps
                                    already done are no-ops); instances waiting
                                    for it are re-run
@@ -62,11 +63,11 @@ from stigmer_operator.handlers.common import (
     reconcile_quietly,
     rerun,
     retry_until_mirrored,
+    wake_instances,
 )
 from stigmer_operator.handlers.memo import OperatorMemo
-from stigmer_operator.handlers.references import Contest, ObjectName, name_of
+from stigmer_operator.handlers.references import name_of
 from stigmer_operator.pipeline.context import Operation
-from stigmer_operator.store.errors import NotFoundError, StoreError
 
 
 @kopf.on.create(*AGENTS)
@@ -74,7 +75,7 @@ def agent_created(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> 
     try:
         reconciled = reconcile(Kind.AGENT, Operation.CREATE, body, memo, retry)
     finally:
-        settle_slug(body, memo)
+        wake_duplicates(body, memo)
     wake_instances(body, memo, only_waiting=True)
     retry_until_mirrored(reconciled)
 
@@ -85,7 +86,7 @@ def agent_updated(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> 
         reconciled = reconcile(Kind.AGENT, Operation.UPDATE, body, memo, retry)
     finally:  # refused or not, the edit may have freed a slug or dropped grants
         wake_instances(body, memo)
-        settle_slug(body, memo)
+        wake_duplicates(body, memo)
     retry_until_mirrored(reconciled)
 
 
@@ -94,7 +95,7 @@ def agent_resumed(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> 
     try:
         reconciled = reconcile(Kind.AGENT, Operation.RESUME, body, memo, retry)
     finally:
-        settle_slug(body, memo)
+        wake_duplicates(body, memo)
     wake_instances(body, memo, only_waiting=True)
     retry_until_mirrored(reconciled)
 
@@ -118,21 +119,6 @@ async def agent_observed(
         memo.references.agent_seen(body)
 
 
-def wake_instances(
-    body: Mapping[str, Any], memo: OperatorMemo, *, only_waiting: bool = False
-) -> None:
-    """Re-run the AgentInstances that reference this Agent.
-
-    After a create or resume only instances waiting for this Agent can change;
-    after an edit or a delete every referencing instance is re-authorized
-    against the new state.
-    """
-    for namespace, name, waiting in memo.references.referrers(name_of(body)):
-        if only_waiting and not waiting:
-            continue
-        rerun(Kind.AGENT_INSTANCE, namespace, name, memo)
-
-
 def wake_duplicates(body: Mapping[str, Any], memo: OperatorMemo) -> None:
     """Re-run the Agents refused with DuplicateSlug because this one held their slug.
 
@@ -143,49 +129,11 @@ def wake_duplicates(body: Mapping[str, Any], memo: OperatorMemo) -> None:
 
 
 def rerun_agent(namespace: str, name: str, memo: OperatorMemo) -> None:
-    """Re-run one Agent, and what follows from its verdict.
+    """Re-run one Agent, and the instances waiting for it.
 
-    One accepted now is as good as created: the instances waiting for it are
-    re-run too. One refused with DuplicateSlug re-checks the slug's holder.
+    One accepted now is as good as created. One refused again with
+    DuplicateSlug re-checks its new holder (:func:`.common.recheck_claim`).
     """
     rerun(Kind.AGENT, namespace, name, memo)
-    recheck_refusal((namespace, name), memo)
     wake_instances({"metadata": {"namespace": namespace, "name": name}}, memo,
                    only_waiting=True)  # fmt: skip
-
-
-def settle_slug(body: Mapping[str, Any], memo: OperatorMemo) -> None:
-    """After any run of this Agent, refused or not: settle who may have the slug.
-
-    Whoever this Agent kept out may get in now; and this Agent, if refused,
-    is re-run at once should its slug's holder have let go meanwhile.
-    """
-    wake_duplicates(body, memo)
-    recheck_refusal(name_of(body), memo)
-
-
-def recheck_refusal(agent: ObjectName, memo: OperatorMemo) -> None:
-    """Re-run ``agent`` if the slug it was refused for is no longer its holder's.
-
-    A refusal is recorded only after its run; a holder that changed or went
-    in between woke the Agents it knew of, which did not include this one
-    yet. Reading the slug index *after* recording closes that gap: either
-    the holder's change comes later and wakes this Agent, or it came before
-    and shows here.
-    """
-    contest = memo.references.contest_of(agent)
-    if contest is None or _still_held(contest, memo):
-        return
-    namespace, name = agent
-    memo.retries.schedule((Kind.AGENT, namespace, name), 0.0,
-                          lambda: rerun_agent(namespace, name, memo))  # fmt: skip
-
-
-def _still_held(contest: Contest, memo: OperatorMemo) -> bool:
-    try:
-        holder = memo.deps.store.get_by_slug(Kind.AGENT, contest.org, contest.slug)
-    except NotFoundError:
-        return False
-    except StoreError:
-        return True  # the store cannot tell; the holder's own change still wakes it
-    return (holder.metadata.namespace, holder.metadata.name) == contest.holder

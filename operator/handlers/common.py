@@ -43,6 +43,7 @@ from stigmer_operator import metrics
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.handlers.coordination import fingerprint_of, key_of
 from stigmer_operator.handlers.memo import OperatorMemo
+from stigmer_operator.handlers.references import name_of
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.deps import Deps
 from stigmer_operator.pipeline.errors import PipelineError, Reason
@@ -50,6 +51,7 @@ from stigmer_operator.pipeline.frozen import str_at
 from stigmer_operator.pipeline.keys import DEFAULT_INSTANCE, DEFAULT_INSTANCE_READY, MIRROR_BEHIND
 from stigmer_operator.pipeline.kube import KubeError, ObjectKind
 from stigmer_operator.pipeline.pipelines import run
+from stigmer_operator.store.errors import NotFoundError, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +132,7 @@ def _run_locked(
         metrics.RECONCILES.labels(kind.value, operation.value, error.reason.value).inc()
         if operation is not Operation.DELETE:
             memo.references.outcome(kind, body, error)
+            recheck_claim(kind, body, error, memo)
         kopf_error = kopf_error_for(error, retry)
         if kopf_error is None:
             _, namespace, name = key_of(kind, body)
@@ -185,6 +188,56 @@ def reconcile_created(
     if ctx is None:
         return None
     return {**body, "status": ctx.status}
+
+
+def recheck_claim(
+    kind: Kind, body: Mapping[str, Any], error: PipelineError, memo: OperatorMemo
+) -> None:
+    """Re-run an object refused with DuplicateSlug if its slug's holder already let go.
+
+    A refusal is recorded only after its run; a holder that changed or went
+    in between woke the objects it knew it kept out, which did not include
+    this one yet. Reading the slug index *after* recording closes that gap:
+    either the holder's change comes later and wakes this object, or it
+    came before and shows here. Every run records through here, whoever
+    started it (a handler, a wake-up, a sweep).
+    """
+    if error.claim is None or error.blocker is None or _still_held(kind, error, memo):
+        return
+    _, namespace, name = key_of(kind, body)
+
+    def again() -> None:
+        rerun(kind, namespace, name, memo)
+        if kind is Kind.AGENT:
+            wake_instances(body, memo, only_waiting=True)
+
+    memo.retries.schedule((kind, namespace, name), 0.0, again)
+
+
+def _still_held(kind: Kind, error: PipelineError, memo: OperatorMemo) -> bool:
+    org, slug = error.claim or ("", "")
+    try:
+        holder = memo.deps.store.get_by_slug(kind, org, slug)
+    except NotFoundError:
+        return False
+    except StoreError:
+        return True  # the store cannot tell; the holder's own change still wakes it
+    return (holder.metadata.namespace, holder.metadata.name) == error.blocker
+
+
+def wake_instances(
+    body: Mapping[str, Any], memo: OperatorMemo, *, only_waiting: bool = False
+) -> None:
+    """Re-run the AgentInstances that reference this Agent.
+
+    After a create or resume only instances waiting for this Agent can change;
+    after an edit or a delete every referencing instance is re-authorized
+    against the new state.
+    """
+    for namespace, name, waiting in memo.references.referrers(name_of(body)):
+        if only_waiting and not waiting:
+            continue
+        rerun(Kind.AGENT_INSTANCE, namespace, name, memo)
 
 
 def retry_until_mirrored(reconciled: Reconciled) -> None:

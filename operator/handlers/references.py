@@ -53,14 +53,6 @@ class Referrer(NamedTuple):
     waiting: bool  # refused because the Agent did not exist
 
 
-class Contest(NamedTuple):
-    """Why this process refused an Agent with ``DuplicateSlug``: who held which slug."""
-
-    holder: ObjectName
-    org: str
-    slug: str
-
-
 @dataclass
 class References:
     """Instances by the Agent they reference; Agents by the instance blocking them."""
@@ -72,8 +64,8 @@ class References:
     _squatted: dict[ObjectName, ObjectName] = field(default_factory=dict)
     #: Instances this process itself saw refused with AgentNotFound.
     _known_waiting: set[ObjectName] = field(default_factory=set)
-    #: Agents this process refused with DuplicateSlug -> the slug and its holder.
-    _duplicates: dict[ObjectName, Contest] = field(default_factory=dict)
+    #: Agents this process refused with DuplicateSlug -> the Agent holding the slug.
+    _duplicates: dict[ObjectName, ObjectName] = field(default_factory=dict)
 
     def instance_seen(self, body: Mapping[str, Any]) -> None:
         """Record (or update) an instance's agentRef and whether it waits for that Agent."""
@@ -103,21 +95,15 @@ class References:
             self.instance_waiting(name_of(body), reason is Reason.AGENT_NOT_FOUND)
             return
         with self._guard:
-            if reason is Reason.DUPLICATE_SLUG and error and error.blocker and error.claim:
-                org, slug = error.claim
-                self._duplicates[name_of(body)] = Contest(error.blocker, org, slug)
+            if reason is Reason.DUPLICATE_SLUG and error is not None and error.blocker:
+                self._duplicates[name_of(body)] = error.blocker
             else:
                 self._duplicates.pop(name_of(body), None)
 
     def duplicates_of(self, holder: ObjectName) -> list[ObjectName]:
         """The Agents refused with DuplicateSlug because ``holder`` had the slug."""
         with self._guard:
-            return sorted(name for name, by in self._duplicates.items() if by.holder == holder)
-
-    def contest_of(self, agent: ObjectName) -> Contest | None:
-        """The slug ``agent`` was last refused for, and its holder; ``None``: not refused."""
-        with self._guard:
-            return self._duplicates.get(agent)
+            return sorted(name for name, by in self._duplicates.items() if by == holder)
 
     def instance_waiting(self, instance: ObjectName, waiting: bool) -> None:
         """Record this process's own verdict: does ``instance`` wait for its Agent?

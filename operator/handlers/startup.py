@@ -36,8 +36,8 @@ from typing import Any, cast
 import kopf
 
 from stigmer_operator.api.kinds import DEFAULT_INSTANCE_LABEL, GROUP, Kind, Resource
-from stigmer_operator.handlers.agent import wake_duplicates, wake_instances
-from stigmer_operator.handlers.common import OBSERVER, forget, rerun
+from stigmer_operator.handlers.agent import wake_duplicates
+from stigmer_operator.handlers.common import OBSERVER, forget, rerun, wake_instances
 from stigmer_operator.handlers.coordination import key_of
 from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.handlers.stragglers import Stragglers

@@ -32,7 +32,7 @@ the Agent no longer gives. If it
 does not exist, the error is ``AgentNotFound`` and not retryable: applying an
 instance before its Agent is normal with GitOps tools, and the Agent's own
 handlers re-run the instances waiting for it the moment it appears or is
-fixed (``wake_instances`` in :mod:`stigmer_operator.handlers.agent`), so a
+fixed (``wake_instances`` in :mod:`stigmer_operator.handlers.common`), so a
 timed retry would only add load.
 """
 

@@ -55,7 +55,7 @@ def test_a_refused_edit_of_the_holder_wakes_the_agent_it_kept_out(
 
     assert _reason(world, HOLDER) == "ValidationFailed"
     assert _reason(world, LATE) != "DuplicateSlug"
-    assert memo.references.contest_of(("team-a", LATE)) is None
+    assert memo.references.duplicates_of(("team-a", HOLDER)) == []
 
 
 def test_a_holder_letting_go_before_the_refusal_is_recorded_still_frees_it(

@@ -95,4 +95,4 @@ def test_an_agent_deleted_unseen_lets_in_the_agent_it_kept_out(world: World) -> 
     assert sweep_gone(memo, _listing(world)) >= 1
 
     assert world.store.get_by_name(Kind.AGENT, "team-a", "second-bot")  # accepted now
-    assert memo.references.contest_of(("team-a", "second-bot")) is None
+    assert memo.references.duplicates_of(("team-a", "first-bot")) == []
