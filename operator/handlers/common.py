@@ -133,6 +133,8 @@ def _run_locked(
         if operation is not Operation.DELETE:
             memo.references.outcome(kind, body, error)
             recheck_claim(kind, body, error, memo)
+            if kind is Kind.AGENT and error.reason.refuses_object:
+                let_in_kept_out(body, memo)  # it left the mirror: its slug is free
         kopf_error = kopf_error_for(error, retry)
         if kopf_error is None:
             _, namespace, name = key_of(kind, body)
@@ -205,11 +207,28 @@ def recheck_claim(
     if error.claim is None or error.blocker is None or _still_held(kind, error, memo):
         return
     _, namespace, name = key_of(kind, body)
+    rerun_soon(kind, namespace, name, memo)
+
+
+def let_in_kept_out(body: Mapping[str, Any], memo: OperatorMemo) -> None:
+    """Soon re-run the Agents this one kept out with DuplicateSlug.
+
+    For a refusal in any run, a re-run started by another object included:
+    the refused Agent leaves the mirror, freeing its slug.
+    """
+    for namespace, name in memo.references.duplicates_of(name_of(body)):
+        rerun_soon(Kind.AGENT, namespace, name, memo)
+
+
+def rerun_soon(kind: Kind, namespace: str, name: str, memo: OperatorMemo) -> None:
+    """:func:`rerun` on the retries thread (no lock of the caller's is held there);
+    an Agent accepted by it wakes the instances waiting for it."""
 
     def again() -> None:
         rerun(kind, namespace, name, memo)
         if kind is Kind.AGENT:
-            wake_instances(body, memo, only_waiting=True)
+            wake_instances({"metadata": {"namespace": namespace, "name": name}}, memo,
+                           only_waiting=True)  # fmt: skip
 
     memo.retries.schedule((kind, namespace, name), 0.0, again)
 

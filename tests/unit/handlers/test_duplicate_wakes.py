@@ -18,6 +18,7 @@ from pipeline_world import World, agent_manifest
 
 from stigmer_operator.api.kinds import Kind
 from stigmer_operator.handlers.agent import agent_created, agent_updated
+from stigmer_operator.handlers.common import rerun
 from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.handlers.references import name_of
 from stigmer_operator.pipeline.conditions import ConditionType, find_condition
@@ -88,3 +89,17 @@ def test_a_refusal_whose_holder_keeps_the_slug_is_not_rerun(
 
     assert memo.retries.pending() == []
     assert _reason(world, LATE) == "DuplicateSlug"
+
+
+def test_a_holder_refused_in_a_rerun_started_elsewhere_lets_in_the_agent_it_kept_out(
+    world: World, memo: OperatorMemo
+) -> None:
+    _create(world, memo, HOLDER)
+    _create(world, memo, LATE)
+    world.edit_spec(Kind.AGENT, HOLDER, instructions="")  # refused when next run
+
+    rerun(Kind.AGENT, "team-a", HOLDER, memo)  # e.g. its instance's readiness flipped
+
+    assert _reason(world, HOLDER) == "ValidationFailed"
+    assert memo.retries.run_due() >= 1
+    assert _reason(world, LATE) != "DuplicateSlug"
