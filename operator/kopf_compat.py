@@ -8,7 +8,15 @@ through a function here, so a kopf upgrade breaks this module and its test
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
 from kopf._cogs.structs.references import NamespaceName, match_namespace
+
+from stigmer_operator import metrics
+from stigmer_operator.backlog import Backlog, gated
 
 
 def namespace_matches(namespace: str, pattern: str) -> bool:
@@ -20,3 +28,64 @@ def namespace_matches(namespace: str, pattern: str) -> bool:
     Re-implementing them would risk the sweep deleting what kopf watches.
     """
     return match_namespace(NamespaceName(namespace), pattern)
+
+
+@contextlib.contextmanager
+def parked_backlog(limit: int, group: str) -> Iterator[None]:
+    """While open, kopf's watches of ``group``'s kinds go through :mod:`.backlog`.
+
+    kopf offers no hook between its watch stream and its per-object queues,
+    so two of its module functions are wrapped: ``infinite_watch`` (the
+    stream kopf's multiplexer reads) and ``process_resource_event`` (what
+    its workers call for each event; the wrapper tells the backlog an event
+    is done and what echo kopf now awaits). kopf looks both up at the time
+    it starts a watch, so this must be open before ``kopf.operator`` starts.
+    Other groups' watches (Namespaces for globs) pass untouched.
+    """
+    from kopf._cogs.clients import watching
+    from kopf._core.reactor import processing
+
+    gates: dict[tuple[Any, str | None], tuple[Backlog, asyncio.Event]] = {}
+    original_watch = watching.infinite_watch
+    original_process = processing.process_resource_event
+
+    async def infinite_watch(*, settings: Any, resource: Any, namespace: Any, **kw: Any) -> Any:
+        stream = original_watch(settings=settings, resource=resource, namespace=namespace, **kw)
+        if resource.group != group:
+            async for item in stream:
+                yield item
+            return
+        key = (resource, namespace)
+        backlog = Backlog(limit, echo_timeout=settings.persistence.consistency_timeout)
+        wake = asyncio.Event()
+        gates[key] = backlog, wake
+        metrics.BACKLOG.track(resource.plural, backlog)
+        try:
+            async for passed in gated(stream, backlog, wake):
+                yield passed
+        finally:
+            metrics.BACKLOG.untrack(resource.plural, backlog)
+            if gates.get(key, (None,))[0] is backlog:
+                del gates[key]
+
+    async def process_resource_event(**kw: Any) -> str | None:
+        echo: str | None = None
+        try:
+            echo = await original_process(**kw)
+            return echo
+        finally:
+            event = kw["raw_event"]
+            namespace = event["object"].get("metadata", {}).get("namespace")
+            gate = gates.get((kw["resource"], namespace)) or gates.get((kw["resource"], None))
+            if gate is not None:
+                backlog, wake = gate
+                backlog.processed(event, echo)
+                wake.set()
+
+    watching.infinite_watch = infinite_watch
+    processing.process_resource_event = process_resource_event  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        watching.infinite_watch = original_watch
+        processing.process_resource_event = original_process

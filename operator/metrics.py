@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from stigmer_operator.backlog import Backlog
 from stigmer_operator.store import Store, StoreError
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,52 @@ class StoreCollector(Collector):
         yield GaugeMetricFamily(
             "stigmer_store_last_sequence", "Newest change-log sequence.", value=stats.last_sequence
         )
+
+
+class BacklogCollector(Collector):
+    """The watch backlogs (:mod:`.backlog`), read at scrape time, summed per kind."""
+
+    def __init__(self) -> None:
+        self._backlogs: list[tuple[str, Backlog]] = []
+
+    def track(self, plural: str, backlog: Backlog) -> None:
+        self._backlogs.append((plural, backlog))
+
+    def untrack(self, plural: str, backlog: Backlog) -> None:
+        self._backlogs = [(p, b) for p, b in self._backlogs if b is not backlog]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        families = {
+            "admitted": GaugeMetricFamily(
+                "stigmer_watch_backlog_admitted",
+                "Objects handed to kopf's workers (queued for one or held by one).",
+                labels=["resource"],
+            ),
+            "parked": GaugeMetricFamily(
+                "stigmer_watch_backlog_parked",
+                "Objects whose newest watch event waits, compressed, for room among the admitted.",
+                labels=["resource"],
+            ),
+            "parked_bytes": GaugeMetricFamily(
+                "stigmer_watch_backlog_parked_bytes",
+                "Bytes the parked watch events occupy.",
+                labels=["resource"],
+            ),
+        }
+        totals: dict[str, dict[str, float]] = {}
+        for plural, backlog in list(self._backlogs):
+            total = totals.setdefault(plural, dict.fromkeys(families, 0.0))
+            total["admitted"] += backlog.admitted
+            total["parked"] += backlog.parked
+            total["parked_bytes"] += backlog.parked_bytes
+        for plural, total in totals.items():
+            for name, family in families.items():
+                family.add_metric([plural], total[name])
+        yield from families.values()
+
+
+BACKLOG = BacklogCollector()
+REGISTRY.register(BACKLOG)
 
 
 def serve(port: int, store: Store) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from typing import Any
@@ -18,7 +19,8 @@ from typing import Any
 import kopf
 import kubernetes
 
-from stigmer_operator import logs, metrics
+from stigmer_operator import kopf_compat, logs, metrics
+from stigmer_operator.api.kinds import GROUP
 from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.kubeclient import load_api_client
 from stigmer_operator.pipeline.deps import Deps, PipelineSettings
@@ -60,6 +62,11 @@ def register(subparsers: Any) -> None:
         "--worker-limit", type=int, help="objects per kind and namespace processed at once; 0: all"
     )
     parser.add_argument(
+        "--backlog-limit",
+        type=int,
+        help="objects per kind and namespace handed to kopf at once; others wait parked; 0: all",
+    )
+    parser.add_argument(
         "--worker-idle-seconds", type=float, help="a worker without events frees its slot after"
     )
     parser.add_argument("--sweep-interval", type=float, help="seconds; 0: only at start-up")
@@ -86,6 +93,7 @@ def _run_command(args: argparse.Namespace) -> int:
         "priority",
         "max_workers",
         "worker_limit",
+        "backlog_limit",
         "worker_idle_seconds",
         "sweep_interval",
         "rebuild_store",
@@ -155,12 +163,15 @@ async def _operate(
     settings: OperatorSettings, deps: Deps, api_client: kubernetes.client.ApiClient
 ) -> None:
     liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
-    await kopf.operator(
-        clusterwide=settings.clusterwide,
-        namespaces=settings.namespaces,
-        standalone=not settings.peering,
-        peering_name=settings.peering or None,
-        priority=settings.priority,
-        liveness_endpoint=liveness,
-        memo=OperatorMemo(deps=deps, settings=settings, api_client=api_client),
-    )
+    with contextlib.ExitStack() as stack:
+        if settings.backlog_limit:
+            stack.enter_context(kopf_compat.parked_backlog(settings.backlog_limit, GROUP))
+        await kopf.operator(
+            clusterwide=settings.clusterwide,
+            namespaces=settings.namespaces,
+            standalone=not settings.peering,
+            peering_name=settings.peering or None,
+            priority=settings.priority,
+            liveness_endpoint=liveness,
+            memo=OperatorMemo(deps=deps, settings=settings, api_client=api_client),
+        )

@@ -30,6 +30,10 @@ class LogFormat(enum.StrEnum):
 #: waiting for kopf's consistency or for their next event do not leave the
 #: thread pool idle.
 WORKER_LIMIT = 32
+#: Objects of one watch handed to kopf at once (:mod:`.backlog`); the
+#: others' newest events wait parked, compressed. Four times the worker limit:
+#: enough queued behind the running workers that none idles between objects.
+BACKLOG_LIMIT = 4 * WORKER_LIMIT
 #: kopf's ``queueing.idle_timeout`` (its default is 5 s): a worker whose
 #: object has no more events exits after this, giving its slot to the next.
 WORKER_IDLE_SECONDS = 0.5
@@ -68,6 +72,15 @@ class OperatorSettings(BaseSettings):
         description=(
             "Objects of one kind (per watched namespace) being processed at once; the others "
             "wait as queued watch events. Bounds memory under a backlog; 0: no limit."
+        ),
+    )
+    backlog_limit: int = Field(
+        default=BACKLOG_LIMIT,
+        ge=0,
+        description=(
+            "Objects of one kind (per watched namespace) handed to kopf at once; the newest "
+            "watch event of each other object waits compressed (about 1 KB). Bounds memory "
+            "under any backlog; 0: kopf queues every event whole."
         ),
     )
     worker_idle_seconds: float = Field(

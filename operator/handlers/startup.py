@@ -52,6 +52,10 @@ from stigmer_operator.sweep import list_cluster_objects, stale_entries
 
 logger = logging.getLogger(__name__)
 
+#: Objects per page of kopf's listing of a watched kind (at start, and after
+#: a watch expired).
+LIST_CHUNK_SIZE = 500
+
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: Any) -> None:
@@ -210,6 +214,9 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSetti
     # again) instead of running each hop for the whole backlog first.
     kopf_settings.queueing.worker_limit = settings.worker_limit or None
     kopf_settings.queueing.idle_timeout = settings.worker_idle_seconds
+    # The start-up listing in pages: an unpaged LIST of 20,000 objects is one
+    # response of ~100 MB (text, then parsed) before the first is processed.
+    kopf_settings.watching.chunk_size = LIST_CHUNK_SIZE
     # After its own annotation patch kopf waits for the watch to deliver that
     # resourceVersion before it trusts the object's state again; past this
     # timeout it assumes consistency and, on a body that still lacks its
