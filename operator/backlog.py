@@ -107,6 +107,8 @@ class Backlog:
         self._admitted: dict[str, _Admitted] = {}
         self._parked: OrderedDict[str, _Parked] = OrderedDict()
         self.parked_bytes = 0
+        #: Objects parked since the start (an object parked again counts again).
+        self.parked_total = 0
 
     @property
     def admitted(self) -> int:
@@ -178,6 +180,7 @@ class Backlog:
         self.parked_bytes += len(packed)
         if earlier is None:
             self._parked[uid] = _Parked(type=kind, packed=packed)
+            self.parked_total += 1
         else:
             earlier.type, earlier.packed = kind, packed
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from stigmer_operator.backlog import Backlog
@@ -111,8 +111,8 @@ class BacklogCollector(Collector):
     def untrack(self, plural: str, backlog: Backlog) -> None:
         self._backlogs = [(p, b) for p, b in self._backlogs if b is not backlog]
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        families = {
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
             "admitted": GaugeMetricFamily(
                 "stigmer_watch_backlog_admitted",
                 "Objects handed to kopf's workers (queued for one or held by one).",
@@ -128,6 +128,11 @@ class BacklogCollector(Collector):
                 "Bytes the parked watch events occupy.",
                 labels=["resource"],
             ),
+            "parked_total": CounterMetricFamily(
+                "stigmer_watch_backlog_parks",
+                "Objects parked because the backlog was full (a sign of a backlog, not a fault).",
+                labels=["resource"],
+            ),
         }
         totals: dict[str, dict[str, float]] = {}
         for plural, backlog in list(self._backlogs):
@@ -135,6 +140,7 @@ class BacklogCollector(Collector):
             total["admitted"] += backlog.admitted
             total["parked"] += backlog.parked
             total["parked_bytes"] += backlog.parked_bytes
+            total["parked_total"] += backlog.parked_total
         for plural, total in totals.items():
             for name, family in families.items():
                 family.add_metric([plural], total[name])

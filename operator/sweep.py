@@ -9,7 +9,8 @@ namespaced operator must not sweep what it cannot see).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -32,25 +33,72 @@ def watched(namespace: str, patterns: Sequence[str]) -> bool:
     return not patterns or any(namespace_matches(namespace, p) for p in patterns)
 
 
+#: Objects per LIST page: a page is parsed (and, for the periodic sweep,
+#: slimmed) before the next is read, so a listing of 20,000 objects never
+#: holds all their bodies at once (it was ~250 MB parsed in one response).
+PAGE_SIZE = 500
+#: ``metadata`` fields a slim listing keeps: identity, change and deletion marks.
+_SLIM_METADATA = ("name", "namespace", "uid", "resourceVersion", "generation", "deletionTimestamp")
+
+
 def list_cluster_objects(
-    api_client: kubernetes.client.ApiClient, kind: Kind, namespaces: Sequence[str]
+    api_client: kubernetes.client.ApiClient,
+    kind: Kind,
+    namespaces: Sequence[str],
+    *,
+    slim: bool = False,
 ) -> list[dict[str, Any]]:
-    """Every object of ``kind`` in the watched namespaces (all when ``namespaces`` is empty)."""
+    """Every object of ``kind`` in the watched namespaces (all when ``namespaces`` is empty).
+
+    Listed page by page. ``slim`` keeps of each object only what the sweeps
+    read -- its identity, generation, deletion mark and
+    ``status.observedGeneration`` -- which is what lets the periodic sweep
+    of a large cluster run inside the operator's memory limit.
+    """
     api = kubernetes.client.CustomObjectsApi(api_client)
+    keep = _slimmed if slim else _whole
     if not namespaces or has_globs(namespaces):
-        everything = _items(api.list_cluster_custom_object(GROUP, VERSION, kind.plural))
-        return [o for o in everything if watched(o["metadata"]["namespace"], namespaces)]
+        everything = _pages(
+            lambda **kw: api.list_cluster_custom_object(GROUP, VERSION, kind.plural, **kw)
+        )
+        return [keep(o) for o in everything if watched(o["metadata"]["namespace"], namespaces)]
     items: list[dict[str, Any]] = []
     for namespace in namespaces:
         items.extend(
-            _items(api.list_namespaced_custom_object(GROUP, VERSION, namespace, kind.plural))
+            keep(o)
+            for o in _pages(
+                lambda ns=namespace, **kw: api.list_namespaced_custom_object(
+                    GROUP, VERSION, ns, kind.plural, **kw
+                )
+            )
         )
     return items
 
 
-def _items(listing: object) -> list[dict[str, Any]]:
-    """The ``items`` of a custom-object list response (a plain dict)."""
-    return list(cast(dict[str, Any], listing).get("items", []))
+def _pages(lister: Callable[..., Any]) -> Iterator[dict[str, Any]]:
+    """The items of a paginated LIST, one page parsed at a time."""
+    token: str | None = None
+    while True:
+        response = lister(limit=PAGE_SIZE, _continue=token, _preload_content=False)
+        page = cast(dict[str, Any], json.loads(response.data))
+        del response
+        yield from page.get("items") or ()
+        token = (page.get("metadata") or {}).get("continue") or None
+        if token is None:
+            return
+
+
+def _whole(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj
+
+
+def _slimmed(obj: dict[str, Any]) -> dict[str, Any]:
+    metadata = obj.get("metadata") or {}
+    observed = (obj.get("status") or {}).get("observedGeneration")
+    return {
+        "metadata": {key: metadata[key] for key in _SLIM_METADATA if key in metadata},
+        "status": {} if observed is None else {"observedGeneration": observed},
+    }
 
 
 def stale_entries(

@@ -106,7 +106,9 @@ def sweep_gone(memo: OperatorMemo, lister: Lister | None = None) -> int:
     objects are listed from the API.
     """
     namespaces = memo.settings.namespaces
-    lister = lister or (lambda kind: list_cluster_objects(memo.api_client, kind, namespaces))
+    lister = lister or (
+        lambda kind: list_cluster_objects(memo.api_client, kind, namespaces, slim=True)
+    )
     swept = 0
     every_live: set[str] = set()
     for kind in Kind:
@@ -164,7 +166,7 @@ def _sweep_every(memo: OperatorMemo, interval: float) -> None:
         try:
             namespaces = memo.settings.namespaces
             api = memo.api_client
-            listed = {kind: list_cluster_objects(api, kind, namespaces) for kind in Kind}
+            listed = {kind: list_cluster_objects(api, kind, namespaces, slim=True) for kind in Kind}
             swept = sweep_gone(memo, lister=listed.__getitem__)
             stuck = stragglers.check(memo, listed)
         except Exception:  # the API may be down for a while; try again next time

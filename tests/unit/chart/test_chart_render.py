@@ -201,6 +201,7 @@ def test_default_arguments(render: Render) -> None:
         "--change-log-max-age-days=30",
         "--store-maintenance-seconds=3600",
         "--worker-limit=32",
+        "--backlog-limit=128",
     ]
     image = container(deployment)["image"]
     assert image == "ghcr.io/stigmer/stigmer-operator:0.1.0"
@@ -244,6 +245,21 @@ def test_worker_limit_value_bounds_kopfs_workers(render: Render) -> None:
 
     assert kopf_worker_limit("5") == 5
     assert kopf_worker_limit("0") is None  # no bound
+
+
+def test_backlog_limit_value_reaches_the_operator(render: Render) -> None:
+    """The chart's backlogLimit is the operator's bound on objects handed to kopf."""
+    from stigmer_operator.cli import build_parser
+    from stigmer_operator.settings import BACKLOG_LIMIT
+
+    def backlog_limit(**values: str) -> int:
+        (deployment,) = deployments(render(set_values=values))
+        limit: int = build_parser().parse_args(args(deployment)).backlog_limit
+        return limit
+
+    assert backlog_limit() == BACKLOG_LIMIT
+    assert backlog_limit(**{"operator.backlogLimit": "16"}) == 16
+    assert backlog_limit(**{"operator.backlogLimit": "0"}) == 0  # kopf's own queueing
 
 
 def test_probes_and_ports(render: Render) -> None:
