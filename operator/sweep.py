@@ -103,13 +103,19 @@ def _slimmed(obj: dict[str, Any]) -> dict[str, Any]:
 
 def stale_entries(
     store: Store, kind: Kind, live_uids: set[str], namespaces: Sequence[str]
-) -> Iterator[Resource]:
-    """Store entries of ``kind`` in the watched namespaces whose object is gone."""
-    for resource in list(store.list(kind)):
-        if not watched(resource.metadata.namespace, namespaces):
-            continue
-        if resource.metadata.uid not in live_uids:
-            yield resource
+) -> list[Resource]:
+    """Store entries of ``kind`` in the watched namespaces whose object is gone.
+
+    Collected in one pass before the caller deletes any, keeping only the
+    stale ones: the whole kind, decoded, would be every mirrored resource in
+    memory at once on each periodic sweep.
+    """
+    return [
+        resource
+        for resource in store.list(kind)
+        if watched(resource.metadata.namespace, namespaces)
+        and resource.metadata.uid not in live_uids
+    ]
 
 
 @dataclass(frozen=True, slots=True)
