@@ -28,3 +28,18 @@ def test_namespace_patterns_mean_what_kopf_watches(
     namespace: str, pattern: str, watched: bool
 ) -> None:
     assert namespace_matches(namespace, pattern) is watched
+
+
+def test_the_backlog_wraps_kopfs_watch_and_processor_only_while_open() -> None:
+    """kopf looks both up when a watch starts: wrapped inside, its own again outside."""
+    from kopf._cogs.clients import watching
+    from kopf._core.reactor import processing
+
+    from stigmer_operator.kopf_compat import parked_backlog
+
+    watch, process = watching.infinite_watch, processing.process_resource_event
+    with parked_backlog(8, "agentic.stigmer.ai"):
+        assert watching.infinite_watch is not watch
+        assert processing.process_resource_event is not process
+    assert watching.infinite_watch is watch
+    assert processing.process_resource_event is process
