@@ -37,10 +37,12 @@ BACKLOG_LIMIT = 4 * WORKER_LIMIT
 #: kopf's ``queueing.idle_timeout`` (its default is 5 s): a worker whose
 #: object has no more events exits after this, giving its slot to the next.
 #: The slot is idle meanwhile, so the linger caps throughput at
-#: ``WORKER_LIMIT / WORKER_IDLE_SECONDS`` objects per second and kind; the
-#: echo of kopf's own patch does not need it (kopf waits for that one with
-#: ``consistency_timeout``), so it only gathers events of the same instant.
-WORKER_IDLE_SECONDS = 0.05
+#: ``WORKER_LIMIT / WORKER_IDLE_SECONDS`` objects per second and kind (the
+#: echo of kopf's own patch does not need it: kopf waits for that one with
+#: ``consistency_timeout``). Shorter is faster but not free: a restart that
+#: resumes everything at full speed left the process with more memory
+#: (docs/performance.md, "Tuning").
+WORKER_IDLE_SECONDS = 0.2
 
 
 class OperatorSettings(BaseSettings):
