@@ -110,17 +110,22 @@ def api_requests(api_client: kubernetes.client.ApiClient) -> Counter[tuple[str, 
 
 
 def quiet_api_requests(api_client: kubernetes.client.ApiClient) -> Counter[tuple[str, str]]:
-    """:func:`api_requests` once no IAM object has been read for 2 s (at most 30 s).
+    """:func:`api_requests` once no IAM object has been read for 5 s (at most 90 s).
 
     The garbage collector reads ownerReferenced objects it has just seen
-    (the operator made them a moment ago); those reads are not the restart's.
+    (the operator made them a moment ago), and the objects of earlier tests'
+    namespaces as their deletion proceeds (in bursts, with pauses of a few
+    seconds); those reads are not the restart's.
     """
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90
     counts = api_requests(api_client)
+    still_since = time.monotonic()
     while time.monotonic() < deadline:
-        time.sleep(2)
+        time.sleep(1)
         later = api_requests(api_client)
-        if all(later[("GET", r)] == counts[("GET", r)] for r in IAM_RESOURCES):
+        if any(later[("GET", r)] != counts[("GET", r)] for r in IAM_RESOURCES):
+            still_since = time.monotonic()
+        elif time.monotonic() - still_since >= 5:
             return later
         counts = later
     return counts
