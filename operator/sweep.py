@@ -34,8 +34,8 @@ def watched(namespace: str, patterns: Sequence[str]) -> bool:
 
 
 #: Objects per LIST page: a page is parsed (and, for the periodic sweep,
-#: slimmed) before the next is read, so a listing of 20,000 objects never
-#: holds all their bodies at once (it was ~250 MB parsed in one response).
+#: slimmed) before the next is read, so a listing of tens of thousands of
+#: objects never holds all their bodies at once.
 PAGE_SIZE = 500
 #: ``metadata`` fields a slim listing keeps: identity, change and deletion marks.
 _SLIM_METADATA = ("name", "namespace", "uid", "resourceVersion", "generation", "deletionTimestamp")

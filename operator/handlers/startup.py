@@ -216,8 +216,8 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSetti
     # again) instead of running each hop for the whole backlog first.
     kopf_settings.queueing.worker_limit = settings.worker_limit or None
     kopf_settings.queueing.idle_timeout = settings.worker_idle_seconds
-    # The start-up listing in pages: an unpaged LIST of 20,000 objects is one
-    # response of ~100 MB (text, then parsed) before the first is processed.
+    # kopf's listing in pages: unpaged, every watched object's body arrives
+    # in one response (text, then parsed) before the first is processed.
     kopf_settings.watching.chunk_size = LIST_CHUNK_SIZE
     # After its own annotation patch kopf waits for the watch to deliver that
     # resourceVersion before it trusts the object's state again; past this
