@@ -51,10 +51,14 @@ def _requests(api: kubernetes.client.ApiClient) -> Requests:
     return counted
 
 
-def _still(api: kubernetes.client.ApiClient, quiet: float = 3.0) -> Requests:
-    """The counters once they have not moved for ``quiet`` seconds."""
+def _still(api: kubernetes.client.ApiClient, quiet: float = 5.0) -> Requests:
+    """The counters once they have not moved for ``quiet`` seconds.
+
+    Every client counts: the garbage collector reads owners and dependents
+    of an earlier test's deleted namespace in bursts a few seconds apart.
+    """
     last, since = _requests(api), time.monotonic()
-    deadline = since + 60
+    deadline = since + 90
     while time.monotonic() < deadline:
         time.sleep(0.5)
         now = _requests(api)
