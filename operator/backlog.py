@@ -127,7 +127,7 @@ class Backlog:
             if admitted.echo is not None and admitted.echo == admitted.yielded:
                 admitted.echo = None
             return event
-        if uid not in self._parked and len(self._admitted) < self.limit:
+        if not self._parked and len(self._admitted) < self.limit:
             self._admit(uid, event)
             return event
         self._park(uid, event)
@@ -197,21 +197,31 @@ async def gated(
 ) -> AsyncIterator[Marker | RawEvent]:
     """``stream`` through ``backlog``: events of admitted objects, parked ones as room frees.
 
+    The stream is read by a task of its own, which offers each event to the
+    backlog the moment it arrives: what waits for kopf to ask for more is
+    either parked (compressed) or an admitted object's event. Waiting whole
+    would be the very queue the backlog exists to avoid: kopf stops asking
+    while all its workers are busy, and at a restart its listing of 20,000
+    objects arrives in seconds.
+
     ``wake`` is set whenever kopf has processed an event (room may have
     freed); the reader sets it too, on each arrival. Anything that is not a
-    dict (kopf's bookmarks) passes as is.
+    dict (kopf's bookmarks) passes as is, in order with the admitted events.
     """
-    arrivals: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
+    ready: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
 
     async def read() -> None:
         try:
             async for item in stream:
-                arrivals.put_nowait((True, item))
+                if not isinstance(item, dict):
+                    ready.put_nowait((True, item))
+                elif (passed := backlog.offer(item)) is not None:
+                    ready.put_nowait((True, passed))
                 wake.set()
         except BaseException as error:  # handed to the consumer, which re-raises it
-            arrivals.put_nowait((False, error))
+            ready.put_nowait((False, error))
         else:
-            arrivals.put_nowait((False, None))
+            ready.put_nowait((False, None))
         wake.set()
 
     reader = asyncio.create_task(read(), name="backlog reader")
@@ -219,18 +229,15 @@ async def gated(
         while True:
             while (admitted := backlog.take()) is not None:
                 yield admitted
-            while not arrivals.empty():
-                ok, item = arrivals.get_nowait()
+            while not ready.empty():
+                ok, item = ready.get_nowait()
                 if not ok:
                     if item is None:
                         return
                     raise item
-                if not isinstance(item, dict):
-                    yield item
-                elif (passed := backlog.offer(item)) is not None:
-                    yield passed
+                yield item
             wake.clear()
-            if arrivals.empty() and not backlog.has_room_for_parked():
+            if ready.empty() and not backlog.has_room_for_parked():
                 await _sleep_until(wake, backlog.next_deadline())
     finally:
         reader.cancel()

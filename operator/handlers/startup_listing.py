@@ -124,12 +124,16 @@ def load(
     for kind, selector in LISTED.items():
         for scope in scopes:
             reader = page_reader(api_client, kind, scope)
+            # A generator: each page is trimmed into the listing's compact
+            # entries as it arrives, so at most one page of whole objects is
+            # held; a failed page leaves the listing of this kind untouched.
+            objects = (
+                obj
+                for obj in pages(reader, selector)
+                if watched(str(obj["metadata"]["namespace"]), namespaces)
+            )
             try:
-                objects = [
-                    obj
-                    for obj in pages(reader, selector)
-                    if watched(str(obj["metadata"]["namespace"]), namespaces)
-                ]
+                count += listing.add(kind, scope, objects)
             except (ApiException, OSError, ValueError, TransportError) as error:
                 where = "all namespaces" if scope is None else f"namespace {scope}"
                 logger.warning(
@@ -138,8 +142,6 @@ def load(
                     where,
                     error,
                 )
-                continue
-            count += listing.add(kind, scope, objects)
     return count
 
 

@@ -161,8 +161,11 @@ class StartupListing:
         """Record the complete listing of ``kind`` in ``namespace`` (``None``: all namespaces).
 
         Call only with a listing that got every page: the names missing
-        from it are answered :attr:`Seen.ABSENT`. Starts the ``ttl`` clock
-        at the first call. Returns how many objects were recorded.
+        from it are answered :attr:`Seen.ABSENT`. ``objects`` may be a
+        generator of pages as they arrive: each object is trimmed as it
+        comes, and if the generator raises, nothing of it is recorded.
+        Starts the ``ttl`` clock at the first call. Returns how many objects
+        were recorded.
         """
         seen = kind not in WATCHED_KINDS
         entries = {_key(kind, obj): _entry(obj, seen=seen) for obj in objects}

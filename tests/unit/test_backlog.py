@@ -53,6 +53,15 @@ def test_objects_beyond_the_limit_are_parked_and_go_in_first_come_first_served()
     assert backlog.parked_bytes == 0
 
 
+def test_a_new_object_waits_behind_the_parked_ones_when_a_slot_frees() -> None:
+    backlog = Backlog(limit=1, echo_timeout=30)
+    backlog.offer(event("a", 1))
+    assert backlog.offer(event("b", 2)) is None
+    backlog.processed(event("a", 1), echo=None)  # a slot is free; b is not taken yet
+    assert backlog.offer(event("c", 3)) is None
+    assert names([backlog.take(), backlog.take()]) == ["b", None]
+
+
 def test_a_parked_object_keeps_its_newest_body_its_first_type_and_no_managed_fields() -> None:
     backlog = Backlog(limit=1, echo_timeout=30)
     backlog.offer(event("a", 1))
@@ -178,3 +187,24 @@ async def gated_hands_on_the_error() -> None:
     with pytest.raises(RuntimeError, match="watch broke"):
         async for _ in gated(watch(), backlog, wake):
             pass
+
+
+def test_events_arriving_while_kopf_does_not_ask_are_parked_not_queued_whole() -> None:
+    asyncio.run(events_arriving_while_kopf_is_busy())
+
+
+async def events_arriving_while_kopf_is_busy() -> None:
+    async def listing() -> AsyncIterator[Any]:
+        for i in range(1, 101):
+            yield event(f"o{i:03d}", i)
+        await asyncio.sleep(3600)
+
+    backlog, wake = Backlog(limit=2, echo_timeout=30), asyncio.Event()
+    stream = gated(listing(), backlog, wake)
+    first = await anext(stream)  # kopf takes one event, then its workers are all busy
+    for _ in range(20):  # ...while the listing goes on arriving
+        await asyncio.sleep(0)
+    assert first["object"]["metadata"]["name"] == "o001"
+    assert (backlog.admitted, backlog.parked) == (2, 98)
+    assert 0 < backlog.parked_bytes < 98 * 200  # compressed, without managedFields
+    await stream.aclose()  # type: ignore[attr-defined]

@@ -101,6 +101,19 @@ def test_a_cluster_wide_listing_covers_every_namespace() -> None:
     assert listing.take(ObjectKind.ROLE, "team-b", "kept").seen is Seen.LISTED
 
 
+def test_a_listing_whose_pages_fail_midway_records_nothing() -> None:
+    def pages() -> Any:
+        yield role("first")
+        raise OSError("connection reset on the second page")
+
+    listing = StartupListing()
+    with pytest.raises(OSError):
+        listing.add(ObjectKind.ROLE, "team-a", pages())
+    assert len(listing) == 0
+    assert listing.take(ObjectKind.ROLE, "team-a", "first") == UNKNOWN
+    assert listing.take(ObjectKind.ROLE, "team-a", "other") == UNKNOWN  # not taken for absent
+
+
 def test_the_listing_expires_after_its_ttl() -> None:
     ticks = Ticks()
     listing = StartupListing(ttl=60, clock=ticks)
