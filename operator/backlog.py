@@ -105,6 +105,9 @@ class Backlog:
         self.echo_timeout = echo_timeout
         self._clock = clock
         self._admitted: dict[str, _Admitted] = {}
+        #: Admitted objects that had caught up when kopf last processed one of
+        #: their events, but awaited an echo: only these can become done later.
+        self._awaiting_echo: set[str] = set()
         self._parked: OrderedDict[str, _Parked] = OrderedDict()
         self.parked_bytes = 0
         #: Objects parked since the start (an object parked again counts again).
@@ -135,13 +138,17 @@ class Backlog:
 
     def processed(self, event: RawEvent, echo: str | None) -> None:
         """kopf processed ``event``; ``echo`` is its own patch's version it now waits for."""
-        admitted = self._admitted.get(uid_of(event))
+        uid = uid_of(event)
+        admitted = self._admitted.get(uid)
         if admitted is None:
             return
         admitted.processed = version_of(event)
         admitted.echo = echo
         admitted.echo_deadline = self._clock() + self.echo_timeout
-        self._release_done()
+        if echo is not None:
+            self._awaiting_echo.add(uid)
+        elif admitted.done(self._clock()):
+            self._release(uid)
 
     def take(self) -> RawEvent | None:
         """The longest-parked event, now admitted, if an object has left."""
@@ -162,7 +169,11 @@ class Backlog:
 
     def next_deadline(self) -> float | None:
         """When an object awaiting its echo will be let go anyway (if any is)."""
-        deadlines = [a.echo_deadline for a in self._admitted.values() if a.echo is not None]
+        deadlines = [
+            admitted.echo_deadline
+            for uid in self._awaiting_echo
+            if (admitted := self._admitted[uid]).echo is not None
+        ]
         return min(deadlines, default=None)
 
     def _admit(self, uid: str, event: RawEvent) -> None:
@@ -186,8 +197,12 @@ class Backlog:
 
     def _release_done(self) -> None:
         now = self._clock()
-        for uid in [uid for uid, admitted in self._admitted.items() if admitted.done(now)]:
-            del self._admitted[uid]
+        for uid in [uid for uid in self._awaiting_echo if self._admitted[uid].done(now)]:
+            self._release(uid)
+
+    def _release(self, uid: str) -> None:
+        del self._admitted[uid]
+        self._awaiting_echo.discard(uid)
 
 
 async def gated(

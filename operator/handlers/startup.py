@@ -7,12 +7,14 @@ each existing object at start, and the resume pipelines are idempotent. What
 kopf cannot report is an object deleted while the operator was down (there
 is no finalizer, by design), so the sweep compares the store with a fresh
 list from the API and deletes the leftovers through the delete pipeline,
-which keeps their history and logs the deletion.
+which keeps their history and logs the deletion. It runs on a thread of its
+own, beside the resumes: kopf would not start a single watch until it
+returned, and listing a large cluster takes the API server many seconds.
 
 The same can happen while the operator runs: when a watch expires (410
 Gone) kopf lists the objects again, and an object deleted in between never
 arrives as a DELETED event. So the sweep also runs every
-``--sweep-interval`` seconds, on a thread of its own. Each leftover is
+``--sweep-interval`` seconds, on the same thread. Each leftover is
 checked again under its object's lock (an object created after the list
 was taken must keep its entry), the in-process state of what it swept is
 forgotten too, and what the missed DELETED event would have set off is
@@ -56,6 +58,9 @@ logger = logging.getLogger(__name__)
 #: a watch expired).
 LIST_CHUNK_SIZE = 500
 
+#: Seconds between attempts at the start-up sweep while it fails.
+START_RETRY_SECONDS = 10.0
+
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: Any) -> None:
@@ -84,15 +89,20 @@ def store_takes_writes(memo: OperatorMemo, **_: Any) -> str:
 
 @kopf.on.startup()
 def sweep_mirror(memo: OperatorMemo, **_: Any) -> None:
-    """Delete mirror entries of objects that no longer exist; then keep sweeping."""
-    swept = sweep_gone(memo)
-    logger.info("start-up sweep removed %d mirror entries without an object", swept)
-    interval = memo.settings.sweep_interval
-    if interval > 0:
-        thread = threading.Thread(
-            target=_sweep_every, args=(memo, interval), name="sweep", daemon=True
-        )
-        thread.start()
+    """Start the sweeps on a thread of their own: the first one now, then every interval.
+
+    kopf starts no watch before every start-up handler has returned, and
+    listing a large cluster takes the API server a while; the resumes need
+    not wait for it. The sweep is safe beside them, as the periodic one
+    always was: each leftover is checked again under its object's lock.
+    """
+    thread = threading.Thread(
+        target=_sweep_at_start_then_every,
+        args=(memo, memo.settings.sweep_interval),
+        name="sweep",
+        daemon=True,
+    )
+    thread.start()
 
 
 #: Lists every object of a kind in the watched namespaces.
@@ -157,6 +167,21 @@ def _after_unseen_deletion(
     except StoreError:
         return  # the Agent went too
     rerun(Kind.AGENT, owner.metadata.namespace, owner.metadata.name, memo, uid=owner.metadata.uid)
+
+
+def _sweep_at_start_then_every(memo: OperatorMemo, interval: float) -> None:
+    """The start-up sweep until it succeeds; then, with ``interval > 0``, the periodic one."""
+    while True:
+        try:
+            swept = sweep_gone(memo)
+        except Exception:  # the API may be down for a while; try again
+            logger.exception("start-up sweep failed; trying again in %.0f s", START_RETRY_SECONDS)
+            time.sleep(START_RETRY_SECONDS)
+            continue
+        logger.info("start-up sweep removed %d mirror entries without an object", swept)
+        break
+    if interval > 0:
+        _sweep_every(memo, interval)
 
 
 def _sweep_every(memo: OperatorMemo, interval: float) -> None:

@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -60,6 +61,8 @@ LISTED: Mapping[ObjectKind, str] = {
 PAGE_SIZE = 500
 #: Seconds per page request.
 REQUEST_TIMEOUT = 30.0
+#: LISTs at once (each holds one page of whole objects while it is trimmed).
+PARALLEL_LISTS = 4
 
 #: Seconds between checks whether the start-up phase is over.
 EXPIRY_CHECK_SECONDS = 1.0
@@ -116,33 +119,50 @@ def rerun_stale(controller: Controller, memo: OperatorMemo) -> None:
 def load(
     listing: StartupListing, api_client: kubernetes.client.ApiClient, namespaces: Sequence[str]
 ) -> int:
-    """List every kind of :data:`LISTED` into ``listing``; returns how many objects it holds."""
+    """List every kind of :data:`LISTED` into ``listing``; returns how many objects it holds.
+
+    The kinds (and namespaces) are listed side by side: the API server
+    takes most of the time, serving page after page, and kopf starts no
+    watch before this returns.
+    """
     scopes: Sequence[str | None] = (
         [ALL_NAMESPACES] if not namespaces or has_globs(namespaces) else namespaces
     )
-    count = 0
-    for kind, selector in LISTED.items():
-        for scope in scopes:
-            reader = page_reader(api_client, kind, scope)
-            # A generator: each page is trimmed into the listing's compact
-            # entries as it arrives, so at most one page of whole objects is
-            # held; a failed page leaves the listing of this kind untouched.
-            objects = (
-                obj
-                for obj in pages(reader, selector)
-                if watched(str(obj["metadata"]["namespace"]), namespaces)
-            )
-            try:
-                count += listing.add(kind, scope, objects)
-            except (ApiException, OSError, ValueError, TransportError) as error:
-                where = "all namespaces" if scope is None else f"namespace {scope}"
-                logger.warning(
-                    "start-up listing of %s in %s failed (%s); their resumes read them one by one",
-                    kind.plural,
-                    where,
-                    error,
-                )
-    return count
+    jobs = [(kind, selector, scope) for kind, selector in LISTED.items() for scope in scopes]
+    with ThreadPoolExecutor(max_workers=min(len(jobs), PARALLEL_LISTS)) as pool:
+        counts = pool.map(lambda job: _load_one(listing, api_client, namespaces, *job), jobs)
+        return sum(counts)
+
+
+def _load_one(
+    listing: StartupListing,
+    api_client: kubernetes.client.ApiClient,
+    namespaces: Sequence[str],
+    kind: ObjectKind,
+    selector: str,
+    scope: str | None,
+) -> int:
+    """One kind in one scope into ``listing``: how many objects; 0 if the listing failed."""
+    reader = page_reader(api_client, kind, scope)
+    # A generator: each page is trimmed into the listing's compact entries
+    # as it arrives, so at most one page of whole objects is held; a failed
+    # page leaves the listing of this kind untouched.
+    objects = (
+        obj
+        for obj in pages(reader, selector)
+        if watched(str(obj["metadata"]["namespace"]), namespaces)
+    )
+    try:
+        return listing.add(kind, scope, objects)
+    except (ApiException, OSError, ValueError, TransportError) as error:
+        where = "all namespaces" if scope is None else f"namespace {scope}"
+        logger.warning(
+            "start-up listing of %s in %s failed (%s); their resumes read them one by one",
+            kind.plural,
+            where,
+            error,
+        )
+        return 0
 
 
 def pages(read: PageReader, selector: str) -> Iterator[dict[str, Any]]:
