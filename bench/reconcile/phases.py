@@ -331,6 +331,8 @@ class Bench:
         live_instances = sum(self._count(ns, "agentinstances") for ns in WATCHED)
         api_before = self.api.apiserver_requests()
         self.memory_phase()  # the stopped operator's readings end here
+        # A process appends every run to one log; a container's log is its own run's.
+        earlier_lines = 0 if self.args.image else len(self.operator.log_tail(_ALL).splitlines())
         started = time.monotonic()
         process = self.start_operator()
         healthy = time.monotonic() - started
@@ -351,7 +353,9 @@ class Bench:
             finished = False
             while time.monotonic() < deadline:
                 agents, instances, _ = probe()
-                if agents >= live_agents and instances >= live_instances:
+                resumed = agents >= live_agents and instances >= live_instances
+                # The start-up sweep runs beside the resumes: done when it logged its count.
+                if resumed and sweep_count(this_run_log(process, earlier_lines)) is not None:
                     finished = True
                     break
                 time.sleep(1.0)
@@ -359,7 +363,7 @@ class Bench:
         remirror = last_change - started
         agents, instances, _ = probe()
         requests = operator_requests(api_before, self.api.apiserver_requests(), 0)
-        sweep = sweep_count(process.log_path)
+        sweep = sweep_count(this_run_log(process, earlier_lines))
         verify = subprocess.run(
             [
                 sys.executable,
@@ -404,3 +408,12 @@ class Bench:
     def _count(self, namespace: str, plural: str) -> int:
         listing = self.api.json("GET", f"{API}/namespaces/{namespace}/{plural}")
         return len(listing.get("items") or [])
+
+
+#: ``log_tail`` lines that stand for the whole log.
+_ALL = 10**9
+
+
+def this_run_log(process: OperatorProcess | ContainerOperator, earlier_lines: int) -> str:
+    """The log of the operator's current run: what came after ``earlier_lines``."""
+    return "\n".join(process.log_tail(_ALL).splitlines()[earlier_lines:])

@@ -165,13 +165,9 @@ def store_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
-def sweep_count(log_path: Path) -> int | None:
-    """The number the start-up sweep logged in the *last* run of the operator."""
-    try:
-        lines = log_path.read_text(errors="replace").splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
+def sweep_count(log: str) -> int | None:
+    """The number the start-up sweep logged in ``log`` (the last time), if it has yet."""
+    for line in reversed(log.splitlines()):
         if "start-up sweep removed" in line:
             with contextlib.suppress(ValueError, IndexError):
                 return int(line.split("start-up sweep removed", 1)[1].split()[0])
