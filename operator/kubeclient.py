@@ -2,14 +2,23 @@
 
 One function decides where credentials come from (in-cluster first, then
 kubeconfig) and how many connections the client keeps, so the run loop and
-the store commands talk to the same cluster the same way.
+the store commands talk to the same cluster the same way; one reads a
+paginated LIST, for every listing the operator makes itself (kopf lists its
+watched kinds on its own).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import kubernetes
 
-__all__ = ["load_api_client"]
+__all__ = ["PageReader", "list_pages", "load_api_client"]
+
+#: One LIST page: ``continue_token -> raw response`` (``_preload_content=False``).
+PageReader = Callable[[str | None], Any]
 
 
 def load_api_client(pool_maxsize: int = 0) -> kubernetes.client.ApiClient:
@@ -30,3 +39,21 @@ def load_api_client(pool_maxsize: int = 0) -> kubernetes.client.ApiClient:
         configuration.connection_pool_maxsize or 0, pool_maxsize
     )
     return kubernetes.client.ApiClient(configuration)
+
+
+def list_pages(read_page: PageReader) -> Iterator[dict[str, Any]]:
+    """Every item of a paginated LIST, one page parsed at a time.
+
+    The raw response is dropped as soon as it is parsed, and the next page
+    is read only when the caller has taken every item of this one: a
+    listing of tens of thousands of objects never holds all of them.
+    """
+    token: str | None = None
+    while True:
+        response = read_page(token)
+        page: dict[str, Any] = json.loads(response.data)
+        del response
+        yield from page.get("items") or ()
+        token = (page.get("metadata") or {}).get("continue") or None
+        if token is None:
+            return

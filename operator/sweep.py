@@ -9,15 +9,15 @@ namespaced operator must not sweep what it cannot see).
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import kubernetes
 
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind, Resource
 from stigmer_operator.kopf_compat import namespace_matches
+from stigmer_operator.kubeclient import list_pages
 from stigmer_operator.pipeline.conditions import ConditionStatus, ConditionType
 from stigmer_operator.pipeline.meta import mirrored_annotations
 from stigmer_operator.settings import has_globs
@@ -76,16 +76,10 @@ def list_cluster_objects(
 
 
 def _pages(lister: Callable[..., Any]) -> Iterator[dict[str, Any]]:
-    """The items of a paginated LIST, one page parsed at a time."""
-    token: str | None = None
-    while True:
-        response = lister(limit=PAGE_SIZE, _continue=token, _preload_content=False)
-        page = cast(dict[str, Any], json.loads(response.data))
-        del response
-        yield from page.get("items") or ()
-        token = (page.get("metadata") or {}).get("continue") or None
-        if token is None:
-            return
+    """The items of ``lister``'s paginated LIST, :data:`PAGE_SIZE` at a time."""
+    return list_pages(
+        lambda token: lister(limit=PAGE_SIZE, _continue=token, _preload_content=False)
+    )
 
 
 def _whole(obj: dict[str, Any]) -> dict[str, Any]:

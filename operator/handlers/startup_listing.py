@@ -21,7 +21,6 @@ latest), so its memory is given back when the start-up phase is over.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -37,6 +36,7 @@ from urllib3.exceptions import HTTPError as TransportError
 from stigmer_operator.api.kinds import DEFAULT_INSTANCE_LABEL, GROUP, VERSION, Kind
 from stigmer_operator.handlers.common import rerun
 from stigmer_operator.handlers.memo import OperatorMemo
+from stigmer_operator.kubeclient import list_pages
 from stigmer_operator.pipeline.kube import ObjectKind
 from stigmer_operator.pipeline.listing import (
     ALL_NAMESPACES,
@@ -68,7 +68,7 @@ PARALLEL_LISTS = 4
 EXPIRY_CHECK_SECONDS = 1.0
 
 #: One page: ``(label_selector, continue_token) -> raw response``.
-PageReader = Callable[[str, str | None], Any]
+SelectorPageReader = Callable[[str, str | None], Any]
 
 
 @kopf.on.startup()
@@ -165,20 +165,14 @@ def _load_one(
         return 0
 
 
-def pages(read: PageReader, selector: str) -> Iterator[dict[str, Any]]:
-    """Every item of a paginated LIST, page by page."""
-    token: str | None = None
-    while True:
-        document = json.loads(read(selector, token).data)
-        yield from document.get("items") or ()
-        token = (document.get("metadata") or {}).get("continue") or None
-        if token is None:
-            return
+def pages(read: SelectorPageReader, selector: str) -> Iterator[dict[str, Any]]:
+    """Every item of a paginated LIST by ``selector``, page by page."""
+    return list_pages(lambda token: read(selector, token))
 
 
 def page_reader(
     api_client: kubernetes.client.ApiClient, kind: ObjectKind, namespace: str | None
-) -> PageReader:
+) -> SelectorPageReader:
     """The LIST call for ``kind`` in ``namespace`` (``None``: all), returning raw JSON."""
     core = kubernetes.client.CoreV1Api(api_client)
     rbac = kubernetes.client.RbacAuthorizationV1Api(api_client)
