@@ -58,8 +58,10 @@ logger = logging.getLogger(__name__)
 #: a watch expired).
 LIST_CHUNK_SIZE = 500
 
-#: Seconds between attempts at the start-up sweep while it fails.
+#: Seconds before the start-up sweep is tried again after a failure; doubled
+#: after each further failure, up to ``START_RETRY_MAX_SECONDS``.
 START_RETRY_SECONDS = 10.0
+START_RETRY_MAX_SECONDS = 300.0
 
 
 @kopf.on.startup()
@@ -171,12 +173,14 @@ def _after_unseen_deletion(
 
 def _sweep_at_start_then_every(memo: OperatorMemo, interval: float) -> None:
     """The start-up sweep until it succeeds; then, with ``interval > 0``, the periodic one."""
+    delay = START_RETRY_SECONDS
     while True:
         try:
             swept = sweep_gone(memo)
-        except Exception:  # the API may be down for a while; try again
-            logger.exception("start-up sweep failed; trying again in %.0f s", START_RETRY_SECONDS)
-            time.sleep(START_RETRY_SECONDS)
+        except Exception as error:  # the API may be down for a while (or RBAC missing): again
+            logger.warning("start-up sweep failed (%s); trying again in %.0f s", error, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, START_RETRY_MAX_SECONDS)
             continue
         logger.info("start-up sweep removed %d mirror entries without an object", swept)
         break

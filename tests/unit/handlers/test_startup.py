@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import kopf
 import pytest
 
 from stigmer_operator.api.kinds import GROUP
+from stigmer_operator.handlers import startup
 from stigmer_operator.handlers.startup import SpecDigestDiffBaseStorage
 
 KEY = "last-handled-configuration"
@@ -83,3 +85,26 @@ def test_an_object_without_spec_keeps_kopf_s_essence() -> None:
     body = _agent()
     del body["spec"]
     assert _essence(body) == {"metadata": {"labels": {"team": "a"}, "annotations": {"note": "x"}}}
+
+
+def test_a_failing_start_up_sweep_is_tried_again_with_a_growing_delay(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    outcomes: list[int | Exception] = [OSError("API down"), OSError("API down"), 3]
+    slept: list[float] = []
+
+    def sweep(memo: Any) -> int:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(startup, "sweep_gone", sweep)
+    monkeypatch.setattr(startup.time, "sleep", slept.append)
+    with caplog.at_level(logging.INFO, logger=startup.__name__):
+        startup._sweep_at_start_then_every(memo=None, interval=0)  # type: ignore[arg-type]
+
+    assert slept == [startup.START_RETRY_SECONDS, 2 * startup.START_RETRY_SECONDS]
+    assert "start-up sweep failed (API down); trying again in 10 s" in caplog.text
+    assert "start-up sweep removed 3 mirror entries without an object" in caplog.text
+    assert not outcomes
