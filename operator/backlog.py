@@ -256,12 +256,21 @@ async def gated(
                 await _sleep_until(wake, backlog.next_deadline())
     finally:
         reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
+        # Not ``await reader``: a cancellation of this task while it waits
+        # must not be taken for the reader's own (and swallowed).
+        await asyncio.wait({reader})
 
 
 async def _sleep_until(wake: asyncio.Event, deadline: float | None) -> None:
-    """Until ``wake`` is set, or past ``deadline`` (an echo wait running out)."""
+    """Until ``wake`` is set, or past ``deadline`` (an echo wait running out).
+
+    ``asyncio.timeout``, not ``asyncio.wait_for``: on Python 3.11, a
+    ``wait_for`` cancelled in the loop cycle its awaitable completes in
+    returns instead of raising, and the cancellation is lost. Here that is
+    the operator stopping as a worker finishes (which sets ``wake``): kopf's
+    watcher read on, and kopf waited for it forever.
+    """
     timeout = None if deadline is None else max(0.0, deadline - time.monotonic()) + 0.01
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(wake.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await wake.wait()

@@ -208,3 +208,30 @@ async def events_arriving_while_kopf_is_busy() -> None:
     assert (backlog.admitted, backlog.parked) == (2, 98)
     assert 0 < backlog.parked_bytes < 98 * 200  # compressed, without managedFields
     await stream.aclose()  # type: ignore[attr-defined]
+
+
+def test_gated_stops_when_cancelled_as_a_worker_finishes() -> None:
+    asyncio.run(cancelled_as_a_worker_finishes())
+
+
+async def cancelled_as_a_worker_finishes() -> None:
+    """The operator stops while kopf awaits an echo: its watcher must end, not watch on."""
+
+    async def watch() -> AsyncIterator[Any]:
+        yield event("a", 1)
+        await asyncio.sleep(3600)
+
+    backlog, wake = Backlog(limit=1, echo_timeout=30), asyncio.Event()
+
+    async def kopf_watcher() -> None:
+        async for item in gated(watch(), backlog, wake):
+            backlog.processed(item, echo="5")  # kopf patched it and awaits the echo
+
+    watcher = asyncio.create_task(kopf_watcher())
+    for _ in range(10):  # the stream now sleeps until a wake or the echo's deadline
+        await asyncio.sleep(0)
+    wake.set()  # a worker finishes...
+    watcher.cancel()  # ...in the same loop cycle as the operator stops its watchers
+    done, _ = await asyncio.wait({watcher}, timeout=1)
+    assert watcher in done, "the watcher went on after it was cancelled"
+    assert watcher.cancelled()
