@@ -17,6 +17,7 @@ from kopf._cogs.structs.references import NamespaceName, match_namespace
 
 from stigmer_operator import metrics
 from stigmer_operator.backlog import Backlog, gated
+from stigmer_operator.first_listing import FirstListings
 
 
 def namespace_matches(namespace: str, pattern: str) -> bool:
@@ -89,3 +90,34 @@ def parked_backlog(limit: int, group: str) -> Iterator[None]:
     finally:
         watching.infinite_watch = original_watch
         processing.process_resource_event = original_process
+
+
+@contextlib.contextmanager
+def recorded_first_listings(listings: FirstListings, group: str) -> Iterator[None]:
+    """While open, the uids of kopf's first listing of ``group``'s watches go to ``listings``.
+
+    Recorded as they arrive, ahead of anything that holds events back; the
+    end of a listing is kopf's ``LISTED`` bookmark in the stream.
+    """
+    from kopf._cogs.clients import watching
+
+    original_watch = watching.infinite_watch
+
+    async def infinite_watch(*, settings: Any, resource: Any, namespace: Any, **kw: Any) -> Any:
+        stream = original_watch(settings=settings, resource=resource, namespace=namespace, **kw)
+        key = (resource.plural, namespace)
+        listing = resource.group == group and listings.is_listing(key)
+        async for item in stream:
+            if listing:
+                if isinstance(item, dict):
+                    listings.add(key, str(item["object"]["metadata"]["uid"]))
+                elif item is watching.Bookmark.LISTED:
+                    listings.complete(key)
+                    listing = False
+            yield item
+
+    watching.infinite_watch = infinite_watch
+    try:
+        yield
+    finally:
+        watching.infinite_watch = original_watch

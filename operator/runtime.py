@@ -20,7 +20,8 @@ import kopf
 import kubernetes
 
 from stigmer_operator import kopf_compat, logs, metrics
-from stigmer_operator.api.kinds import GROUP
+from stigmer_operator.api.kinds import GROUP, Kind
+from stigmer_operator.first_listing import FirstListings
 from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.kubeclient import load_api_client
 from stigmer_operator.pipeline.deps import Deps, PipelineSettings
@@ -163,7 +164,10 @@ async def _operate(
     settings: OperatorSettings, deps: Deps, api_client: kubernetes.client.ApiClient
 ) -> None:
     liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    listings = _first_listings(settings)
     with contextlib.ExitStack() as stack:
+        if listings is not None:  # before the backlog: recorded as they arrive
+            stack.enter_context(kopf_compat.recorded_first_listings(listings, GROUP))
         if settings.backlog_limit:
             stack.enter_context(kopf_compat.parked_backlog(settings.backlog_limit, GROUP))
         await kopf.operator(
@@ -173,5 +177,19 @@ async def _operate(
             peering_name=settings.peering or None,
             priority=settings.priority,
             liveness_endpoint=liveness,
-            memo=OperatorMemo(deps=deps, settings=settings, api_client=api_client),
+            memo=OperatorMemo(
+                deps=deps, settings=settings, api_client=api_client, first_listings=listings
+            ),
         )
+
+
+def _first_listings(settings: OperatorSettings) -> FirstListings | None:
+    """What kopf's first listing covers: each kind in each watched namespace.
+
+    ``None`` with namespace globs: their namespaces come and go, so the
+    start-up sweep lists the objects itself.
+    """
+    if settings.namespace_globs:
+        return None
+    namespaces: list[str | None] = [*settings.namespaces] or [None]
+    return FirstListings((kind.plural, namespace) for kind in Kind for namespace in namespaces)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import kubernetes
 
+from stigmer_operator.first_listing import FirstListings
 from stigmer_operator.handlers.coordination import Coordination
 from stigmer_operator.handlers.references import References
 from stigmer_operator.handlers.retries import Retries
@@ -42,6 +43,8 @@ class OperatorMemo:
     references: References = field(default_factory=References)
     #: Re-runs kopf does not retry (see :mod:`.retries`).
     retries: Retries = field(default_factory=Retries)
+    #: The uids of kopf's first listing, for the start-up sweep (``None``: it lists).
+    first_listings: FirstListings | None = None
 
     def __post_init__(self) -> None:
         from stigmer_operator.handlers.children import HandlerChildren  # imports the handlers

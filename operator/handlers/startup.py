@@ -23,6 +23,12 @@ a swept Agent re-runs the instances that reference it and the Agents it
 kept out with DuplicateSlug. And an object whose
 status has lagged its generation, unchanged, over a whole interval is re-run
 (:mod:`.stragglers`).
+
+The start-up sweep compares with kopf's own first listing (its uids, see
+:mod:`stigmer_operator.first_listing`) rather than listing every object a
+second time; it lists only if kopf's listing does not finish in
+``FIRST_LISTING_WAIT_SECONDS``, or with namespace globs (whose namespaces
+come and go).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 import kopf
@@ -57,6 +63,10 @@ logger = logging.getLogger(__name__)
 #: Objects per page of kopf's listing of a watched kind (at start, and after
 #: a watch expired).
 LIST_CHUNK_SIZE = 500
+
+#: How long the start-up sweep waits for kopf's first listing before it lists
+#: the objects itself.
+FIRST_LISTING_WAIT_SECONDS = 120.0
 
 #: Seconds before the start-up sweep is tried again after a failure; doubled
 #: after each further failure, up to ``START_RETRY_MAX_SECONDS``.
@@ -107,29 +117,33 @@ def sweep_mirror(memo: OperatorMemo, **_: Any) -> None:
     thread.start()
 
 
-#: Lists every object of a kind in the watched namespaces.
-Lister = Callable[[Kind], list[dict[str, Any]]]
+#: The uids of every object of a kind in the watched namespaces.
+LiveUids = Callable[[Kind], set[str]]
 
 
-def sweep_gone(memo: OperatorMemo, lister: Lister | None = None) -> int:
+def sweep_gone(memo: OperatorMemo, live_uids: LiveUids | None = None) -> int:
     """Delete the mirror entries (and in-process state) of objects gone from the cluster.
 
-    Returns how many entries went. ``lister`` is for tests; by default the
-    objects are listed from the API.
+    Returns how many entries went. Without ``live_uids`` the objects are
+    listed from the API.
     """
     namespaces = memo.settings.namespaces
-    lister = lister or (
-        lambda kind: list_cluster_objects(memo.api_client, kind, namespaces, slim=True)
+    live_uids = live_uids or (
+        lambda kind: uids_of(list_cluster_objects(memo.api_client, kind, namespaces, slim=True))
     )
     swept = 0
     every_live: set[str] = set()
     for kind in Kind:
-        live = {str(obj["metadata"]["uid"]) for obj in lister(kind)}
+        live = live_uids(kind)
         for resource in stale_entries(memo.deps.store, kind, live, namespaces):
             swept += _sweep_one(memo, kind, resource)
         every_live |= live
     memo.coordination.retain(every_live)
     return swept
+
+
+def uids_of(objects: Iterable[Mapping[str, Any]]) -> set[str]:
+    return {str(obj["metadata"]["uid"]) for obj in objects}
 
 
 def _sweep_one(memo: OperatorMemo, kind: Kind, resource: Resource) -> int:
@@ -174,18 +188,34 @@ def _after_unseen_deletion(
 def _sweep_at_start_then_every(memo: OperatorMemo, interval: float) -> None:
     """The start-up sweep until it succeeds; then, with ``interval > 0``, the periodic one."""
     delay = START_RETRY_SECONDS
+    live_uids = _first_listing(memo)
     while True:
         try:
-            swept = sweep_gone(memo)
+            swept = sweep_gone(memo, live_uids)
         except Exception as error:  # the API may be down for a while (or RBAC missing): again
             logger.warning("start-up sweep failed (%s); trying again in %.0f s", error, delay)
             time.sleep(delay)
             delay = min(delay * 2, START_RETRY_MAX_SECONDS)
+            live_uids = None  # listed afresh
             continue
-        logger.info("start-up sweep removed %d mirror entries without an object", swept)
+        source = "kopf's first listing" if live_uids is not None else "a listing of its own"
+        logger.info("start-up sweep removed %d mirror entries without an object (compared "
+                    "with %s)", swept, source)  # fmt: skip
         break
     if interval > 0:
         _sweep_every(memo, interval)
+
+
+def _first_listing(memo: OperatorMemo) -> LiveUids | None:
+    """The uids of kopf's first listing, once it is over; ``None``: the sweep lists."""
+    if memo.first_listings is None:
+        return None
+    uids = memo.first_listings.take(FIRST_LISTING_WAIT_SECONDS)
+    if uids is None:
+        logger.warning("kopf's first listing was not over after %.0f s; the start-up sweep "
+                       "lists the objects itself", FIRST_LISTING_WAIT_SECONDS)  # fmt: skip
+        return None
+    return lambda kind: uids.get(kind.plural, set())
 
 
 def _sweep_every(memo: OperatorMemo, interval: float) -> None:
@@ -196,7 +226,8 @@ def _sweep_every(memo: OperatorMemo, interval: float) -> None:
             namespaces = memo.settings.namespaces
             api = memo.api_client
             listed = {kind: list_cluster_objects(api, kind, namespaces, slim=True) for kind in Kind}
-            swept = sweep_gone(memo, lister=listed.__getitem__)
+            live = {kind: uids_of(objects) for kind, objects in listed.items()}
+            swept = sweep_gone(memo, live.__getitem__)
             stuck = stragglers.check(memo, listed)
         except Exception:  # the API may be down for a while; try again next time
             logger.exception("periodic sweep failed")

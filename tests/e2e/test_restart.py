@@ -7,6 +7,7 @@ objects are listed once, not read one by one (counted by the API server).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -81,6 +82,10 @@ def test_restart_with_drift_converges(
         what="store verify to report no drift",
     )
     private_operator.stop()
+    swept = (
+        r"start-up sweep removed [1-9]\d* mirror entries without an object \(compared with kopf's"
+    )
+    assert re.search(swept, private_operator.log_path.read_text()), "not swept by kopf's listing"
     with read_store(private_operator.store_path) as store:
         try:
             store.get(Kind.AGENT, deleted_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 import kopf
@@ -93,7 +94,7 @@ def test_a_failing_start_up_sweep_is_tried_again_with_a_growing_delay(
     outcomes: list[int | Exception] = [OSError("API down"), OSError("API down"), 3]
     slept: list[float] = []
 
-    def sweep(memo: Any) -> int:
+    def sweep(memo: Any, live_uids: Any) -> int:
         outcome = outcomes.pop(0)
         if isinstance(outcome, Exception):
             raise outcome
@@ -102,9 +103,13 @@ def test_a_failing_start_up_sweep_is_tried_again_with_a_growing_delay(
     monkeypatch.setattr(startup, "sweep_gone", sweep)
     monkeypatch.setattr(startup.time, "sleep", slept.append)
     with caplog.at_level(logging.INFO, logger=startup.__name__):
-        startup._sweep_at_start_then_every(memo=None, interval=0)  # type: ignore[arg-type]
+        memo = SimpleNamespace(first_listings=None)  # the sweep lists
+        startup._sweep_at_start_then_every(memo=memo, interval=0)  # type: ignore[arg-type]
 
     assert slept == [startup.START_RETRY_SECONDS, 2 * startup.START_RETRY_SECONDS]
     assert "start-up sweep failed (API down); trying again in 10 s" in caplog.text
-    assert "start-up sweep removed 3 mirror entries without an object" in caplog.text
+    assert (
+        "start-up sweep removed 3 mirror entries without an object (compared with a listing "
+        "of its own)"
+    ) in caplog.text
     assert not outcomes

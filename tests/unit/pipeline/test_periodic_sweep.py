@@ -30,11 +30,13 @@ def _memo(world: World) -> OperatorMemo:
 
 
 def _listing(world: World) -> Any:
-    def lister(kind: Kind) -> list[dict[str, Any]]:
+    def live_uids(kind: Kind) -> set[str]:
         wanted = ObjectKind.of(kind)
-        return [obj for (k, _, _), obj in world.kube.objects.items() if k is wanted]
+        return {
+            obj["metadata"]["uid"] for (k, _, _), obj in world.kube.objects.items() if k is wanted
+        }
 
-    return lister
+    return live_uids
 
 
 def _reconciled_pair(world: World, memo: OperatorMemo) -> dict[str, Any]:
@@ -64,7 +66,7 @@ def test_an_object_created_after_the_listing_keeps_its_entry(world: World) -> No
     memo = _memo(world)
     _reconciled_pair(world, memo)
 
-    assert sweep_gone(memo, lambda kind: []) == 0  # a listing older than every object
+    assert sweep_gone(memo, lambda kind: set()) == 0  # a listing older than every object
 
     assert len(list(world.store.list(Kind.AGENT_INSTANCE))) == 2  # with the default instance
     assert len(list(world.store.list(Kind.AGENT))) == 1
