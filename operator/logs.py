@@ -25,9 +25,9 @@ _KOPF_REF = "k8s_ref"
 #: Event handlers that run on every watch event of every object and usually
 #: do nothing a reader needs (they keep in-process maps current, or find no
 #: readiness flip). kopf logs "Handler 'x' succeeded." at INFO for each call:
-#: at 20,000 objects that was most of the log. What they do that matters is
-#: logged by the pipeline they start.
-QUIET_HANDLERS = frozenset({"agent_observed", "instance_observed", "default_instance_changed"})
+#: at 20,000 objects that was most of the log. What they do that matters (a
+#: re-run, a deletion) is logged by the pipeline they start.
+QUIET_HANDLERS = frozenset({"agent_event", "instance_event"})
 _QUIET_MESSAGES = frozenset(f"Handler {name!r} succeeded." for name in QUIET_HANDLERS)
 
 

@@ -50,6 +50,7 @@ Handlers sit in the module of the kind they watch: this one watches Agents.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -100,23 +101,26 @@ def agent_resumed(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> 
     retry_until_mirrored(reconciled)
 
 
-@kopf.on.event(*AGENTS, when=is_deletion)
-def agent_deleted(body: kopf.Body, memo: OperatorMemo, **_: Any) -> None:
+@kopf.on.event(*AGENTS)
+async def agent_event(event: kopf.RawEvent, body: kopf.Body, memo: OperatorMemo, **_: Any) -> None:
+    """Every Agent event: a deletion's pipeline; :class:`.References` kept current.
+
+    One handler for every event, on the event loop: kopf's bookkeeping per
+    handler and event is what a restart of tens of thousands of objects
+    spends its time on, and only a deletion needs a thread.
+    """
+    if is_deletion(event):
+        await asyncio.to_thread(agent_deleted, body, memo)
+        memo.references.agent_gone(body)  # after: the deletion wakes whom it names
+    else:
+        memo.references.agent_seen(body)
+
+
+def agent_deleted(body: kopf.Body, memo: OperatorMemo) -> None:
     reconcile_quietly(Kind.AGENT, Operation.DELETE, body, memo)
     forget(Kind.AGENT, body, memo)
     wake_instances(body, memo)
     wake_duplicates(body, memo)
-
-
-@kopf.on.event(*AGENTS)
-async def agent_observed(
-    event: kopf.RawEvent, body: kopf.Body, memo: OperatorMemo, **_: Any
-) -> None:
-    """Keep :class:`.References` current: is this Agent blocked by a squatting instance?"""
-    if is_deletion(event):
-        memo.references.agent_gone(body)
-    else:
-        memo.references.agent_seen(body)
 
 
 def wake_duplicates(body: Mapping[str, Any], memo: OperatorMemo) -> None:

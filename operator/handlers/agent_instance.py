@@ -32,14 +32,15 @@ default instance name is deleted
 =================================  =========================================
 
 Handlers sit in the module of the kind they watch: the last three rows
-re-run Agents, but they watch AgentInstances, so they are here. kopf runs
-the event handlers of one kind in the order they are registered; the
-bookkeeping ones come first, so a deletion updates :class:`.References`
-and wakes blocked Agents before the instance's own delete pipeline runs.
+re-run Agents, but they watch AgentInstances, so they are here. One event
+handler does all that an event sets off, in order: the bookkeeping first,
+so a deletion updates :class:`.References` and wakes blocked Agents before
+the instance's own delete pipeline runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,12 +66,26 @@ from stigmer_operator.pipeline.steps.reconcile_default_instance import never_rec
 
 
 @kopf.on.event(*INSTANCES)
-async def instance_observed(
+async def instance_event(
     event: kopf.RawEvent, body: kopf.Body, memo: OperatorMemo, **_: Any
 ) -> None:
+    """Every instance event, in this order: bookkeeping, the Agents it concerns, a deletion.
+
+    One handler for every event, on the event loop: kopf's bookkeeping per
+    handler and event is what a restart of tens of thousands of objects
+    spends its time on, and only a re-run or a deletion needs a thread.
+    """
+    deleted = is_deletion(event)
+    _observe(body, memo, deleted)
+    agent = _owner_to_rerun(body, memo, deleted)
+    if deleted or agent is not None:
+        await asyncio.to_thread(_after_event, body, memo, deleted, agent)
+
+
+def _observe(body: kopf.Body, memo: OperatorMemo, deleted: bool) -> None:
     """Keep :class:`.References` and the start-up listing current with what the watch shows."""
     references, listing = memo.references, memo.deps.listing
-    if is_deletion(event):
+    if deleted:
         references.instance_gone(body)
         stale = listing.gone(ObjectKind.AGENT_INSTANCE, *name_of(body))
     else:
@@ -80,32 +95,41 @@ async def instance_observed(
         rerun_stale(stale, memo)
 
 
-@kopf.on.event(*INSTANCES, when=is_deletion)
-def squatter_deleted(body: kopf.Body, memo: OperatorMemo, **_: Any) -> None:
-    """An AgentInstance that blocked an Agent's default instance is gone: re-run the Agent."""
-    namespace, name = name_of(body)
-    for agent_name in memo.references.blocked_by((namespace, name)):
-        rerun(Kind.AGENT, namespace, agent_name, memo)
+def _owner_to_rerun(
+    body: kopf.Body, memo: OperatorMemo, deleted: bool
+) -> tuple[str, str, str] | None:
+    """Level-triggered: a deleted or flipped default instance re-runs its Agent.
 
-
-@kopf.on.event(*INSTANCES, labels={DEFAULT_INSTANCE_LABEL: "true"})
-def default_instance_changed(
-    event: kopf.RawEvent, body: kopf.Body, memo: OperatorMemo, **_: Any
-) -> None:
-    """Level-triggered: a deleted or flipped default instance re-runs its Agent."""
+    Returns the owner Agent's namespace, name and uid -- not for an Agent
+    of the same name that is not the owner.
+    """
+    metadata = body.get("metadata", {})
+    if metadata.get("labels", {}).get(DEFAULT_INSTANCE_LABEL) != "true":
+        return None
     owner = controller_ref(body)
     if owner is None or owner.get("kind") != Kind.AGENT.value:
-        return
-    uid = str(body.get("metadata", {}).get("uid", ""))
-    if not is_deletion(event) and (
+        return None
+    if not deleted and (
         never_reconciled(body)  # nothing to tell the Agent: its run reconciles a new instance
-        or not memo.coordination.readiness_changed(uid, _is_ready(body))
+        or not memo.coordination.readiness_changed(str(metadata.get("uid", "")), _is_ready(body))
     ):
-        return
-    # Not if the Agent is going away (the garbage collector handles the rest),
-    # nor for an Agent of the same name that is not the owner.
-    namespace = str(body["metadata"]["namespace"])
-    rerun(Kind.AGENT, namespace, str(owner["name"]), memo, uid=str(owner.get("uid")))
+        return None
+    return str(metadata["namespace"]), str(owner["name"]), str(owner.get("uid"))
+
+
+def _after_event(
+    body: kopf.Body, memo: OperatorMemo, deleted: bool, agent: tuple[str, str, str] | None
+) -> None:
+    if deleted:  # an instance that blocked an Agent's default instance is gone
+        namespace, name = name_of(body)
+        for agent_name in memo.references.blocked_by((namespace, name)):
+            rerun(Kind.AGENT, namespace, agent_name, memo)
+    if agent is not None:
+        namespace, name, uid = agent
+        rerun(Kind.AGENT, namespace, name, memo, uid=uid)
+    if deleted:
+        reconcile_quietly(Kind.AGENT_INSTANCE, Operation.DELETE, body, memo)
+        forget(Kind.AGENT_INSTANCE, body, memo)
 
 
 @kopf.on.create(*INSTANCES)
@@ -121,12 +145,6 @@ def instance_updated(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) 
 @kopf.on.resume(*INSTANCES)
 def instance_resumed(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
     retry_until_mirrored(reconcile(Kind.AGENT_INSTANCE, Operation.RESUME, body, memo, retry))
-
-
-@kopf.on.event(*INSTANCES, when=is_deletion)
-def instance_deleted(body: kopf.Body, memo: OperatorMemo, **_: Any) -> None:
-    reconcile_quietly(Kind.AGENT_INSTANCE, Operation.DELETE, body, memo)
-    forget(Kind.AGENT_INSTANCE, body, memo)
 
 
 def _is_ready(body: Mapping[str, Any]) -> bool:

@@ -149,7 +149,7 @@ def _run_locked(
 def _note_default_instance(ctx: RequestContext[Resource], memo: OperatorMemo) -> None:
     """Remember the default instance's readiness this Agent's status now reflects.
 
-    Its flips re-run the Agent (:func:`.agent_instance.default_instance_changed`)
+    Its flips re-run the Agent (:func:`.agent_instance.instance_event`)
     only when they differ from this. If the watch already showed another
     readiness than the one this run read, the Agent is re-run at once.
     """

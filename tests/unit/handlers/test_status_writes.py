@@ -7,6 +7,7 @@ wait``, so such a patch only doubled the status writes of every object.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from pipeline_world import World, agent_manifest, instance_manifest
 
 from stigmer_operator.api.kinds import Kind
-from stigmer_operator.handlers.agent_instance import default_instance_changed
+from stigmer_operator.handlers.agent_instance import instance_event
 from stigmer_operator.handlers.common import reconcile
 from stigmer_operator.handlers.memo import OperatorMemo
 from stigmer_operator.handlers.retries import Retries
@@ -125,7 +126,7 @@ def test_the_instance_turning_ready_in_its_agents_run_does_not_rerun_the_agent(
     added = {key: value for key, value in ready.items() if key != "status"}
 
     for event, body in (("ADDED", added), ("MODIFIED", ready)):
-        default_instance_changed(event={"type": event}, body=kopf.Body(body), memo=memo)
+        asyncio.run(instance_event(event={"type": event}, body=kopf.Body(body), memo=memo))
 
     assert memo.retries.pending() == []
 
@@ -148,7 +149,7 @@ def test_a_default_instance_that_fails_in_the_agents_run_is_retried_and_reruns_t
     assert memo.retries.run_due() == 1  # the instance's retry
     assert _ready(world, Kind.AGENT_INSTANCE, DEFAULT) == ("True", "Ready")
     flipped = kopf.Body(world.current(Kind.AGENT_INSTANCE, DEFAULT))
-    default_instance_changed(event={"type": "MODIFIED"}, body=flipped, memo=memo)
+    asyncio.run(instance_event(event={"type": "MODIFIED"}, body=flipped, memo=memo))
 
     assert _ready(world, Kind.AGENT, "support-bot") == ("True", "Ready")
 
