@@ -39,10 +39,10 @@ BACKLOG_LIMIT = 4 * WORKER_LIMIT
 #: The slot is idle meanwhile, so the linger caps throughput at
 #: ``WORKER_LIMIT / WORKER_IDLE_SECONDS`` objects per second and kind (the
 #: echo of kopf's own patch does not need it: kopf waits for that one with
-#: ``consistency_timeout``). Shorter is not faster once the operator's CPU
-#: is the limit, as in a restart of tens of thousands of objects
+#: ``consistency_timeout``). A restart of tens of thousands of objects,
+#: one event each, is bounded by it once the operator's CPU is not
 #: (docs/performance.md, "Tuning").
-WORKER_IDLE_SECONDS = 0.2
+WORKER_IDLE_SECONDS = 0.1
 
 
 class OperatorSettings(BaseSettings):
