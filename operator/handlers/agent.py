@@ -110,8 +110,10 @@ async def agent_event(event: kopf.RawEvent, body: kopf.Body, memo: OperatorMemo,
     spends its time on, and only a deletion needs a thread.
     """
     if is_deletion(event):
-        await asyncio.to_thread(agent_deleted, body, memo)
-        memo.references.agent_gone(body)  # after: the deletion wakes whom it names
+        try:
+            await asyncio.to_thread(agent_deleted, body, memo)
+        finally:
+            memo.references.agent_gone(body)  # after: the deletion wakes whom it names
     else:
         memo.references.agent_seen(body)
 

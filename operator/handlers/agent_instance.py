@@ -120,16 +120,22 @@ def _owner_to_rerun(
 def _after_event(
     body: kopf.Body, memo: OperatorMemo, deleted: bool, agent: tuple[str, str, str] | None
 ) -> None:
-    if deleted:  # an instance that blocked an Agent's default instance is gone
-        namespace, name = name_of(body)
-        for agent_name in memo.references.blocked_by((namespace, name)):
-            rerun(Kind.AGENT, namespace, agent_name, memo)
-    if agent is not None:
-        namespace, name, uid = agent
-        rerun(Kind.AGENT, namespace, name, memo, uid=uid)
-    if deleted:
-        reconcile_quietly(Kind.AGENT_INSTANCE, Operation.DELETE, body, memo)
-        forget(Kind.AGENT_INSTANCE, body, memo)
+    """The Agents the event concerns are re-run; then a deleted instance leaves the mirror.
+
+    The deletion's pipeline runs even if a re-run failed unexpectedly.
+    """
+    try:
+        if deleted:  # an instance that blocked an Agent's default instance is gone
+            namespace, name = name_of(body)
+            for agent_name in memo.references.blocked_by((namespace, name)):
+                rerun(Kind.AGENT, namespace, agent_name, memo)
+        if agent is not None:
+            namespace, name, uid = agent
+            rerun(Kind.AGENT, namespace, name, memo, uid=uid)
+    finally:
+        if deleted:
+            reconcile_quietly(Kind.AGENT_INSTANCE, Operation.DELETE, body, memo)
+            forget(Kind.AGENT_INSTANCE, body, memo)
 
 
 @kopf.on.create(*INSTANCES)
