@@ -105,8 +105,8 @@ class Backlog:
         self.echo_timeout = echo_timeout
         self._clock = clock
         self._admitted: dict[str, _Admitted] = {}
-        #: Admitted objects that had caught up when kopf last processed one of
-        #: their events, but awaited an echo: only these can become done later.
+        #: Admitted objects whose last processed event left kopf awaiting an
+        #: echo: only these can become done without another event.
         self._awaiting_echo: set[str] = set()
         self._parked: OrderedDict[str, _Parked] = OrderedDict()
         self.parked_bytes = 0
@@ -147,7 +147,9 @@ class Backlog:
         admitted.echo_deadline = self._clock() + self.echo_timeout
         if echo is not None:
             self._awaiting_echo.add(uid)
-        elif admitted.done(self._clock()):
+            return
+        self._awaiting_echo.discard(uid)
+        if admitted.done(self._clock()):
             self._release(uid)
 
     def take(self) -> RawEvent | None:
@@ -169,11 +171,7 @@ class Backlog:
 
     def next_deadline(self) -> float | None:
         """When an object awaiting its echo will be let go anyway (if any is)."""
-        deadlines = [
-            admitted.echo_deadline
-            for uid in self._awaiting_echo
-            if (admitted := self._admitted[uid]).echo is not None
-        ]
+        deadlines = [self._admitted[uid].echo_deadline for uid in self._awaiting_echo]
         return min(deadlines, default=None)
 
     def _admit(self, uid: str, event: RawEvent) -> None:

@@ -105,9 +105,9 @@ def agent_resumed(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> 
 async def agent_event(event: kopf.RawEvent, body: kopf.Body, memo: OperatorMemo, **_: Any) -> None:
     """Every Agent event: a deletion's pipeline; :class:`.References` kept current.
 
-    One handler for every event, on the event loop: kopf's bookkeeping per
-    handler and event is what a restart of tens of thousands of objects
-    spends its time on, and only a deletion needs a thread.
+    One handler for every event, on the event loop: kopf's bookkeeping runs
+    per handler and event (a restart handles tens of thousands), and only a
+    deletion needs a thread.
     """
     if is_deletion(event):
         try:

@@ -71,9 +71,9 @@ async def instance_event(
 ) -> None:
     """Every instance event, in this order: bookkeeping, the Agents it concerns, a deletion.
 
-    One handler for every event, on the event loop: kopf's bookkeeping per
-    handler and event is what a restart of tens of thousands of objects
-    spends its time on, and only a re-run or a deletion needs a thread.
+    One handler for every event, on the event loop: kopf's bookkeeping runs
+    per handler and event (a restart handles tens of thousands), and only a
+    re-run or a deletion needs a thread.
     """
     deleted = is_deletion(event)
     _observe(body, memo, deleted)
