@@ -37,6 +37,9 @@ def watched(namespace: str, patterns: Sequence[str]) -> bool:
 #: slimmed) before the next is read, so a listing of tens of thousands of
 #: objects never holds all their bodies at once.
 PAGE_SIZE = 500
+#: Seconds per page request: a LIST on a connection the API server dropped
+#: without a word (a restart) must fail and be retried, not hang the sweep.
+REQUEST_TIMEOUT = 30.0
 #: ``metadata`` fields a slim listing keeps: identity, change and deletion marks.
 _SLIM_METADATA = ("name", "namespace", "uid", "resourceVersion", "generation", "deletionTimestamp")
 
@@ -78,7 +81,12 @@ def list_cluster_objects(
 def _pages(lister: Callable[..., Any]) -> Iterator[dict[str, Any]]:
     """The items of ``lister``'s paginated LIST, :data:`PAGE_SIZE` at a time."""
     return list_pages(
-        lambda token: lister(limit=PAGE_SIZE, _continue=token, _preload_content=False)
+        lambda token: lister(
+            limit=PAGE_SIZE,
+            _continue=token,
+            _preload_content=False,
+            _request_timeout=REQUEST_TIMEOUT,
+        )
     )
 
 
