@@ -24,6 +24,13 @@ lost: every instance gets its own resume handler at start, which finds the
 Agent then. While running, the maps see an instance's status at the same
 moment kopf's index would have.
 
+Every record is keyed by name but remembers the uid of the object that
+wrote it: a name can be deleted and applied again, and kopf runs each uid's
+events on a worker of its own, so the old object's DELETED event can be
+handled after the new one was seen or refused. That event forgets only what
+the old object recorded; dropping the new one's refusal lost the wake-up it
+was waiting for, and the Agent stayed refused after its slug was free.
+
 The sync handlers read these maps from executor threads while the event loop
 writes them, so every access holds one lock and readers get copies.
 """
@@ -62,10 +69,13 @@ class References:
     _target: dict[ObjectName, ObjectName] = field(default_factory=dict)
     _blocked: dict[ObjectName, set[str]] = field(default_factory=dict)
     _squatted: dict[ObjectName, ObjectName] = field(default_factory=dict)
-    #: Instances this process itself saw refused with AgentNotFound.
-    _known_waiting: set[ObjectName] = field(default_factory=set)
-    #: Agents this process refused with DuplicateSlug -> the Agent holding the slug.
-    _duplicates: dict[ObjectName, ObjectName] = field(default_factory=dict)
+    #: The uid of the instance / Agent whose event wrote ``_target`` / ``_squatted``.
+    _instance_uid: dict[ObjectName, str] = field(default_factory=dict)
+    _agent_uid: dict[ObjectName, str] = field(default_factory=dict)
+    #: Instances this process itself saw refused with AgentNotFound -> their uid.
+    _known_waiting: dict[ObjectName, str] = field(default_factory=dict)
+    #: Agents this process refused with DuplicateSlug -> (their uid, the Agent holding the slug).
+    _duplicates: dict[ObjectName, tuple[str, ObjectName]] = field(default_factory=dict)
 
     def instance_seen(self, body: Mapping[str, Any]) -> None:
         """Record (or update) an instance's agentRef and whether it waits for that Agent."""
@@ -77,12 +87,17 @@ class References:
         with self._guard:
             self._unlink_instance(instance)
             self._target[instance] = target
+            self._instance_uid[instance] = uid_of(body)
             self._referrers.setdefault(target, {})[instance] = waiting
 
     def instance_gone(self, body: Mapping[str, Any]) -> None:
+        """Forget what this instance recorded (not what a newer one of its name did)."""
+        instance, uid = name_of(body), uid_of(body)
         with self._guard:
-            self._unlink_instance(name_of(body))
-            self._known_waiting.discard(name_of(body))
+            if _same(self._instance_uid.get(instance), uid):
+                self._unlink_instance(instance)
+            if _same(self._known_waiting.get(instance), uid):
+                self._known_waiting.pop(instance, None)
 
     def outcome(self, kind: Kind, body: Mapping[str, Any], error: PipelineError | None) -> None:
         """Record this process's own verdict on an object (``None``: it succeeded).
@@ -92,20 +107,25 @@ class References:
         """
         reason = error.reason if error is not None else None
         if kind is Kind.AGENT_INSTANCE:
-            self.instance_waiting(name_of(body), reason is Reason.AGENT_NOT_FOUND)
+            self.instance_waiting(name_of(body), reason is Reason.AGENT_NOT_FOUND, uid_of(body))
             return
         with self._guard:
             if reason is Reason.DUPLICATE_SLUG and error is not None and error.blocker:
-                self._duplicates[name_of(body)] = error.blocker
+                self._duplicates[name_of(body)] = (uid_of(body), error.blocker)
             else:
                 self._duplicates.pop(name_of(body), None)
+
+    def knows_refusal(self, agent: ObjectName) -> bool:
+        """Whether this process refused ``agent`` with DuplicateSlug (and will wake it)."""
+        with self._guard:
+            return agent in self._duplicates
 
     def duplicates_of(self, holder: ObjectName) -> list[ObjectName]:
         """The Agents refused with DuplicateSlug because ``holder`` had the slug."""
         with self._guard:
-            return sorted(name for name, by in self._duplicates.items() if by == holder)
+            return sorted(name for name, (_, by) in self._duplicates.items() if by == holder)
 
-    def instance_waiting(self, instance: ObjectName, waiting: bool) -> None:
+    def instance_waiting(self, instance: ObjectName, waiting: bool, uid: str = "") -> None:
         """Record this process's own verdict: does ``instance`` wait for its Agent?
 
         The watch may deliver the ``AgentNotFound`` status only after the
@@ -113,9 +133,9 @@ class References:
         """
         with self._guard:
             if waiting:
-                self._known_waiting.add(instance)
+                self._known_waiting[instance] = uid
             else:
-                self._known_waiting.discard(instance)
+                self._known_waiting.pop(instance, None)
 
     def agent_seen(self, body: Mapping[str, Any]) -> None:
         """Record whether this Agent is blocked by an instance squatting its default name."""
@@ -126,12 +146,17 @@ class References:
                 return
             squatted = (agent[0], default_instance_name(agent[1]))
             self._squatted[agent] = squatted
+            self._agent_uid[agent] = uid_of(body)
             self._blocked.setdefault(squatted, set()).add(agent[1])
 
     def agent_gone(self, body: Mapping[str, Any]) -> None:
+        """Forget what this Agent recorded (not what a newer one of its name did)."""
+        agent, uid = name_of(body), uid_of(body)
         with self._guard:
-            self._unlink_agent(name_of(body))
-            self._duplicates.pop(name_of(body), None)
+            if _same(self._agent_uid.get(agent), uid):
+                self._unlink_agent(agent)
+            if _same(self._duplicates.get(agent, ("", agent))[0], uid):
+                self._duplicates.pop(agent, None)
 
     def referrers(self, agent: ObjectName) -> list[Referrer]:
         """The instances that reference ``agent`` (a copy, safe to iterate)."""
@@ -149,6 +174,7 @@ class References:
             return sorted(self._blocked.get(instance, ()))
 
     def _unlink_instance(self, instance: ObjectName) -> None:
+        self._instance_uid.pop(instance, None)
         target = self._target.pop(instance, None)
         if target is None:
             return
@@ -158,6 +184,7 @@ class References:
             self._referrers.pop(target, None)
 
     def _unlink_agent(self, agent: ObjectName) -> None:
+        self._agent_uid.pop(agent, None)
         squatted = self._squatted.pop(agent, None)
         if squatted is None:
             return
@@ -170,6 +197,18 @@ class References:
 def name_of(body: Mapping[str, Any]) -> ObjectName:
     metadata = body.get("metadata") or {}
     return (str(metadata.get("namespace", "")), str(metadata.get("name", "")))
+
+
+def uid_of(body: Mapping[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("uid") or "")
+
+
+def _same(recorded: str | None, uid: str) -> bool:
+    """Whether a record written by ``recorded`` belongs to the object with ``uid``.
+
+    Unknown on either side (a body without a uid) counts as the same object.
+    """
+    return not recorded or not uid or recorded == uid
 
 
 def _ready_reason(body: Mapping[str, Any]) -> str | None:

@@ -5,23 +5,29 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from stigmer_operator.api.kinds import Kind
 from stigmer_operator.handlers.references import References, Referrer
+from stigmer_operator.pipeline.errors import PipelineError, Reason
 from stigmer_operator.pipeline.naming import default_instance_name
 
 
 def _instance(name: str, agent: str, *, reason: str | None = None, ns: str = "team-a",
-              agent_ns: str | None = None) -> dict[str, Any]:  # fmt: skip
+              agent_ns: str | None = None, uid: str | None = None) -> dict[str, Any]:  # fmt: skip
     ref: dict[str, str] = {"name": agent}
     if agent_ns is not None:
         ref["namespace"] = agent_ns
-    body: dict[str, Any] = {"metadata": {"namespace": ns, "name": name}, "spec": {"agentRef": ref}}
+    metadata = {"namespace": ns, "name": name} | ({"uid": uid} if uid else {})
+    body: dict[str, Any] = {"metadata": metadata, "spec": {"agentRef": ref}}
     if reason is not None:
         body["status"] = {"conditions": [{"type": "Ready", "status": "False", "reason": reason}]}
     return body
 
 
-def _agent(name: str, *, reason: str | None = None, ns: str = "team-a") -> dict[str, Any]:
-    body: dict[str, Any] = {"metadata": {"namespace": ns, "name": name}, "spec": {}}
+def _agent(
+    name: str, *, reason: str | None = None, ns: str = "team-a", uid: str | None = None
+) -> dict[str, Any]:
+    metadata = {"namespace": ns, "name": name} | ({"uid": uid} if uid else {})
+    body: dict[str, Any] = {"metadata": metadata, "spec": {}}
     if reason is not None:
         body["status"] = {"conditions": [{"type": "Ready", "status": "False", "reason": reason}]}
     return body
@@ -89,6 +95,32 @@ def test_an_agent_that_healed_or_went_is_no_longer_blocked() -> None:
     references.agent_gone(_agent("bot"))
     assert references.blocked_by(squatted) == []
     assert references._blocked == {} and references._squatted == {}
+
+
+def test_a_late_deletion_of_an_earlier_object_of_the_name_keeps_the_new_one_s_records() -> None:
+    """kopf runs each uid on its own worker: the old object's DELETED can come last."""
+    references = References()
+    squatted = ("team-a", default_instance_name("bot"))
+    references.agent_seen(_agent("bot", reason="DefaultInstanceConflict", uid="new"))
+    references.instance_seen(_instance("i1", "bot", reason="AgentNotFound", uid="new"))
+    references.instance_waiting(("team-a", "i1"), True, "new")
+    refused = PipelineError(
+        Reason.DUPLICATE_SLUG, "slug taken", retryable=False, blocker=("team-a", "holder")
+    )
+    references.outcome(Kind.AGENT, _agent("bot", uid="new"), refused)
+
+    references.agent_gone(_agent("bot", uid="old"))
+    references.instance_gone(_instance("i1", "bot", uid="old"))
+
+    assert references.blocked_by(squatted) == ["bot"]
+    assert references.referrers(("team-a", "bot")) == [Referrer("team-a", "i1", True)]
+    assert references.duplicates_of(("team-a", "holder")) == [("team-a", "bot")]
+
+    references.agent_gone(_agent("bot", uid="new"))
+    references.instance_gone(_instance("i1", "bot", uid="new"))
+    assert references.blocked_by(squatted) == []
+    assert references.referrers(("team-a", "bot")) == []
+    assert references.duplicates_of(("team-a", "holder")) == []
 
 
 def test_readers_get_a_copy_while_the_event_loop_keeps_writing() -> None:
