@@ -18,7 +18,8 @@ import kubernetes
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind, Resource
 from stigmer_operator.kopf_compat import namespace_matches
 from stigmer_operator.kubeclient import list_pages
-from stigmer_operator.pipeline.conditions import ConditionStatus, ConditionType
+from stigmer_operator.pipeline.conditions import ConditionStatus, ConditionType, find_condition
+from stigmer_operator.pipeline.errors import Reason
 from stigmer_operator.pipeline.meta import mirrored_annotations
 from stigmer_operator.settings import has_globs
 from stigmer_operator.store import Store
@@ -54,9 +55,10 @@ def list_cluster_objects(
     """Every object of ``kind`` in the watched namespaces (all when ``namespaces`` is empty).
 
     Listed page by page. ``slim`` keeps of each object only what the sweeps
-    read -- its identity, generation, deletion mark and
-    ``status.observedGeneration`` -- which is what lets the periodic sweep
-    of a large cluster run inside the operator's memory limit.
+    read -- its identity, generation, deletion mark,
+    ``status.observedGeneration`` and a ``DuplicateSlug`` refusal's
+    ``Ready`` condition -- which is what lets the periodic sweep of a large
+    cluster run inside the operator's memory limit.
     """
     api = kubernetes.client.CustomObjectsApi(api_client)
     keep = _slimmed if slim else _whole
@@ -96,10 +98,16 @@ def _whole(obj: dict[str, Any]) -> dict[str, Any]:
 
 def _slimmed(obj: dict[str, Any]) -> dict[str, Any]:
     metadata = obj.get("metadata") or {}
-    observed = (obj.get("status") or {}).get("observedGeneration")
+    status = obj.get("status") or {}
+    slim: dict[str, Any] = {}
+    if (observed := status.get("observedGeneration")) is not None:
+        slim["observedGeneration"] = observed
+    ready = find_condition(status.get("conditions") or [], ConditionType.READY) or {}
+    if ready.get("reason") == Reason.DUPLICATE_SLUG.value:  # a refusal waiting for its slug
+        slim["conditions"] = [{"type": ConditionType.READY.value, "reason": ready["reason"]}]
     return {
         "metadata": {key: metadata[key] for key in _SLIM_METADATA if key in metadata},
-        "status": {} if observed is None else {"observedGeneration": observed},
+        "status": slim,
     }
 
 

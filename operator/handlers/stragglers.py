@@ -8,11 +8,19 @@ a retry's due time in a patch of its own, and when that patch fails for an
 API server restarting for longer than kopf's few attempts, no retry is ever
 scheduled and the object waits for its next edit.
 
+An Agent refused with ``DuplicateSlug`` is current with its generation,
+yet waits too: for its slug's holder to let go, which wakes the Agents this
+process recorded as kept out (:mod:`.references`). A lost record (a late
+DELETED event of an earlier Agent of the same name once took it) leaves
+the Agent refused after the slug is free. So a ``DuplicateSlug`` refusal
+this process holds no record of counts as left behind as well.
+
 The periodic sweep therefore lists the objects anyway (:mod:`.startup`);
-an object that lagged, unchanged (same ``resourceVersion``), at the previous
-sweep as well has had a whole interval for its run and is re-run here. A
-run that was merely slow is not hurt: runs of one object take its lock, and
-a reconcile that finds the object already reconciled does nothing.
+an object left behind, unchanged (same ``resourceVersion``), at the
+previous sweep as well has had a whole interval for its run and is re-run
+here. A run that was merely slow is not hurt: runs of one object take its
+lock, and a reconcile that finds the object already reconciled does
+nothing; a re-run refusal is recorded, and its holder wakes it.
 """
 
 from __future__ import annotations
@@ -27,6 +35,10 @@ from stigmer_operator.api.kinds import Kind
 from stigmer_operator.handlers.agent import rerun_agent
 from stigmer_operator.handlers.common import rerun
 from stigmer_operator.handlers.memo import OperatorMemo
+from stigmer_operator.handlers.references import name_of
+from stigmer_operator.pipeline.conditions import ConditionType, find_condition
+from stigmer_operator.pipeline.errors import Reason
+from stigmer_operator.pipeline.meta import conditions_of
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +55,16 @@ def lags(body: Mapping[str, Any]) -> bool:
     return observed != metadata.get("generation")
 
 
+def waits_unrecorded(kind: Kind, body: Mapping[str, Any], memo: OperatorMemo) -> bool:
+    """An Agent refused with DuplicateSlug that no holder would wake (no record of it)."""
+    if kind is not Kind.AGENT:
+        return False
+    ready = find_condition(conditions_of(body), ConditionType.READY) or {}
+    if ready.get("reason") != Reason.DUPLICATE_SLUG.value:
+        return False
+    return not memo.references.knows_refusal(name_of(body))
+
+
 @dataclass
 class Stragglers:
     """What lagged at the last sweep; :meth:`check` re-runs what still does, unchanged."""
@@ -51,11 +73,11 @@ class Stragglers:
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
     def check(self, memo: OperatorMemo, listed: Mapping[Kind, Iterable[Mapping[str, Any]]]) -> int:
-        """Re-run the objects lagging now and at the previous check; returns how many."""
+        """Re-run the objects left behind now and at the previous check; returns how many."""
         lagging: dict[Lag, Mapping[str, Any]] = {}
         for kind, bodies in listed.items():
             for body in bodies:
-                if lags(body):
+                if lags(body) or waits_unrecorded(kind, body, memo):
                     metadata = body["metadata"]
                     lag = (kind, str(metadata["uid"]), str(metadata.get("resourceVersion", "")))
                     lagging[lag] = body
@@ -70,9 +92,14 @@ class Stragglers:
 def _rerun(kind: Kind, body: Mapping[str, Any], memo: OperatorMemo) -> None:
     metadata = body["metadata"]
     namespace, name = str(metadata["namespace"]), str(metadata["name"])
-    logger.info("%s %s/%s: status still at generation %s of %s; re-running it",
-                kind.value, namespace, name, (body.get("status") or {}).get("observedGeneration"),
-                metadata.get("generation"))  # fmt: skip
+    if lags(body):
+        logger.info("%s %s/%s: status still at generation %s of %s; re-running it",
+                    kind.value, namespace, name,
+                    (body.get("status") or {}).get("observedGeneration"),
+                    metadata.get("generation"))  # fmt: skip
+    else:
+        logger.info("%s %s/%s: refused with DuplicateSlug, and no holder would wake it; "
+                    "re-running it", kind.value, namespace, name)  # fmt: skip
     if kind is Kind.AGENT:
         rerun_agent(namespace, name, memo)
     else:

@@ -35,8 +35,14 @@ def test_the_listing_reads_every_page_and_slims_to_what_the_sweeps_read(
             assert set(obj["metadata"]) == {
                 "name", "namespace", "uid", "resourceVersion", "generation"
             }  # fmt: skip
-            assert set(obj["status"]) <= {"observedGeneration"}
+            assert set(obj["status"]) <= {"observedGeneration", "conditions"}
             full = by_uid[obj["metadata"]["uid"]]
+            ready = [
+                c for c in full.get("status", {}).get("conditions", []) if c["type"] == "Ready"
+            ]
+            assert obj["status"].get("conditions", []) == [
+                {"type": "Ready", "reason": c["reason"]} for c in ready
+            ]
             assert obj["metadata"]["name"] == full["metadata"]["name"]
             assert "spec" in full and "managedFields" in full["metadata"]
             if not obj["status"]:  # not reconciled (yet): the sweep sees it lag
