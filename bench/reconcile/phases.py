@@ -39,6 +39,7 @@ from .common import (
 )
 from .container import ContainerOperator, announce
 from .procstats import (
+    CpuMeter,
     MemorySampler,
     PySpy,
     cpu_seconds,
@@ -140,6 +141,11 @@ class Bench:
 
         return wait_quiet(probe, self.args.quiet, timeout)
 
+    def cpu_meter(self) -> CpuMeter:
+        """CPU of the operator, each control-plane process and the bench, and the machine's."""
+        operator = self.operator
+        return CpuMeter(lambda: {"operator": operator.pid if operator else None, **self.plane.pids})
+
     # -- 1. burst
     def burst(self) -> None:
         n, clients = self.args.n, self.args.clients
@@ -150,14 +156,17 @@ class Bench:
         op_before = operator_counters(self.operator)
         cpu_before = cpu_seconds(self.operator.pid)
         self.memory_phase()  # the phase's peak starts here
+        meter = self.cpu_meter()
         with (
             watching(self.api, NS_BURST) as (agents, instances),
             PySpy(self.args.py_spy, self.operator.pid, "burst", gil=self.args.py_spy_gil),
         ):
+            meter.start()
             created = create_agents(self.api, NS_BURST, names, clients)
             create_done = time.monotonic()
             ok = [name for name in names if name not in created.failed]
             done = wait_ready(ok, agents, instances, self.args.timeout, "burst")
+            machine_cpu = meter.take()
             watch_events = agents.events + instances.events
         self.agents_created[NS_BURST] = len(ok)
         first = min(created.sent.values())
@@ -181,6 +190,7 @@ class Bench:
             "latency": latency_summary(latencies),
             "latencies": latencies,
             "operator_cpu_seconds": cpu,
+            "machine_cpu": machine_cpu,
             "watch_events": watch_events,
             "requests": {" ".join(k).strip(): v for k, v in sorted(requests.items())},
             "pipeline_writes": {" ".join(k): v for k, v in sorted(pipeline_writes.items())},
@@ -219,6 +229,8 @@ class Bench:
         plans = per_agent_plans(totals, n)
         self.api.ensure_namespace(NS_BASELINE)
         names = [f"base-{i:05d}" for i in range(n)]
+        meter = self.cpu_meter()
+        meter.start()
         started = time.monotonic()
         with ThreadPoolExecutor(clients, thread_name_prefix="baseline") as pool:
             sent = sum(
@@ -228,7 +240,9 @@ class Bench:
                 )
             )
         elapsed = time.monotonic() - started
+        machine_cpu = meter.take()
         burst = self.results.get("burst", {})
+        burst_busy = burst.get("machine_cpu", {}).get("busy", math.nan)
         rate = n / elapsed
         self.results["baseline"] = {
             "n": n,
@@ -241,6 +255,10 @@ class Bench:
             "agents_per_second": rate,
             "requests_per_second": sent / elapsed,
             "operator_fraction": burst.get("agents_per_second", math.nan) / rate,
+            "machine_cpu": machine_cpu,
+            # The burst cannot take less than its CPU spread over every core:
+            # the highest operator / limit its CPU per Agent allows.
+            "cpu_bound_fraction": elapsed * (os.cpu_count() or 1) / burst_busy,
             "load": loadavg(),
         }
 

@@ -63,6 +63,50 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds() -> tuple[float, float]:
+    """The whole machine's (busy, total) CPU seconds since boot, all cores (``/proc/stat``).
+
+    Busy is everything but idle and iowait; guest time is already in user.
+    """
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    total = sum(fields) / os.sysconf("SC_CLK_TCK")
+    idle = (fields[3] + fields[4]) / os.sysconf("SC_CLK_TCK")
+    return total - idle, total
+
+
+class CpuMeter:
+    """Who used the machine's CPU during a phase: the operator, the control plane, the bench.
+
+    The burst is measured against a baseline on the same two cores, so
+    whether the operator could go faster depends on what the API server and
+    etcd need for the same requests, and on how much of the machine sat idle.
+    """
+
+    def __init__(self, pids: Callable[[], dict[str, int | None]]) -> None:
+        self._pids = pids
+        self._start: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        busy, total = machine_cpu_seconds()
+        sample = {name: cpu_seconds(pid) for name, pid in self._pids().items()}
+        return sample | {"bench": cpu_seconds(os.getpid()), "_busy": busy, "_total": total}
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def take(self) -> dict[str, float]:
+        """CPU seconds per process since :meth:`start`; ``other`` is the rest of the busy
+        time; ``busy_fraction`` the share of all cores that was busy."""
+        now = self._now()
+        used = {k: now[k] - self._start.get(k, math.nan) for k in now if not k.startswith("_")}
+        busy = now["_busy"] - self._start["_busy"]
+        total = now["_total"] - self._start["_total"]
+        used["other"] = busy - sum(v for v in used.values() if not math.isnan(v))
+        used["busy"] = busy
+        used["busy_fraction"] = busy / total if total > 0 else math.nan
+        return used
+
+
 def scrape(process: Scrapable, attempts: int = 5) -> str:
     """``/metrics`` with a patient timeout: a busy operator (or a store of 20,000
     entries counted at every scrape) can take longer than the helper's 5 s."""

@@ -18,9 +18,9 @@ from .common import WRITE_VERBS, log, percentile
 
 Result = Mapping[str, Any]
 
-# Targets on the 2-core reference machine (issue 7).
-TARGET_BURST_RATE = 50.0  # 1,000 Agents all Ready in <= 20 s
-TARGET_BASELINE_FRACTION = 0.5
+# Targets on the 2-core reference machine (docs/performance.md lists them).
+TARGET_BURST_RATE = 40.0  # 1,000 Agents all Ready in <= 25 s
+TARGET_BASELINE_FRACTION = 0.9
 TARGET_STEADY_P99 = 2.0
 TARGET_RSS_MB = 256.0  # MiB, holding 10,000 Agents + 10,000 instances (after a burst, a restart)
 TARGET_IDLE_RSS_MB = 128.0
@@ -110,6 +110,15 @@ def _request_rows(requests: Mapping[str, int], per: int, pipeline: Mapping[str, 
 # -- burst
 
 
+def _machine_cpu(cpu: Mapping[str, float] | None) -> str:
+    """CPU seconds by process, then how busy the machine was."""
+    if not cpu:
+        return "-"
+    names = [k for k in cpu if k not in ("busy", "busy_fraction", "other")] + ["other"]
+    used = ", ".join(f"{name} {_fmt(cpu[name], '.1f')}" for name in names)
+    return f"{used} s; machine busy {_fmt(100 * cpu['busy_fraction'], '.0f')} %"
+
+
 def _burst_n(burst: Result) -> int:
     return max(1, int(burst["n"]))
 
@@ -143,13 +152,14 @@ BURST = Section(
                 f"({_fmt(1000 * b['operator_cpu_seconds'] / _burst_n(b), '.1f')} ms/Agent)"
             ),
         ),
+        Row("CPU, create to all Ready", lambda b: _machine_cpu(b.get("machine_cpu"))),
         Lines(_burst_requests),
     ),
     Target(
         lambda b: bool(b["agents_per_second"] >= TARGET_BURST_RATE * 0.999),
         lambda b: (
             f"burst: {_fmt(b['agents_per_second'], '.1f')} Agents/s "
-            f"(target >= {TARGET_BURST_RATE:g}/s, i.e. 1,000 in <= 20 s)"
+            f"(target >= {TARGET_BURST_RATE:g}/s, i.e. 1,000 in <= {1000 / TARGET_BURST_RATE:g} s)"
         ),
     ),
 )
@@ -176,6 +186,14 @@ BASELINE = Section(
             ),
         ),
         Row("operator / limit", lambda b: f"{_fmt(100 * b['operator_fraction'], '.0f')} %"),
+        Row("CPU", lambda b: _machine_cpu(b.get("machine_cpu"))),
+        Row(
+            "operator / limit at most",
+            lambda b: (
+                f"{_fmt(100 * b.get('cpu_bound_fraction', math.nan), '.0f')} % "
+                "(the burst's CPU spread over every core)"
+            ),
+        ),
     ),
     Target(
         lambda b: bool(b["operator_fraction"] >= TARGET_BASELINE_FRACTION),
