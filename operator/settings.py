@@ -23,6 +23,11 @@ class LogFormat(enum.StrEnum):
     TEXT = "text"
 
 
+#: Threads for the synchronous pipelines (kopf's ``execution.max_workers``; the
+#: API client's connection pool follows it). A pipeline spends most of its
+#: time waiting for the API server, so the threads outnumber the cores; too
+#: few leave the machine idle through a burst ("Tuning" in docs/performance.md).
+MAX_WORKERS = 16
 #: Per-object workers running at once, per watched kind and namespace (kopf's
 #: ``queueing.worker_limit``). Every running worker holds its object's watch
 #: bodies and handler state while it waits for a handler thread; a queued one
@@ -71,7 +76,9 @@ class OperatorSettings(BaseSettings):
         default=False,
         description="Wipe the store and rebuild it from the cluster (history is lost).",
     )
-    max_workers: int = Field(default=8, ge=1, le=256, description="Threads for sync handlers.")
+    max_workers: int = Field(
+        default=MAX_WORKERS, ge=1, le=256, description="Threads for sync handlers."
+    )
     worker_limit: int = Field(
         default=WORKER_LIMIT,
         ge=0,
