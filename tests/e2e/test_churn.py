@@ -89,14 +89,31 @@ class World:
 
     # -- API calls, retried through outages like a user's client ----------------
     def create(self, kind: Kind, namespace: str, name: str, spec: Mapping[str, Any]) -> bool:
-        """Create; False if it exists already."""
+        """Create; False if it exists already (or the API refused it).
+
+        ``_retrying`` answers a conflict with ``None``: on a retry it is the
+        earlier attempt that went through, but on the first attempt the
+        object existed before, and an apply must then edit it.
+        """
+        attempts = 0
+
+        def attempt() -> dict[str, Any]:
+            nonlocal attempts
+            attempts += 1
+            return self.cluster.create(kind, namespace, name, spec)
+
         try:
-            _retrying(lambda: self.cluster.create(kind, namespace, name, spec), timeout=60)
+            created = _retrying(attempt, timeout=60)
         except kubernetes.client.ApiException as error:
-            if error.status in (409, 422):  # exists; or immutable agentRef / CEL refusal
+            if error.status == 422:  # immutable agentRef / CEL refusal
                 return False
             raise
-        return True
+        return created is not None or attempts > 1
+
+    def apply_agent(self, name: str, spec: Mapping[str, Any]) -> None:
+        """What ``kubectl apply`` does: create the Agent, or edit the one that exists."""
+        if not self.create(Kind.AGENT, self.home, name, spec):
+            self.patch(Kind.AGENT, self.home, name, {"spec": dict(spec)})
 
     def patch(self, kind: Kind, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         custom = self.cluster.custom
@@ -139,8 +156,7 @@ def apply_agent(rng: random.Random, world: World, worker: str) -> None:
     name, spec = rng.choice(AGENTS), agent_spec(rng, world)
     world.note(worker, f"apply Agent {name} displayName={spec['displayName']} "
                        f"sharing={spec['sharing']}")  # fmt: skip
-    if not world.create(Kind.AGENT, world.home, name, spec):
-        world.patch(Kind.AGENT, world.home, name, {"spec": spec})
+    world.apply_agent(name, spec)
 
 
 def twin_agents(rng: random.Random, world: World, worker: str) -> None:
@@ -148,10 +164,7 @@ def twin_agents(rng: random.Random, world: World, worker: str) -> None:
     names, display = rng.sample(AGENTS, 2), rng.choice(DISPLAY_NAMES)
     world.note(worker, f"apply twins {names} displayName={display}")
     spec = {**agent_spec(rng, world), "displayName": display}
-    threads = [
-        threading.Thread(target=world.create, args=(Kind.AGENT, world.home, name, spec))
-        for name in names
-    ]
+    threads = [threading.Thread(target=world.apply_agent, args=(name, spec)) for name in names]
     for thread in threads:
         thread.start()
     for thread in threads:
