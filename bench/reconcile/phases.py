@@ -143,8 +143,9 @@ class Bench:
 
     def cpu_meter(self) -> CpuMeter:
         """CPU of the operator, each control-plane process and the bench, and the machine's."""
-        operator = self.operator
-        return CpuMeter(lambda: {"operator": operator.pid if operator else None, **self.plane.pids})
+        return CpuMeter(
+            lambda: {"operator": self.operator.pid if self.operator else None, **self.plane.pids}
+        )
 
     # -- 1. burst
     def burst(self) -> None:
@@ -351,6 +352,8 @@ class Bench:
         self.memory_phase()  # the stopped operator's readings end here
         # A process appends every run to one log; a container's log is its own run's.
         earlier_lines = 0 if self.args.image else len(self.operator.log_tail(_ALL).splitlines())
+        meter = self.cpu_meter()
+        meter.start()  # the operator is stopped: all its CPU from here on counts
         started = time.monotonic()
         process = self.start_operator()
         healthy = time.monotonic() - started
@@ -379,6 +382,7 @@ class Bench:
                 time.sleep(1.0)
             last_change = wait_quiet(probe, idle_mark, 120) if finished else time.monotonic()
         remirror = last_change - started
+        machine_cpu = meter.take()
         agents, instances, _ = probe()
         requests = operator_requests(api_before, self.api.apiserver_requests(), 0)
         sweep = sweep_count(this_run_log(process, earlier_lines))
@@ -403,6 +407,7 @@ class Bench:
         self.results["restart"] = {
             "live_agents": live_agents,
             "live_instances": live_instances,
+            "machine_cpu": machine_cpu,
             "deleted_while_down": len(victims),
             "healthy_seconds": healthy,
             "remirror_seconds": remirror,

@@ -94,11 +94,17 @@ class CpuMeter:
     def start(self) -> None:
         self._start = self._now()
 
+    def _since(self, name: str) -> float:
+        """Where ``name``'s count started: 0 for a process that was not running at
+        :meth:`start` (a restarted operator: all its CPU is the phase's)."""
+        before = self._start.get(name, math.nan)
+        return 0.0 if math.isnan(before) else before
+
     def take(self) -> dict[str, float]:
         """CPU seconds per process since :meth:`start`; ``other`` is the rest of the busy
         time; ``busy_fraction`` the share of all cores that was busy."""
         now = self._now()
-        used = {k: now[k] - self._start.get(k, math.nan) for k in now if not k.startswith("_")}
+        used = {k: now[k] - self._since(k) for k in now if not k.startswith("_")}
         busy = now["_busy"] - self._start["_busy"]
         total = now["_total"] - self._start["_total"]
         used["other"] = busy - sum(v for v in used.values() if not math.isnan(v))

@@ -278,6 +278,7 @@ RESTART = Section(
     (
         Row("healthy after", lambda r: f"{_fmt(r['healthy_seconds'])} s"),
         Row("re-mirrored + swept in", _remirrored),
+        Row("CPU, start to re-mirrored", lambda r: _machine_cpu(r.get("machine_cpu"))),
         Lines(
             lambda r: [
                 "  API requests per object (Agent or AgentInstance):",

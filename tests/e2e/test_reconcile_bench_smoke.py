@@ -47,10 +47,16 @@ def test_quick_mode_runs_every_phase(tmp_path: Path) -> None:
     # The operator's own write counter is wired: it made the default instances.
     assert burst["pipeline_writes"]["create agentinstances"] == 30
     assert burst["requests"]["POST agentinstances"] == 30
+    # Who used the CPU: the operator and the API server both worked.
+    cpu = burst["machine_cpu"]
+    assert cpu["operator"] > 0 and cpu["kube-apiserver"] > 0 and cpu["etcd"] > 0
+    assert 0 < cpu["busy_fraction"] <= 1
 
     baseline = results["baseline"]
     assert baseline["requests_per_agent"] > 1
     assert baseline["agents_per_second"] > 0
+    assert baseline["machine_cpu"]["kube-apiserver"] > 0
+    assert baseline["cpu_bound_fraction"] > 0
 
     steady = results["steady"]
     assert steady["ready"] == steady["created"] == 20
@@ -65,6 +71,7 @@ def test_quick_mode_runs_every_phase(tmp_path: Path) -> None:
     assert restart["swept"] == 6  # 3 Agents + their 3 default instances
     assert restart["verify_exit"] == 0, restart["verify_tail"]
     assert restart["resumes_instance"] >= 77
+    assert restart["machine_cpu"]["operator"] > 0  # the restarted process, from its start
 
     # The table the benchmark exists for.
     for heading in ("burst:", "baseline", "steady:", "scale:", "restart:", "targets"):
