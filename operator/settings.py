@@ -124,8 +124,9 @@ class OperatorSettings(BaseSettings):
         default=300.0,
         ge=0,
         description=(
-            "Seconds between sweeps of mirror entries whose object is gone (deleted while a "
-            "watch re-listed); 0 sweeps only at start-up."
+            "Seconds between sweeps: mirror entries whose object is gone (deleted while a "
+            "watch re-listed) are removed, and objects left behind for a whole interval are "
+            "re-run; 0 sweeps only at start-up."
         ),
     )
 

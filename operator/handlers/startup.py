@@ -20,9 +20,9 @@ was taken must keep its entry), the in-process state of what it swept is
 forgotten too, and what the missed DELETED event would have set off is
 done: a swept default instance re-runs its Agent (which creates it again),
 a swept Agent re-runs the instances that reference it and the Agents it
-kept out with DuplicateSlug. And an object whose
-status has lagged its generation, unchanged, over a whole interval is re-run
-(:mod:`.stragglers`).
+kept out with DuplicateSlug. And an object left behind, unchanged, over a
+whole interval -- its status behind its generation, or a DuplicateSlug
+refusal no holder would wake -- is re-run (:mod:`.stragglers`).
 
 The start-up sweep compares with kopf's own first listing (its uids, see
 :mod:`stigmer_operator.first_listing`) rather than listing every object a
