@@ -83,7 +83,7 @@ class References:
         spec = body.get("spec") or {}
         ref = spec.get("agentRef") or {}
         target = (str(ref.get("namespace") or instance[0]), str(ref.get("name", "")))
-        waiting = _ready_reason(body) == Reason.AGENT_NOT_FOUND.value
+        waiting = ready_reason(body) == Reason.AGENT_NOT_FOUND.value
         with self._guard:
             self._unlink_instance(instance)
             self._target[instance] = target
@@ -142,7 +142,7 @@ class References:
         agent = name_of(body)
         with self._guard:
             self._unlink_agent(agent)
-            if _ready_reason(body) != Reason.DEFAULT_INSTANCE_CONFLICT.value:
+            if ready_reason(body) != Reason.DEFAULT_INSTANCE_CONFLICT.value:
                 return
             squatted = (agent[0], default_instance_name(agent[1]))
             self._squatted[agent] = squatted
@@ -211,7 +211,8 @@ def _same(recorded: str | None, uid: str) -> bool:
     return not recorded or not uid or recorded == uid
 
 
-def _ready_reason(body: Mapping[str, Any]) -> str | None:
+def ready_reason(body: Mapping[str, Any]) -> str | None:
+    """The reason of the object's ``Ready`` condition, if it has one."""
     ready = find_condition(conditions_of(body), ConditionType.READY) or {}
     reason = ready.get("reason")
     return str(reason) if reason is not None else None

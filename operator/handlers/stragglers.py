@@ -35,10 +35,8 @@ from stigmer_operator.api.kinds import Kind
 from stigmer_operator.handlers.agent import rerun_agent
 from stigmer_operator.handlers.common import rerun
 from stigmer_operator.handlers.memo import OperatorMemo
-from stigmer_operator.handlers.references import name_of
-from stigmer_operator.pipeline.conditions import ConditionType, find_condition
+from stigmer_operator.handlers.references import name_of, ready_reason
 from stigmer_operator.pipeline.errors import Reason
-from stigmer_operator.pipeline.meta import conditions_of
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +55,7 @@ def lags(body: Mapping[str, Any]) -> bool:
 
 def waits_unrecorded(kind: Kind, body: Mapping[str, Any], memo: OperatorMemo) -> bool:
     """An Agent refused with DuplicateSlug that no holder would wake (no record of it)."""
-    if kind is not Kind.AGENT:
-        return False
-    ready = find_condition(conditions_of(body), ConditionType.READY) or {}
-    if ready.get("reason") != Reason.DUPLICATE_SLUG.value:
+    if kind is not Kind.AGENT or ready_reason(body) != Reason.DUPLICATE_SLUG.value:
         return False
     return not memo.references.knows_refusal(name_of(body))
 
