@@ -15,10 +15,13 @@ from typing import Any
 
 import kubernetes
 
-__all__ = ["PageReader", "list_pages", "load_api_client"]
+__all__ = ["PAGE_REQUEST_TIMEOUT", "PageReader", "list_pages", "load_api_client"]
 
 #: One LIST page: ``continue_token -> raw response`` (``_preload_content=False``).
 PageReader = Callable[[str | None], Any]
+#: Seconds per page of a LIST: a request on a connection the API server
+#: dropped without a word (a restart) must fail and be retried, not hang.
+PAGE_REQUEST_TIMEOUT = 30.0
 
 
 def load_api_client(pool_maxsize: int = 0) -> kubernetes.client.ApiClient:

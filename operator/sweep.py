@@ -17,7 +17,7 @@ import kubernetes
 
 from stigmer_operator.api.kinds import GROUP, VERSION, Kind, Resource
 from stigmer_operator.kopf_compat import namespace_matches
-from stigmer_operator.kubeclient import list_pages
+from stigmer_operator.kubeclient import PAGE_REQUEST_TIMEOUT, list_pages
 from stigmer_operator.pipeline.conditions import ConditionStatus, ConditionType, find_condition
 from stigmer_operator.pipeline.errors import Reason
 from stigmer_operator.pipeline.meta import mirrored_annotations
@@ -38,9 +38,6 @@ def watched(namespace: str, patterns: Sequence[str]) -> bool:
 #: slimmed) before the next is read, so a listing of tens of thousands of
 #: objects never holds all their bodies at once.
 PAGE_SIZE = 500
-#: Seconds per page request: a LIST on a connection the API server dropped
-#: without a word (a restart) must fail and be retried, not hang the sweep.
-REQUEST_TIMEOUT = 30.0
 #: ``metadata`` fields a slim listing keeps: identity, change and deletion marks.
 _SLIM_METADATA = ("name", "namespace", "uid", "resourceVersion", "generation", "deletionTimestamp")
 
@@ -87,7 +84,7 @@ def _pages(lister: Callable[..., Any]) -> Iterator[dict[str, Any]]:
             limit=PAGE_SIZE,
             _continue=token,
             _preload_content=False,
-            _request_timeout=REQUEST_TIMEOUT,
+            _request_timeout=PAGE_REQUEST_TIMEOUT,
         )
     )
 

@@ -36,7 +36,7 @@ from urllib3.exceptions import HTTPError as TransportError
 from stigmer_operator.api.kinds import DEFAULT_INSTANCE_LABEL, GROUP, VERSION, Kind
 from stigmer_operator.handlers.common import rerun
 from stigmer_operator.handlers.memo import OperatorMemo
-from stigmer_operator.kubeclient import list_pages
+from stigmer_operator.kubeclient import PAGE_REQUEST_TIMEOUT, list_pages
 from stigmer_operator.pipeline.kube import ObjectKind
 from stigmer_operator.pipeline.listing import (
     ALL_NAMESPACES,
@@ -59,8 +59,6 @@ LISTED: Mapping[ObjectKind, str] = {
 }
 #: Objects per page: bounds the size of one response.
 PAGE_SIZE = 500
-#: Seconds per page request.
-REQUEST_TIMEOUT = 30.0
 #: LISTs at once (each holds one page of whole objects while it is trimmed).
 PARALLEL_LISTS = 4
 
@@ -209,7 +207,7 @@ def page_reader(
             limit=PAGE_SIZE,
             _continue=token,
             _preload_content=False,
-            _request_timeout=REQUEST_TIMEOUT,
+            _request_timeout=PAGE_REQUEST_TIMEOUT,
         )
 
     return read

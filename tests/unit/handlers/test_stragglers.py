@@ -16,12 +16,11 @@ from stigmer_operator.api.kinds import Kind
 from stigmer_operator.handlers.agent import agent_deleted
 from stigmer_operator.handlers.common import reconcile
 from stigmer_operator.handlers.memo import OperatorMemo
+from stigmer_operator.handlers.references import ready_reason
 from stigmer_operator.handlers.retries import Retries
 from stigmer_operator.handlers.stragglers import Stragglers, lags
-from stigmer_operator.pipeline.conditions import ConditionType, find_condition
 from stigmer_operator.pipeline.context import Operation
 from stigmer_operator.pipeline.kube import ObjectKind
-from stigmer_operator.pipeline.meta import conditions_of
 from stigmer_operator.settings import OperatorSettings
 
 
@@ -67,8 +66,7 @@ def test_a_reconciled_object_is_not_rerun(world: World, memo: OperatorMemo) -> N
 
 
 def _ready_reason(world: World, name: str) -> str | None:
-    ready = find_condition(conditions_of(world.current(Kind.AGENT, name)), ConditionType.READY)
-    return (ready or {}).get("reason")
+    return ready_reason(world.current(Kind.AGENT, name))
 
 
 def test_a_duplicate_refusal_no_holder_would_wake_is_rerun_at_the_second_sweep(
