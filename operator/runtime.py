@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 from typing import Any
@@ -34,6 +35,10 @@ logger = logging.getLogger(__name__)
 
 FIELD_MANAGER = "stigmer-operator"
 EXIT_STORE = 3
+
+#: The garbage collector's thresholds (generation 0, 1, 2); Python's
+#: defaults are (700, 10, 10). See :func:`tune_gc`.
+GC_THRESHOLDS = (10_000, 10, 10)
 
 
 def register(subparsers: Any) -> None:
@@ -123,6 +128,7 @@ def run(settings: OperatorSettings) -> int:
         deps = build_deps(settings, store, api_client)
         metrics.serve(settings.metrics_port, store)
         _import_handlers()
+        tune_gc()
         asyncio.run(_operate(settings, deps, api_client))
     finally:
         upkeep.stop()
@@ -153,6 +159,24 @@ def build_deps(
         kube=ApiKubeEffects.from_settings(pipeline_settings, api_client),
         settings=pipeline_settings,
     )
+
+
+def tune_gc() -> None:
+    """Fewer collections of the young generation; what exists at start is never scanned.
+
+    The operator holds state for every object it watches (kopf's per-object
+    memories, :class:`.References`, the start-up listing), so a collection
+    of the oldest generation walks all of it. With Python's default
+    thresholds the short-lived objects of sixteen pipeline threads and the
+    event loop survive a young collection while still in use, are promoted,
+    and trigger a full collection every couple of seconds of a large
+    start-up, a large share of its CPU (``docs/performance.md``). A young
+    generation of 10,000 allocations lets them die young. Objects alive
+    before the watches start (modules, kopf's registry) are moved out of
+    the collector's sight for good.
+    """
+    gc.set_threshold(*GC_THRESHOLDS)
+    gc.freeze()
 
 
 def _import_handlers() -> None:
