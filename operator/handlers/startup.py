@@ -315,13 +315,33 @@ class SpecDigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
     def build(
         self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
     ) -> kopf.BodyEssence:
-        essence = super().build(body=body, extra_fields=extra_fields)
+        source = body if extra_fields else _essential_parts(body)
+        essence = super().build(body=source, extra_fields=extra_fields)
         spec = essence.get("spec")
         if spec is None:
             return essence
         canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         digest = hashlib.sha256(canonical.encode()).hexdigest()
         return cast(kopf.BodyEssence, {**essence, "spec": {"sha256": digest}})
+
+
+#: The metadata kopf's essence keeps (labels, annotations) or names its keys by
+#: (ownerReferences).
+_ESSENCE_METADATA = ("labels", "annotations", "ownerReferences")
+
+
+def _essential_parts(body: kopf.Body) -> kopf.Body:
+    """``body`` without what kopf's essence drops: its status and most of its metadata.
+
+    kopf deep-copies the whole body before it drops them, and an object's
+    ``managedFields`` and status are most of it; kopf builds an essence for
+    every event of every object. The essence is the same either way (unless
+    a handler asks for extra fields, which may name anything).
+    """
+    metadata = body.get("metadata") or {}
+    parts = {key: value for key, value in body.items() if key not in ("metadata", "status")}
+    parts["metadata"] = {key: metadata[key] for key in _ESSENCE_METADATA if key in metadata}
+    return kopf.Body(cast(kopf.RawBody, parts))
 
 
 def diffbase_storage() -> SpecDigestDiffBaseStorage:

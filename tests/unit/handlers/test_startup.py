@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from types import SimpleNamespace
@@ -86,6 +87,38 @@ def test_an_object_without_spec_keeps_kopf_s_essence() -> None:
     body = _agent()
     del body["spec"]
     assert _essence(body) == {"metadata": {"labels": {"team": "a"}, "annotations": {"note": "x"}}}
+
+
+class _NotCopied:
+    """A value kopf's essence has no use for: copying it fails the test."""
+
+    def __deepcopy__(self, memo: object) -> _NotCopied:
+        raise AssertionError("copied a part of the body the essence drops")
+
+
+def test_the_essence_is_kopf_s_own_without_copying_status_or_managed_fields() -> None:
+    owner = {"apiVersion": f"{GROUP}/v1", "kind": "Agent", "name": "a", "uid": "u-0"}
+    annotations = {
+        "note": "x",
+        f"{GROUP}/{KEY}": "{}",
+        "kubectl.kubernetes.io/last-applied-configuration": "{}",
+    }
+    body = _agent(
+        metadata__annotations=annotations,
+        metadata__ownerReferences=[owner],
+        metadata__finalizers=["f"],
+    )
+    storage = SpecDigestDiffBaseStorage(prefix=GROUP, key=KEY)
+    kopf_s = kopf.AnnotationsDiffBaseStorage.build(storage, body=kopf.Body(body))
+    body["metadata"]["managedFields"] = [{"fieldsV1": _NotCopied()}]
+    body["status"] = {"conditions": [_NotCopied()]}
+
+    ours = storage.build(body=kopf.Body(body))
+
+    canonical = json.dumps(kopf_s["spec"], sort_keys=True, separators=(",", ":"))
+    assert ours["spec"] == {"sha256": hashlib.sha256(canonical.encode()).hexdigest()}
+    assert {**ours, "spec": None} == {**kopf_s, "spec": None}
+    assert ours["metadata"] == {"labels": {"team": "a"}, "annotations": {"note": "x"}}
 
 
 def test_a_failing_start_up_sweep_is_tried_again_with_a_growing_delay(
