@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from kopf._cogs.structs.references import NamespaceName, match_namespace
@@ -18,6 +19,11 @@ from kopf._cogs.structs.references import NamespaceName, match_namespace
 from stigmer_operator import metrics
 from stigmer_operator.backlog import Backlog, gated
 from stigmer_operator.first_listing import FirstListings
+
+logger = logging.getLogger(__name__)
+
+#: Called with a raw watch event and the memo given to ``kopf.operator``.
+EventObserver = Callable[[Any, Any], Awaitable[None]]
 
 
 def namespace_matches(namespace: str, pattern: str) -> bool:
@@ -121,3 +127,43 @@ def recorded_first_listings(listings: FirstListings, group: str) -> Iterator[Non
         yield
     finally:
         watching.infinite_watch = original_watch
+
+
+@contextlib.contextmanager
+def observed_events(observers: Mapping[tuple[str, str], EventObserver]) -> Iterator[None]:
+    """While open, each watch event of a ``(group, plural)`` in ``observers`` goes to it first.
+
+    Wraps ``process_resource_event``, which kopf's per-object workers call
+    for each event in order: the observer gets the raw event and the
+    operator's memo on that worker, then kopf processes the event as
+    always (:mod:`.handlers.observers` says why not ``kopf.on.event``). An
+    observer's exception is logged, as kopf logs a failed event handler,
+    and does not keep the event from kopf. Open it before
+    :func:`parked_backlog`, whose wrapper must see an event done only
+    after its observer.
+    """
+    from kopf._core.reactor import processing
+
+    original_process = processing.process_resource_event
+
+    async def process_resource_event(**kw: Any) -> str | None:
+        resource = kw["resource"]
+        observer = observers.get((resource.group, resource.plural))
+        if observer is not None:
+            try:
+                await observer(kw["raw_event"], kw["memobase"])
+            except Exception:
+                metadata = kw["raw_event"]["object"].get("metadata", {})
+                logger.exception(
+                    "observing a watch event of %s %s/%s failed; kopf processes it anyway",
+                    resource.plural,
+                    metadata.get("namespace"),
+                    metadata.get("name"),
+                )
+        return await original_process(**kw)
+
+    processing.process_resource_event = process_resource_event  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        processing.process_resource_event = original_process

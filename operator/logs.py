@@ -22,22 +22,6 @@ _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "a
 _KOPF_PRIVATE = frozenset({"settings", "k8s_skip"})
 #: kopf's per-object reference (apiVersion, kind, namespace, name, uid).
 _KOPF_REF = "k8s_ref"
-#: Event handlers that run on every watch event of every object and usually
-#: do nothing a reader needs (they keep in-process maps current, or find no
-#: readiness flip). kopf logs "Handler 'x' succeeded." at INFO for each call:
-#: at 20,000 objects that was most of the log. What they do that matters (a
-#: re-run, a deletion) is logged by the pipeline they start.
-QUIET_HANDLERS = frozenset({"agent_event", "instance_event"})
-_QUIET_MESSAGES = frozenset(f"Handler {name!r} succeeded." for name in QUIET_HANDLERS)
-
-
-class QuietBookkeeping(logging.Filter):
-    """Drop kopf's success line for :data:`QUIET_HANDLERS` (failures still show)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno != logging.INFO or record.name != "kopf.objects":
-            return True
-        return record.getMessage() not in _QUIET_MESSAGES
 
 
 class JsonFormatter(logging.Formatter):
@@ -95,7 +79,6 @@ def configure(log_format: LogFormat, level: str) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter())
-    handler.addFilter(QuietBookkeeping())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -24,6 +24,7 @@ from stigmer_operator import kopf_compat, logs, metrics
 from stigmer_operator.api.kinds import GROUP, Kind
 from stigmer_operator.first_listing import FirstListings
 from stigmer_operator.handlers.memo import OperatorMemo
+from stigmer_operator.handlers.observers import OBSERVERS
 from stigmer_operator.kubeclient import load_api_client
 from stigmer_operator.pipeline.deps import Deps, PipelineSettings
 from stigmer_operator.pipeline.kube_api import ApiKubeEffects
@@ -192,6 +193,7 @@ async def _operate(
     with contextlib.ExitStack() as stack:
         if listings is not None:  # before the backlog: recorded as they arrive
             stack.enter_context(kopf_compat.recorded_first_listings(listings, GROUP))
+        stack.enter_context(kopf_compat.observed_events(_observers()))  # inside the backlog's
         if settings.backlog_limit:
             stack.enter_context(kopf_compat.parked_backlog(settings.backlog_limit, GROUP))
         await kopf.operator(
@@ -205,6 +207,11 @@ async def _operate(
                 deps=deps, settings=settings, api_client=api_client, first_listings=listings
             ),
         )
+
+
+def _observers() -> dict[tuple[str, str], kopf_compat.EventObserver]:
+    """Each kind's watch-event observer, by the group and plural kopf's watches name."""
+    return {(GROUP, kind.plural): observer for kind, observer in OBSERVERS.items()}
 
 
 def _first_listings(settings: OperatorSettings) -> FirstListings | None:

@@ -1,9 +1,11 @@
-"""kopf handlers; importing this package registers them.
+"""kopf handlers and watch-event observers; importing this package registers them.
 
 Start with :mod:`.agent` and :mod:`.agent_instance`: their docstrings are
-each kind's whole lifecycle. :mod:`.startup` configures kopf and sweeps the
-mirror when the operator starts; :mod:`.startup_listing` lists the
-operator's own objects once for the resumes at start.
+each kind's whole lifecycle (:mod:`.observers` says why each kind's
+every-event work is not a ``kopf.on.event`` handler). :mod:`.startup`
+configures kopf and sweeps the mirror when the operator starts;
+:mod:`.startup_listing` lists the operator's own objects once for the
+resumes at start.
 """
 
 from stigmer_operator.handlers import agent, agent_instance, startup, startup_listing

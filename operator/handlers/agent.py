@@ -67,6 +67,7 @@ from stigmer_operator.handlers.common import (
     wake_instances,
 )
 from stigmer_operator.handlers.memo import OperatorMemo
+from stigmer_operator.handlers.observers import on_event
 from stigmer_operator.handlers.references import name_of
 from stigmer_operator.pipeline.context import Operation
 
@@ -101,14 +102,13 @@ def agent_resumed(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> 
     retry_until_mirrored(reconciled)
 
 
-@kopf.on.event(*AGENTS)
-async def agent_event(event: kopf.RawEvent, body: kopf.Body, memo: OperatorMemo, **_: Any) -> None:
+@on_event(Kind.AGENT)
+async def agent_event(event: kopf.RawEvent, memo: OperatorMemo) -> None:
     """Every Agent event: a deletion's pipeline; :class:`.References` kept current.
 
-    One handler for every event, on the event loop: kopf's bookkeeping runs
-    per handler and event (a restart handles tens of thousands), and only a
-    deletion needs a thread.
+    On the event loop (:mod:`.observers`): only a deletion needs a thread.
     """
+    body = kopf.Body(event["object"])
     if is_deletion(event):
         try:
             await asyncio.to_thread(agent_deleted, body, memo)

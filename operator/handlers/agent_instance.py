@@ -56,6 +56,7 @@ from stigmer_operator.handlers.common import (
     retry_until_mirrored,
 )
 from stigmer_operator.handlers.memo import OperatorMemo
+from stigmer_operator.handlers.observers import on_event
 from stigmer_operator.handlers.references import name_of
 from stigmer_operator.handlers.startup_listing import rerun_stale
 from stigmer_operator.pipeline.conditions import ConditionType, is_true
@@ -65,16 +66,14 @@ from stigmer_operator.pipeline.meta import conditions_of
 from stigmer_operator.pipeline.steps.reconcile_default_instance import never_reconciled
 
 
-@kopf.on.event(*INSTANCES)
-async def instance_event(
-    event: kopf.RawEvent, body: kopf.Body, memo: OperatorMemo, **_: Any
-) -> None:
+@on_event(Kind.AGENT_INSTANCE)
+async def instance_event(event: kopf.RawEvent, memo: OperatorMemo) -> None:
     """Every instance event, in this order: bookkeeping, the Agents it concerns, a deletion.
 
-    One handler for every event, on the event loop: kopf's bookkeeping runs
-    per handler and event (a restart handles tens of thousands), and only a
-    re-run or a deletion needs a thread.
+    On the event loop (:mod:`.observers`): only a re-run or a deletion
+    needs a thread.
     """
+    body = kopf.Body(event["object"])
     deleted = is_deletion(event)
     _observe(body, memo, deleted)
     agent = _owner_to_rerun(body, memo, deleted)

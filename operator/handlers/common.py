@@ -353,8 +353,8 @@ def retry_soon(error: KubeError, deps: Deps) -> Exception:
     return error
 
 
-def is_deletion(event: kopf.RawEvent, **_: Any) -> bool:
-    """kopf ``when=`` filter: the watch says the object is gone."""
+def is_deletion(event: kopf.RawEvent) -> bool:
+    """The watch says the object is gone."""
     return event.get("type") == "DELETED"
 
 

@@ -15,8 +15,9 @@ handler until every index is populated and tracks that with one toggle per
 object: each new toggle wakes every waiting per-object worker, and each of
 them re-checks all toggles. A restarted operator facing 20,000 objects did
 not get through that start-up wait in ten minutes. These maps are fed from
-the watch instead (``kopf.on.event`` handlers in :mod:`.agent` and
-:mod:`.agent_instance`, run on the event loop) and never hold a handler back.
+the watch instead (the watch-event observers in :mod:`.agent` and
+:mod:`.agent_instance`, run on the event loop; :mod:`.observers`) and never
+hold a handler back.
 
 What that costs: right after a restart an Agent's resume handler may run
 before the instances that wait for it were seen, and wake nobody. Nothing is

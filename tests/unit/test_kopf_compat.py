@@ -1,6 +1,10 @@
-"""kopf's private namespace matching, held to what ``--namespace`` promises users."""
+"""kopf's private modules as the operator uses them: namespace matching, wrapped workers."""
 
 from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -43,3 +47,52 @@ def test_the_backlog_wraps_kopfs_watch_and_processor_only_while_open() -> None:
         assert processing.process_resource_event is not process
     assert watching.infinite_watch is watch
     assert processing.process_resource_event is process
+
+
+def test_observers_see_each_event_before_kopf_and_a_failing_one_does_not_stop_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What kopf's workers call for an event: the observer of its kind, then kopf."""
+    from kopf._core.reactor import processing
+
+    from stigmer_operator.kopf_compat import observed_events
+
+    calls: list[tuple[str, object]] = []
+
+    async def kopf_processing(**kw: Any) -> str:
+        calls.append(("kopf", kw["raw_event"]["type"]))
+        return "echo"
+
+    async def observe(event: Any, memo: Any) -> None:
+        calls.append(("observer", (event["type"], memo)))
+        if event["type"] == "DELETED":
+            raise RuntimeError("boom")
+
+    monkeypatch.setattr(processing, "process_resource_event", kopf_processing)
+    agents = SimpleNamespace(group="agentic.stigmer.ai", plural="agents")
+    namespaces = SimpleNamespace(group="", plural="namespaces")
+    memo = object()
+
+    def event(kind: object, type_: str | None) -> dict[str, Any]:
+        raw = {"type": type_, "object": {"metadata": {"namespace": "a", "name": "n"}}}
+        return {"resource": kind, "raw_event": raw, "memobase": memo}
+
+    with observed_events({("agentic.stigmer.ai", "agents"): observe}):
+        wrapped = processing.process_resource_event
+        echoes = [
+            asyncio.run(wrapped(**event(agents, None))),
+            asyncio.run(wrapped(**event(namespaces, "ADDED"))),
+            asyncio.run(wrapped(**event(agents, "DELETED"))),
+        ]
+    assert processing.process_resource_event is kopf_processing
+
+    assert echoes == ["echo", "echo", "echo"]
+    assert calls == [
+        ("observer", (None, memo)),
+        ("kopf", None),
+        ("kopf", "ADDED"),
+        ("observer", ("DELETED", memo)),
+        ("kopf", "DELETED"),
+    ]
+    assert "observing a watch event of agents a/n failed" in caplog.text
+    assert "boom" in caplog.text

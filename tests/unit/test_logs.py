@@ -61,31 +61,3 @@ def test_json_lines_carry_the_object_not_kopfs_settings(
     assert set(first) == {"time", "level", "logger", "message", "object"}
     assert (second["level"], second["message"]) == ("WARNING", "no object 1")
     assert "object" not in second
-
-
-def test_bookkeeping_handlers_succeed_quietly_but_fail_loudly(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    logs.configure(LogFormat.TEXT, "INFO")
-    kopf_logger = kopf.ObjectLogger(body=kopf.Body(AGENT), settings=kopf.OperatorSettings())
-    for name in sorted(logs.QUIET_HANDLERS):
-        kopf_logger.info(f"Handler {name!r} succeeded.")
-        kopf_logger.error(f"Handler {name!r} failed with an exception and will ignore it: boom")
-    kopf_logger.info("Handler 'agent_created' succeeded.")
-    lines = capsys.readouterr().err.splitlines()
-
-    assert not [
-        line for line in lines if line.endswith("succeeded.") and "agent_created" not in line
-    ]
-    assert len([line for line in lines if "failed with an exception" in line]) == len(
-        logs.QUIET_HANDLERS
-    )
-    assert lines[-1].endswith("Handler 'agent_created' succeeded.")
-
-
-def test_the_quiet_handlers_are_real_handlers() -> None:
-    """A renamed handler would silently become loud again."""
-    from stigmer_operator.handlers import agent, agent_instance
-
-    for name in logs.QUIET_HANDLERS:
-        assert callable(getattr(agent, name, None) or getattr(agent_instance, name, None)), name

@@ -49,7 +49,7 @@ def _deleted(world: World, memo: OperatorMemo, body: dict[str, Any]) -> None:
     if world.kube.objects.get(key, {}).get("metadata", {}).get("uid") == body["metadata"]["uid"]:
         del world.kube.objects[key]
     event: kopf.RawEvent = {"type": "DELETED", "object": body}
-    asyncio.run(agent_event(event=event, body=kopf.Body(body), memo=memo))
+    asyncio.run(agent_event(event, memo))
 
 
 def _update(world: World, memo: OperatorMemo, name: str) -> None:

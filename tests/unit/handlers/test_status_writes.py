@@ -126,7 +126,7 @@ def test_the_instance_turning_ready_in_its_agents_run_does_not_rerun_the_agent(
     added = {key: value for key, value in ready.items() if key != "status"}
 
     for event, body in (("ADDED", added), ("MODIFIED", ready)):
-        asyncio.run(instance_event(event={"type": event}, body=kopf.Body(body), memo=memo))
+        asyncio.run(instance_event({"type": event, "object": body}, memo))
 
     assert memo.retries.pending() == []
 
@@ -148,8 +148,8 @@ def test_a_default_instance_that_fails_in_the_agents_run_is_retried_and_reruns_t
     now[0] += 60
     assert memo.retries.run_due() == 1  # the instance's retry
     assert _ready(world, Kind.AGENT_INSTANCE, DEFAULT) == ("True", "Ready")
-    flipped = kopf.Body(world.current(Kind.AGENT_INSTANCE, DEFAULT))
-    asyncio.run(instance_event(event={"type": "MODIFIED"}, body=flipped, memo=memo))
+    flipped = world.current(Kind.AGENT_INSTANCE, DEFAULT)
+    asyncio.run(instance_event({"type": "MODIFIED", "object": flipped}, memo))
 
     assert _ready(world, Kind.AGENT, "support-bot") == ("True", "Ready")
 

@@ -358,7 +358,7 @@ def test_an_agent_that_used_an_older_listed_instance_runs_again(world: World) ->
     world.mark_ready(Kind.AGENT_INSTANCE, "support-bot-default")
     newer = world.current(Kind.AGENT_INSTANCE, "support-bot-default")
     newer["metadata"]["resourceVersion"] += "0"  # the API versions every change
-    asyncio.run(instance_event(event={"type": None, "object": newer}, body=newer, memo=memo))
+    asyncio.run(instance_event({"type": None, "object": newer}, memo))
 
     assert memo.retries.run_due() == 1
     assert _agent_ready(world)
