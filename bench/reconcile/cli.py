@@ -41,6 +41,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="replay the operator's GETs in the baseline too",
     )
+    parser.add_argument(
+        "--baseline-unwatched",
+        action="store_true",
+        help="replay without the bench's two watches, as this bench used to (the burst has them)",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="per-phase wait for Ready")
     parser.add_argument(
         "--quiet",

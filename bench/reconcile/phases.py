@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import subprocess
@@ -230,18 +231,24 @@ class Bench:
         plans = per_agent_plans(totals, n)
         self.api.ensure_namespace(NS_BASELINE)
         names = [f"base-{i:05d}" for i in range(n)]
+        # The burst ran under the bench's own two watches (how it sees Ready):
+        # the API server serves them here too, unless asked not to.
+        watched = not self.args.baseline_unwatched
         meter = self.cpu_meter()
-        meter.start()
-        started = time.monotonic()
-        with ThreadPoolExecutor(clients, thread_name_prefix="baseline") as pool:
+        with (
+            watching(self.api, NS_BASELINE) if watched else contextlib.nullcontext(),
+            ThreadPoolExecutor(clients, thread_name_prefix="baseline") as pool,
+        ):
+            meter.start()
+            started = time.monotonic()
             sent = sum(
                 pool.map(
                     lambda i: replay_agent(self.api, NS_BASELINE, names[i], plans[i], templates),
                     range(n),
                 )
             )
-        elapsed = time.monotonic() - started
-        machine_cpu = meter.take()
+            elapsed = time.monotonic() - started
+            machine_cpu = meter.take()
         burst = self.results.get("burst", {})
         burst_busy = burst.get("machine_cpu", {}).get("busy", math.nan)
         rate = n / elapsed
@@ -251,6 +258,7 @@ class Bench:
             "requests": sent,
             "requests_per_agent": sent / n,
             "includes_reads": self.args.baseline_reads,
+            "watched": watched,
             "not_replayed": skipped,
             "seconds": elapsed,
             "agents_per_second": rate,

@@ -168,7 +168,10 @@ BURST = Section(
 
 BASELINE = Section(
     "baseline",
-    lambda b: f"baseline (API-bound limit: the same writes, no operator, {b['clients']} clients)",
+    lambda b: (
+        f"baseline (API-bound limit: the same writes, no operator, {b['clients']} clients, "
+        + ("the bench's two watches on as in the burst)" if b.get("watched") else "no watches)")
+    ),
     (
         Row(
             "requests",
