@@ -63,15 +63,18 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def machine_cpu_seconds() -> tuple[float, float]:
-    """The whole machine's (busy, total) CPU seconds since boot, all cores (``/proc/stat``).
+def machine_cpu_seconds() -> tuple[float, float, float]:
+    """The whole machine's (busy, stolen, total) CPU seconds since boot, all cores.
 
-    Busy is everything but idle and iowait; guest time is already in user.
+    From ``/proc/stat``. Busy is what ran here (user, nice, system, irq,
+    softirq; guest time is already in user); stolen is the time a virtual
+    machine's hypervisor ran someone else while this machine had work.
     """
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-    total = sum(fields) / os.sysconf("SC_CLK_TCK")
-    idle = (fields[3] + fields[4]) / os.sysconf("SC_CLK_TCK")
-    return total - idle, total
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    busy = user + nice + system + irq + softirq
+    return busy / tick, steal / tick, (busy + idle + iowait + steal) / tick
 
 
 class CpuMeter:
@@ -87,9 +90,14 @@ class CpuMeter:
         self._start: dict[str, float] = {}
 
     def _now(self) -> dict[str, float]:
-        busy, total = machine_cpu_seconds()
+        busy, stolen, total = machine_cpu_seconds()
         sample = {name: cpu_seconds(pid) for name, pid in self._pids().items()}
-        return sample | {"bench": cpu_seconds(os.getpid()), "_busy": busy, "_total": total}
+        return sample | {
+            "bench": cpu_seconds(os.getpid()),
+            "_busy": busy,
+            "_stolen": stolen,
+            "_total": total,
+        }
 
     def start(self) -> None:
         self._start = self._now()
@@ -102,14 +110,15 @@ class CpuMeter:
 
     def take(self) -> dict[str, float]:
         """CPU seconds per process since :meth:`start`; ``other`` is the rest of the busy
-        time; ``busy_fraction`` the share of all cores that was busy."""
+        time; ``busy_fraction`` the share of all cores that was busy, ``stolen_fraction``
+        the share the hypervisor gave to someone else (a noisy neighbour slows a run)."""
         now = self._now()
         used = {k: now[k] - self._since(k) for k in now if not k.startswith("_")}
-        busy = now["_busy"] - self._start["_busy"]
-        total = now["_total"] - self._start["_total"]
+        busy, stolen, total = (now[k] - self._start[k] for k in ("_busy", "_stolen", "_total"))
         used["other"] = busy - sum(v for v in used.values() if not math.isnan(v))
         used["busy"] = busy
         used["busy_fraction"] = busy / total if total > 0 else math.nan
+        used["stolen_fraction"] = stolen / total if total > 0 else math.nan
         return used
 
 

@@ -111,12 +111,17 @@ def _request_rows(requests: Mapping[str, int], per: int, pipeline: Mapping[str, 
 
 
 def _machine_cpu(cpu: Mapping[str, float] | None) -> str:
-    """CPU seconds by process, then how busy the machine was."""
+    """CPU seconds by process, then how busy the machine was and how much was stolen."""
     if not cpu:
         return "-"
-    names = [k for k in cpu if k not in ("busy", "busy_fraction", "other")] + ["other"]
+    summary = ("busy", "busy_fraction", "stolen_fraction", "other")
+    names = [k for k in cpu if k not in summary] + ["other"]
     used = ", ".join(f"{name} {_fmt(cpu[name], '.1f')}" for name in names)
-    return f"{used} s; machine busy {_fmt(100 * cpu['busy_fraction'], '.0f')} %"
+    stolen = cpu.get("stolen_fraction", math.nan)
+    return (
+        f"{used} s; machine busy {_fmt(100 * cpu['busy_fraction'], '.0f')} %, "
+        f"stolen {_fmt(100 * stolen, '.0f')} %"
+    )
 
 
 def _burst_n(burst: Result) -> int:

@@ -51,8 +51,10 @@ def test_quick_mode_runs_every_phase(tmp_path: Path) -> None:
     cpu = burst["machine_cpu"]
     assert cpu["operator"] > 0 and cpu["kube-apiserver"] > 0 and cpu["etcd"] > 0
     assert 0 < cpu["busy_fraction"] <= 1
+    assert 0 <= cpu["stolen_fraction"] < 1
 
     baseline = results["baseline"]
+    assert baseline["watched"] is True  # under the bench's watches, as the burst
     assert baseline["requests_per_agent"] > 1
     assert baseline["agents_per_second"] > 0
     assert baseline["machine_cpu"]["kube-apiserver"] > 0
