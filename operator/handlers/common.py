@@ -285,7 +285,7 @@ def _skip(kind: Kind, operation: Operation, body: Mapping[str, Any], why: str) -
 def reconcile_quietly(
     kind: Kind, operation: Operation, body: Mapping[str, Any], memo: OperatorMemo
 ) -> None:
-    """:func:`reconcile` for event handlers, which kopf does not retry: log, retry later."""
+    """:func:`reconcile` for the watch-event observers, which nothing retries: log, retry later."""
     try:
         retry_until_mirrored(reconcile(kind, operation, body, memo))
     except (kopf.TemporaryError, kopf.PermanentError) as error:
