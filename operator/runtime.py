@@ -181,7 +181,10 @@ def tune_gc() -> None:
 
 
 def _import_handlers() -> None:
-    """Importing the handler modules registers them with kopf's default registry."""
+    """Importing the handler modules registers them with kopf's default registry.
+
+    It also registers the watch-event observers (:mod:`.handlers.observers`).
+    """
     import stigmer_operator.handlers  # noqa: F401
 
 
