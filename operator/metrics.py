@@ -12,7 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import (
+    GC_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    start_http_server,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -22,6 +29,10 @@ from stigmer_operator.store import Store, StoreError
 logger = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# What every Python exporter offers: the process's CPU, memory and file
+# descriptors, and the garbage collector's collections per generation.
+REGISTRY.register(PROCESS_COLLECTOR)
+REGISTRY.register(GC_COLLECTOR)
 
 STEP_DURATION = Histogram(
     "stigmer_pipeline_step_duration_seconds",

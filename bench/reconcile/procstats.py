@@ -137,6 +137,15 @@ def scrape(process: Scrapable, attempts: int = 5) -> str:
     raise AssertionError("unreachable")
 
 
+def full_collections(process: Scrapable) -> int:
+    """How many full (oldest-generation) garbage collections the operator has run."""
+    for family in text_string_to_metric_families(scrape(process)):
+        for sample in family.samples:
+            if sample.name == "python_gc_collections_total" and sample.labels["generation"] == "2":
+                return int(sample.value)
+    return -1
+
+
 def operator_counters(process: Scrapable) -> dict[str, Counter[tuple[str, ...]]]:
     """The operator's writes by (verb, resource) and reconciles by (kind, operation, result)."""
     writes: Counter[tuple[str, ...]] = Counter()

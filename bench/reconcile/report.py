@@ -158,6 +158,7 @@ BURST = Section(
             ),
         ),
         Row("CPU, create to all Ready", lambda b: _machine_cpu(b.get("machine_cpu"))),
+        Row("full GC collections", lambda b: str(b.get("full_collections", "-"))),
         Lines(_burst_requests),
     ),
     Target(
@@ -287,6 +288,7 @@ RESTART = Section(
         Row("healthy after", lambda r: f"{_fmt(r['healthy_seconds'])} s"),
         Row("re-mirrored + swept in", _remirrored),
         Row("CPU, start to re-mirrored", lambda r: _machine_cpu(r.get("machine_cpu"))),
+        Row("full GC collections", lambda r: str(r.get("full_collections", "-"))),
         Lines(
             lambda r: [
                 "  API requests per object (Agent or AgentInstance):",

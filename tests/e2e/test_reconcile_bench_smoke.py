@@ -52,6 +52,7 @@ def test_quick_mode_runs_every_phase(tmp_path: Path) -> None:
     assert cpu["operator"] > 0 and cpu["kube-apiserver"] > 0 and cpu["etcd"] > 0
     assert 0 < cpu["busy_fraction"] <= 1
     assert 0 <= cpu["stolen_fraction"] < 1
+    assert burst["full_collections"] >= 0  # the operator's garbage-collector metric is read
 
     baseline = results["baseline"]
     assert baseline["watched"] is True  # under the bench's watches, as the burst
@@ -74,6 +75,7 @@ def test_quick_mode_runs_every_phase(tmp_path: Path) -> None:
     assert restart["verify_exit"] == 0, restart["verify_tail"]
     assert restart["resumes_instance"] >= 77
     assert restart["machine_cpu"]["operator"] > 0  # the restarted process, from its start
+    assert restart["full_collections"] >= 0
 
     # The table the benchmark exists for.
     for heading in ("burst:", "baseline", "steady:", "scale:", "restart:", "targets"):

@@ -282,6 +282,9 @@ def test_image_runs_as_the_chart_pod(
             _wait_http_ok(probe_url(container, probe), name, docker)
         status, metrics = _http(f"http://127.0.0.1:{container_port(container, 'metrics')}/metrics")
         assert status == 200 and "stigmer_reconcile_total" in metrics
+        # The process and garbage-collector metrics every Python exporter has.
+        assert "process_resident_memory_bytes" in metrics
+        assert 'python_gc_collections_total{generation="2"}' in metrics
 
         # The flags took effect in the process itself.
         process = _process_status(docker, name)
