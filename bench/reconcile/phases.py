@@ -40,11 +40,11 @@ from .common import (
 )
 from .container import ContainerOperator, announce
 from .procstats import (
+    FULL_COLLECTION,
     CpuMeter,
     MemorySampler,
     PySpy,
     cpu_seconds,
-    full_collections,
     loadavg,
     operator_counters,
     rss_mb,
@@ -157,7 +157,6 @@ class Bench:
         names = [f"burst-{i:05d}" for i in range(n)]
         api_before = self.api.apiserver_requests()
         op_before = operator_counters(self.operator)
-        gc_before = full_collections(self.operator)
         cpu_before = cpu_seconds(self.operator.pid)
         self.memory_phase()  # the phase's peak starts here
         meter = self.cpu_meter()
@@ -195,7 +194,8 @@ class Bench:
             "latencies": latencies,
             "operator_cpu_seconds": cpu,
             "machine_cpu": machine_cpu,
-            "full_collections": full_collections(self.operator) - gc_before,
+            "full_collections": op_after["collections"].get(FULL_COLLECTION, math.nan)
+            - op_before["collections"].get(FULL_COLLECTION, math.nan),
             "watch_events": watch_events,
             "requests": {" ".join(k).strip(): v for k, v in sorted(requests.items())},
             "pipeline_writes": {" ".join(k): v for k, v in sorted(pipeline_writes.items())},
@@ -419,7 +419,9 @@ class Bench:
             "live_agents": live_agents,
             "live_instances": live_instances,
             "machine_cpu": machine_cpu,
-            "full_collections": full_collections(process),
+            "full_collections": operator_counters(process)["collections"].get(
+                FULL_COLLECTION, math.nan
+            ),
             "deleted_while_down": len(victims),
             "healthy_seconds": healthy,
             "remirror_seconds": remirror,

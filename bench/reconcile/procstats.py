@@ -137,19 +137,12 @@ def scrape(process: Scrapable, attempts: int = 5) -> str:
     raise AssertionError("unreachable")
 
 
-def full_collections(process: Scrapable) -> int:
-    """How many full (oldest-generation) garbage collections the operator has run."""
-    for family in text_string_to_metric_families(scrape(process)):
-        for sample in family.samples:
-            if sample.name == "python_gc_collections_total" and sample.labels["generation"] == "2":
-                return int(sample.value)
-    return -1
-
-
 def operator_counters(process: Scrapable) -> dict[str, Counter[tuple[str, ...]]]:
-    """The operator's writes by (verb, resource) and reconciles by (kind, operation, result)."""
+    """The operator's writes by (verb, resource), reconciles by (kind, operation, result)
+    and garbage collections by (generation,)."""
     writes: Counter[tuple[str, ...]] = Counter()
     reconciles: Counter[tuple[str, ...]] = Counter()
+    collections: Counter[tuple[str, ...]] = Counter()
     for family in text_string_to_metric_families(scrape(process)):
         for sample in family.samples:
             if sample.name == "stigmer_kubernetes_writes_total":
@@ -159,7 +152,13 @@ def operator_counters(process: Scrapable) -> dict[str, Counter[tuple[str, ...]]]
                 reconciles[(labels["kind"], labels["operation"], labels["result"])] += int(
                     sample.value
                 )
-    return {"writes": writes, "reconciles": reconciles}
+            elif sample.name == "python_gc_collections_total":
+                collections[(sample.labels["generation"],)] += int(sample.value)
+    return {"writes": writes, "reconciles": reconciles, "collections": collections}
+
+
+#: The oldest generation: a collection of it walks every tracked object.
+FULL_COLLECTION = ("2",)
 
 
 def wait_quiet(probe: Callable[[], Any], quiet: float, timeout: float) -> float:
