@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from concurrent.futures import Executor
 from typing import Any
 
 from kopf._cogs.structs.references import NamespaceName, match_namespace
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 #: Called with a raw watch event and the memo given to ``kopf.operator``.
 EventObserver = Callable[[Any, Any], Awaitable[None]]
+#: Called on a thread with an object's raw body and the memo given to ``kopf.operator``.
+Resume = Callable[[Any, Any], None]
 
 
 def namespace_matches(namespace: str, pattern: str) -> bool:
@@ -130,17 +133,29 @@ def recorded_first_listings(listings: FirstListings, group: str) -> Iterator[Non
 
 
 @contextlib.contextmanager
-def observed_events(observers: Mapping[tuple[str, str], EventObserver]) -> Iterator[None]:
-    """While open, each watch event of a ``(group, plural)`` in ``observers`` goes to it first.
+def observed_events(
+    observers: Mapping[tuple[str, str], EventObserver],
+    resumes: Mapping[tuple[str, str], Resume] | None = None,
+) -> Iterator[None]:
+    """While open, each watch event of a ``(group, plural)`` goes to its observer and resume first.
 
     Wraps ``process_resource_event``, which kopf's per-object workers call
-    for each event in order: the observer gets the raw event and the
-    operator's memo on that worker, then kopf processes the event as
-    always (:mod:`.handlers.observers` says why not ``kopf.on.event``). An
-    observer's exception is logged, as kopf logs a failed event handler,
-    and does not keep the event from kopf. Open it before
-    :func:`parked_backlog`, whose wrapper must see an event done only
-    after its observer.
+    for each event in order. On that worker, before kopf processes the
+    event as always:
+
+    * the kind's observer gets the raw event and the operator's memo
+      (:mod:`.handlers.observers` says why not ``kopf.on.event``); one that
+      raises is logged, as kopf logs a failed event handler, and the event
+      still goes to kopf;
+    * the kind's resume gets the object's body and the memo, on kopf's
+      handler threads, when kopf would run its ``on.resume`` handlers for
+      this event (:func:`first_sight`). It runs to its end even when the
+      worker is cancelled, as kopf's handlers do, so no resume is still
+      writing when the operator closes its store. It handles its own
+      failures; one it lets through is logged.
+
+    Open it before :func:`parked_backlog`, whose wrapper must see an event
+    done only after its observer and resume.
     """
     from kopf._core.reactor import processing
 
@@ -148,18 +163,17 @@ def observed_events(observers: Mapping[tuple[str, str], EventObserver]) -> Itera
 
     async def process_resource_event(**kw: Any) -> str | None:
         resource = kw["resource"]
-        observer = observers.get((resource.group, resource.plural))
+        kind = (resource.group, resource.plural)
+        observer = observers.get(kind)
         if observer is not None:
-            try:
-                await observer(kw["raw_event"], kw["memobase"])
-            except Exception:
-                metadata = kw["raw_event"]["object"].get("metadata", {})
-                logger.exception(
-                    "observing a watch event of %s %s/%s failed; kopf processes it anyway",
-                    resource.plural,
-                    metadata.get("namespace"),
-                    metadata.get("name"),
-                )
+            await _quietly(
+                observer(kw["raw_event"], kw["memobase"]), "observing a watch event of", kw
+            )
+        resume = (resumes or {}).get(kind)
+        if resume is not None and await first_sight(kw):
+            executor = kw["settings"].execution.executor
+            body, memo = kw["raw_event"]["object"], kw["memobase"]
+            await _quietly(_to_completion(executor, resume, body, memo), "resuming", kw)
         return await original_process(**kw)
 
     processing.process_resource_event = process_resource_event  # type: ignore[assignment]
@@ -167,3 +181,48 @@ def observed_events(observers: Mapping[tuple[str, str], EventObserver]) -> Itera
         yield
     finally:
         processing.process_resource_event = original_process
+
+
+async def first_sight(kw: Mapping[str, Any]) -> bool:
+    """Whether kopf would run ``on.resume`` handlers for this event (``kw``: its processing's).
+
+    kopf's own rule: an object of a listing (its event has no ``type``)
+    that this process has not fully handled yet, and that is not being
+    deleted. The object's memory is the one kopf keeps for it, recalled as
+    kopf is about to (it creates a new one the same way).
+    """
+    event = kw["raw_event"]
+    body = event["object"]
+    if event["type"] is not None or body.get("metadata", {}).get("deletionTimestamp"):
+        return False
+    memory = await kw["memories"].recall(body, noticed_by_listing=True, memobase=kw["memobase"])
+    return bool(memory.noticed_by_listing and not memory.fully_handled_once)
+
+
+async def _to_completion(executor: Executor, fn: Resume, body: Any, memo: Any) -> None:
+    """``fn(body, memo)`` on ``executor``; a cancellation waits for it to end, then applies."""
+    future = asyncio.get_running_loop().run_in_executor(executor, fn, body, memo)
+    cancelled: asyncio.CancelledError | None = None
+    while not future.done():
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError as error:
+            cancelled = error
+    if cancelled is not None:
+        raise cancelled
+    future.result()
+
+
+async def _quietly(work: Awaitable[None], doing: str, kw: Mapping[str, Any]) -> None:
+    """Await ``work``; an exception is logged, and the event still goes to kopf."""
+    try:
+        await work
+    except Exception:
+        metadata = kw["raw_event"]["object"].get("metadata", {})
+        logger.exception(
+            "%s %s %s/%s failed; kopf processes the event anyway",
+            doing,
+            kw["resource"].plural,
+            metadata.get("namespace"),
+            metadata.get("name"),
+        )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import sys
@@ -23,8 +24,9 @@ import kubernetes
 from stigmer_operator import kopf_compat, logs, metrics
 from stigmer_operator.api.kinds import GROUP, Kind
 from stigmer_operator.first_listing import FirstListings
+from stigmer_operator.handlers import common
 from stigmer_operator.handlers.memo import OperatorMemo
-from stigmer_operator.handlers.observers import OBSERVERS
+from stigmer_operator.handlers.observers import OBSERVERS, RESUMES
 from stigmer_operator.kubeclient import load_api_client
 from stigmer_operator.pipeline.deps import Deps, PipelineSettings
 from stigmer_operator.pipeline.kube_api import ApiKubeEffects
@@ -196,7 +198,8 @@ async def _operate(
     with contextlib.ExitStack() as stack:
         if listings is not None:  # before the backlog: recorded as they arrive
             stack.enter_context(kopf_compat.recorded_first_listings(listings, GROUP))
-        stack.enter_context(kopf_compat.observed_events(_observers()))  # inside the backlog's
+        # inside the backlog's wrapper: an event is done after its observer and resume
+        stack.enter_context(kopf_compat.observed_events(_observers(), _resumes()))
         if settings.backlog_limit:
             stack.enter_context(kopf_compat.parked_backlog(settings.backlog_limit, GROUP))
         await kopf.operator(
@@ -215,6 +218,14 @@ async def _operate(
 def _observers() -> dict[tuple[str, str], kopf_compat.EventObserver]:
     """Each kind's watch-event observer, by the group and plural kopf's watches name."""
     return {(GROUP, kind.plural): observer for kind, observer in OBSERVERS.items()}
+
+
+def _resumes() -> dict[tuple[str, str], kopf_compat.Resume]:
+    """Each kind's resume (:func:`.common.resume` runs it), by group and plural."""
+    return {
+        (GROUP, kind.plural): functools.partial(common.resume, kind, handler)
+        for kind, handler in RESUMES.items()
+    }
 
 
 def _first_listings(settings: OperatorSettings) -> FirstListings | None:

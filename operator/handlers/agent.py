@@ -18,8 +18,9 @@ Agent refused with DuplicateSlug   re-run at once if the slug's holder let
                                    go of it before the refusal was recorded
                                    (:func:`.common.recheck_claim`)
 operator (re)started               agent-resume pipeline (re-mirror; steps
-                                   already done are no-ops); instances waiting
-                                   for it are re-run
+                                   already done are no-ops), when kopf would
+                                   resume it (:mod:`.observers`); instances
+                                   waiting for it are re-run
 Agent deleted                      agent-delete pipeline (mirror entry goes,
                                    history stays); the garbage collector
                                    deletes the default instance it owns;
@@ -67,7 +68,7 @@ from stigmer_operator.handlers.common import (
     wake_instances,
 )
 from stigmer_operator.handlers.memo import OperatorMemo
-from stigmer_operator.handlers.observers import on_event
+from stigmer_operator.handlers.observers import on_event, on_resume
 from stigmer_operator.handlers.references import name_of
 from stigmer_operator.pipeline.context import Operation
 
@@ -92,8 +93,8 @@ def agent_updated(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> 
     retry_until_mirrored(reconciled)
 
 
-@kopf.on.resume(*AGENTS)
-def agent_resumed(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
+@on_resume(Kind.AGENT)
+def agent_resumed(body: kopf.Body, memo: OperatorMemo, retry: int) -> None:
     try:
         reconciled = reconcile(Kind.AGENT, Operation.RESUME, body, memo, retry)
     finally:

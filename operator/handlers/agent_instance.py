@@ -11,7 +11,8 @@ step)                              duplicate check, build, persist, IAM
                                    and kopf calls no handler for it
                                    (:mod:`.children`)
 instance edited                    agentinstance-update pipeline
-operator (re)started               agentinstance-resume pipeline
+operator (re)started               agentinstance-resume pipeline, when kopf
+                                   would resume it (:mod:`.observers`)
 instance deleted                   agentinstance-delete pipeline; the garbage
                                    collector removes its IAM objects
 its Agent does not exist yet       Ready=False, reason AgentNotFound, no retry
@@ -56,7 +57,7 @@ from stigmer_operator.handlers.common import (
     retry_until_mirrored,
 )
 from stigmer_operator.handlers.memo import OperatorMemo
-from stigmer_operator.handlers.observers import on_event
+from stigmer_operator.handlers.observers import on_event, on_resume
 from stigmer_operator.handlers.references import name_of
 from stigmer_operator.handlers.startup_listing import rerun_stale
 from stigmer_operator.pipeline.conditions import ConditionType, is_true
@@ -147,8 +148,8 @@ def instance_updated(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) 
     retry_until_mirrored(reconcile(Kind.AGENT_INSTANCE, Operation.UPDATE, body, memo, retry))
 
 
-@kopf.on.resume(*INSTANCES)
-def instance_resumed(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
+@on_resume(Kind.AGENT_INSTANCE)
+def instance_resumed(body: kopf.Body, memo: OperatorMemo, retry: int) -> None:
     retry_until_mirrored(reconcile(Kind.AGENT_INSTANCE, Operation.RESUME, body, memo, retry))
 
 

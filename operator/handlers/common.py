@@ -35,7 +35,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -43,6 +43,7 @@ from stigmer_operator import metrics
 from stigmer_operator.api.kinds import Kind, Resource
 from stigmer_operator.handlers.coordination import fingerprint_of, key_of
 from stigmer_operator.handlers.memo import OperatorMemo
+from stigmer_operator.handlers.observers import ResumeHandler
 from stigmer_operator.handlers.references import name_of
 from stigmer_operator.pipeline.context import Operation, RequestContext
 from stigmer_operator.pipeline.deps import Deps
@@ -323,6 +324,68 @@ def rerun(
             retry_until_mirrored(_reconcile_locked(kind, Operation.RESUME, body, memo))
         except (kopf.TemporaryError, kopf.PermanentError) as error:
             _quiet_failure(kind, Operation.RESUME, body, memo, error, again)
+
+
+#: Seconds before a resume that failed unexpectedly (not with one of kopf's
+#: errors) runs again: kopf's default for a handler's unexpected error.
+UNEXPECTED_ERROR_DELAY = 60.0
+
+
+def resume(kind: Kind, handler: ResumeHandler, body: Mapping[str, Any], memo: OperatorMemo,
+           retry: int = 0) -> None:  # fmt: skip
+    """Run ``handler``, a kind's resume, as kopf runs an ``on.resume`` handler, retries included.
+
+    ``retry`` is how many earlier attempts failed. A ``TemporaryError``
+    (or an unexpected error) runs it again after its delay on the object's
+    newest version, read then (:func:`resume_again`); a ``PermanentError``
+    ends it, as kopf would.
+    """
+    _, namespace, name = key_of(kind, body)
+    try:
+        handler(kopf.Body(cast(kopf.RawBody, body)), memo, retry)
+        return
+    except kopf.PermanentError as error:
+        logger.warning("%s %s/%s (resume): %s", kind.value, namespace, name, error)
+        return
+    except kopf.TemporaryError as error:
+        logger.warning("%s %s/%s (resume): %s", kind.value, namespace, name, error)
+        delay = error.delay or 0.0
+    except Exception:
+        logger.exception("%s %s/%s (resume) failed; again in %.0f s",
+                         kind.value, namespace, name, UNEXPECTED_ERROR_DELAY)  # fmt: skip
+        delay = UNEXPECTED_ERROR_DELAY
+    uid = str_at(body, "metadata", "uid")
+    memo.retries.schedule(
+        (kind, namespace, name),
+        delay,
+        lambda: resume_again(kind, handler, namespace, name, uid, memo, retry + 1),
+    )
+
+
+def resume_again(
+    kind: Kind,
+    handler: ResumeHandler,
+    namespace: str,
+    name: str,
+    uid: str,
+    memo: OperatorMemo,
+    retry: int,
+) -> None:
+    """:func:`resume` on the object as it is now; nothing if it is gone, going, or replaced."""
+    try:
+        body = memo.deps.kube.get(ObjectKind.of(kind), namespace, name)
+    except KubeError as error:
+        logger.warning("%s %s/%s (resume): %s", kind.value, namespace, name, error)
+        memo.retries.schedule(
+            (kind, namespace, name),
+            memo.deps.settings.retry_delay if error.retryable else UNEXPECTED_ERROR_DELAY,
+            lambda: resume_again(kind, handler, namespace, name, uid, memo, retry),
+        )
+        return
+    metadata = (body or {}).get("metadata", {})
+    if body is None or metadata.get("deletionTimestamp") or metadata.get("uid") != uid:
+        return
+    resume(kind, handler, body, memo, retry)
 
 
 def _quiet_failure(

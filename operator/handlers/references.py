@@ -19,11 +19,11 @@ the watch instead (the watch-event observers in :mod:`.agent` and
 :mod:`.agent_instance`, run on the event loop; :mod:`.observers`) and never
 hold a handler back.
 
-What that costs: right after a restart an Agent's resume handler may run
-before the instances that wait for it were seen, and wake nobody. Nothing is
-lost: every instance gets its own resume handler at start, which finds the
-Agent then. While running, the maps see an instance's status at the same
-moment kopf's index would have.
+What that costs: right after a restart an Agent's resume may run before
+the instances that wait for it were seen, and wake nobody. Nothing is lost:
+every instance is resumed at start too, and finds the Agent then. While
+running, the maps see an instance's status at the same moment kopf's index
+would have.
 
 Every record is keyed by name but remembers the uid of the object that
 wrote it: a name can be deleted and applied again, and kopf runs each uid's

@@ -2,12 +2,12 @@
 
 (Also the store's liveness probe: kopf serves it from the start.)
 
-Re-mirroring needs no code here: kopf calls every ``on.resume`` handler for
-each existing object at start, and the resume pipelines are idempotent. What
-kopf cannot report is an object deleted while the operator was down (there
-is no finalizer, by design), so the sweep compares the store with a fresh
-list from the API and deletes the leftovers through the delete pipeline,
-which keeps their history and logs the deletion. It runs on a thread of its
+Re-mirroring needs no code here: every existing object is resumed when its
+kopf worker first sees it (:mod:`.observers`), and the resume pipelines are
+idempotent. What kopf cannot report is an object deleted while the operator
+was down (there is no finalizer, by design), so the sweep compares the
+store with a fresh list from the API and deletes the leftovers through the
+delete pipeline, which keeps their history and logs the deletion. It runs on a thread of its
 own, beside the resumes: kopf would not start a single watch until it
 returned, and listing a large cluster takes the API server many seconds.
 

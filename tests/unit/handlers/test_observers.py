@@ -18,6 +18,6 @@ def test_every_kind_has_its_observer() -> None:
 
 
 def test_a_second_observer_for_a_kind_is_refused() -> None:
-    with pytest.raises(ValueError, match="Agent already has an observer"):
+    with pytest.raises(ValueError, match="Agent already has one"):
         on_event(Kind.AGENT)(agent_instance.instance_event)
     assert OBSERVERS[Kind.AGENT] is agent.agent_event
