@@ -315,14 +315,22 @@ class SpecDigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
     def build(
         self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
     ) -> kopf.BodyEssence:
-        source = body if extra_fields else _essential_parts(body)
-        essence = super().build(body=source, extra_fields=extra_fields)
+        if not extra_fields:
+            return super().build(body=_essential_parts(body))
+        # Extra fields may name anything: kopf's own build on the whole body.
+        essence = super().build(body=body, extra_fields=extra_fields)
         spec = essence.get("spec")
-        if spec is None:
-            return essence
-        canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        digest = hashlib.sha256(canonical.encode()).hexdigest()
-        return cast(kopf.BodyEssence, {**essence, "spec": {"sha256": digest}})
+        return (
+            essence
+            if spec is None
+            else cast(kopf.BodyEssence, {**essence, "spec": spec_digest(spec)})
+        )
+
+
+def spec_digest(spec: Any) -> dict[str, str]:
+    """The spec as kopf's diff base keeps it: its canonical JSON's SHA-256."""
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return {"sha256": hashlib.sha256(canonical.encode()).hexdigest()}
 
 
 #: The metadata kopf's essence keeps (labels, annotations) or names its keys by
@@ -331,16 +339,19 @@ _ESSENCE_METADATA = ("labels", "annotations", "ownerReferences")
 
 
 def _essential_parts(body: kopf.Body) -> kopf.Body:
-    """``body`` without what kopf's essence drops: its status and most of its metadata.
+    """``body`` as kopf's essence needs it: the spec as its digest, no status, little metadata.
 
-    kopf deep-copies the whole body before it drops them, and an object's
-    ``managedFields`` and status are most of it; kopf builds an essence for
+    kopf deep-copies the whole body before it drops what it does not keep,
+    and an object's ``managedFields``, status and spec (instructions of up
+    to a million characters) are most of it; kopf builds an essence for
     every event of every object. The essence is the same either way (unless
     a handler asks for extra fields, which may name anything).
     """
     metadata = body.get("metadata") or {}
     parts = {key: value for key, value in body.items() if key not in ("metadata", "status")}
     parts["metadata"] = {key: metadata[key] for key in _ESSENCE_METADATA if key in metadata}
+    if parts.get("spec") is not None:
+        parts["spec"] = spec_digest(parts["spec"])
     return kopf.Body(cast(kopf.RawBody, parts))
 
 

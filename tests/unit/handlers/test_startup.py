@@ -96,7 +96,14 @@ class _NotCopied:
         raise AssertionError("copied a part of the body the essence drops")
 
 
-def test_the_essence_is_kopf_s_own_without_copying_status_or_managed_fields() -> None:
+class _NotCopiedText(str):
+    """Text of the spec: hashed, but copying it fails the test."""
+
+    def __deepcopy__(self, memo: object) -> _NotCopiedText:
+        raise AssertionError("copied the spec, which the essence keeps as a digest")
+
+
+def test_the_essence_is_kopf_s_own_without_copying_status_managed_fields_or_spec() -> None:
     owner = {"apiVersion": f"{GROUP}/v1", "kind": "Agent", "name": "a", "uid": "u-0"}
     annotations = {
         "note": "x",
@@ -112,6 +119,7 @@ def test_the_essence_is_kopf_s_own_without_copying_status_or_managed_fields() ->
     kopf_s = kopf.AnnotationsDiffBaseStorage.build(storage, body=kopf.Body(body))
     body["metadata"]["managedFields"] = [{"fieldsV1": _NotCopied()}]
     body["status"] = {"conditions": [_NotCopied()]}
+    body["spec"]["instructions"] = _NotCopiedText(body["spec"]["instructions"])
 
     ours = storage.build(body=kopf.Body(body))
 
