@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
+import kopf
 from kopf._cogs.structs.references import NamespaceName, match_namespace
 
 from stigmer_operator import metrics
@@ -186,14 +187,18 @@ def observed_events(
 async def first_sight(kw: Mapping[str, Any]) -> bool:
     """Whether kopf would run ``on.resume`` handlers for this event (``kw``: its processing's).
 
-    kopf's own rule: an object of a listing (its event has no ``type``)
-    that this process has not fully handled yet, and that is not being
-    deleted. The object's memory is the one kopf keeps for it, recalled as
-    kopf is about to (it creates a new one the same way).
+    kopf's own rule: an object of a listing (its event has no ``type``),
+    not being deleted, handled before (it carries kopf's diff base: one
+    that does not is *created*, never resumed), and not fully handled by
+    this process yet. The object's memory is the one kopf keeps for it,
+    recalled as kopf is about to (it creates a new one the same way).
     """
     event = kw["raw_event"]
     body = event["object"]
     if event["type"] is not None or body.get("metadata", {}).get("deletionTimestamp"):
+        return False
+    diffbase = kw["settings"].persistence.diffbase_storage
+    if diffbase.fetch(body=kopf.Body(body)) is None:
         return False
     memory = await kw["memories"].recall(body, noticed_by_listing=True, memobase=kw["memobase"])
     return bool(memory.noticed_by_listing and not memory.fully_handled_once)

@@ -112,15 +112,20 @@ def _processing(memories: Any, raw: dict[str, Any], memo: object) -> dict[str, A
     }
 
 
+#: kopf's diff base, as its default storage keeps it: the object was handled before.
+HANDLED = {"kopf.zalando.org/last-handled-configuration": '{"spec": {}}'}
+
+
 def _agent(type_: str | None, uid: str = "u1", **metadata: Any) -> dict[str, Any]:
-    obj = {"metadata": {"namespace": "a", "name": "n", "uid": uid, **metadata}}
+    obj = {"metadata": {"namespace": "a", "name": "n", "uid": uid, "annotations": HANDLED}}
+    obj["metadata"].update(metadata)
     return {"type": type_, "object": obj}
 
 
 def test_an_object_is_resumed_when_kopf_would_resume_it_between_its_observer_and_kopf(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """kopf's rule: seen in a listing, not fully handled by this process, not being deleted."""
+    """kopf's rule: listed, handled before, not fully handled by this process, not going."""
     import threading
 
     import kopf
@@ -160,6 +165,7 @@ def test_an_object_is_resumed_when_kopf_would_resume_it_between_its_observer_and
             _agent("ADDED", uid="u2"),  # first seen by the watch: created, not resumed
             _agent(None, uid="u2"),
             _agent(None, uid="u3", deletionTimestamp="2026-12-03T18:00:00Z"),  # going: no
+            _agent(None, uid="u4", annotations={}),  # never handled: kopf creates it, no resume
             _agent(None, uid="fails"),  # logged, and kopf still processes it
             _agent(None, uid="fails"),  # not fully handled yet: resumed again
         ):
