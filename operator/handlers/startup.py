@@ -7,9 +7,10 @@ kopf worker first sees it (:mod:`.observers`), and the resume pipelines are
 idempotent. What kopf cannot report is an object deleted while the operator
 was down (there is no finalizer, by design), so the sweep compares the
 store with a fresh list from the API and deletes the leftovers through the
-delete pipeline, which keeps their history and logs the deletion. It runs on a thread of its
-own, beside the resumes: kopf would not start a single watch until it
-returned, and listing a large cluster takes the API server many seconds.
+delete pipeline, which keeps their history and logs the deletion. It runs
+on a thread of its own, beside the resumes: kopf would not start a single
+watch until it returned, and listing a large cluster takes the API server
+many seconds.
 
 The same can happen while the operator runs: when a watch expires (410
 Gone) kopf lists the objects again, and an object deleted in between never
@@ -320,11 +321,9 @@ class SpecDigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
         # Extra fields may name anything: kopf's own build on the whole body.
         essence = super().build(body=body, extra_fields=extra_fields)
         spec = essence.get("spec")
-        return (
-            essence
-            if spec is None
-            else cast(kopf.BodyEssence, {**essence, "spec": spec_digest(spec)})
-        )
+        if spec is None:
+            return essence
+        return cast(kopf.BodyEssence, {**essence, "spec": spec_digest(spec)})
 
 
 def spec_digest(spec: Any) -> dict[str, str]:
