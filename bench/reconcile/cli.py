@@ -17,6 +17,7 @@ from typing import Any
 from stigmer_testing.controlplane import ControlPlane
 
 from . import __doc__ as PACKAGE_DOC
+from . import audit
 from .client import Api
 from .common import REPO_ROOT, WATCHED, log
 from .phases import PHASES, Bench
@@ -137,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             crds=REPO_ROOT / "crds",
             workdir=workdir / "controlplane",
             keep_workdir=args.workdir is not None,
+            audit_policy=audit.write_policy(workdir),
         )
         with plane:
             results["environment"]["kubernetes"] = plane.versions.kubernetes

@@ -11,12 +11,14 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from stigmer_testing.controlplane import ControlPlane
 from stigmer_testing.operator_process import OperatorProcess
 
+from . import audit
 from .baseline import (
     READ_ORDER,
     WRITE_ORDER,
@@ -158,6 +160,7 @@ class Bench:
         api_before = self.api.apiserver_requests()
         op_before = operator_counters(self.operator)
         cpu_before = cpu_seconds(self.operator.pid)
+        reads_since = datetime.now(UTC)
         self.memory_phase()  # the phase's peak starts here
         meter = self.cpu_meter()
         with (
@@ -182,6 +185,7 @@ class Bench:
         op_after = operator_counters(self.operator)
         requests = operator_requests(api_before, api_after, len(ok))
         pipeline_writes = op_after["writes"] - op_before["writes"]
+        readers = audit.reads_since(self.plane.audit_log, reads_since)
         self.results["burst"] = {
             "n": n,
             "clients": clients,
@@ -198,6 +202,7 @@ class Bench:
             - op_before["collections"].get(FULL_COLLECTION, math.nan),
             "watch_events": watch_events,
             "requests": {" ".join(k).strip(): v for k, v in sorted(requests.items())},
+            "readers": {" ".join(k): v for k, v in sorted(readers.items())},
             "pipeline_writes": {" ".join(k): v for k, v in sorted(pipeline_writes.items())},
             "reconciles": {
                 " ".join(k): v

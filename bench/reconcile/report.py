@@ -135,8 +135,22 @@ def _burst_requests(burst: Result) -> list[str]:
         "  API requests per Agent (apiserver_request_total; bench's own creates excluded):",
         *_request_rows(burst["requests"], n, burst["pipeline_writes"]),
         f"    {'writes':<31}{writes / n:6.2f}",
+        *_reader_rows(burst.get("readers"), n),
         f"  reconciles: {', '.join(f'{k}={v}' for k, v in burst['reconciles'].items())}",
     ]
+
+
+def _reader_rows(readers: Mapping[str, int] | None, n: int) -> list[str]:
+    """Who sent the reads of Agents and AgentInstances (the API server's audit log)."""
+    if readers is None:
+        return []
+    if not readers:
+        return ["  reads of Agents and AgentInstances by client (audit log): none"]
+    rows = ["  reads of Agents and AgentInstances per Agent, by client (audit log):"]
+    for read, count in readers.items():
+        verb, resource, client = read.split(" ", 2)
+        rows.append(f"    {verb:<7}{resource:<24}{count / n:6.2f}  {client}")
+    return rows
 
 
 BURST = Section(

@@ -521,7 +521,8 @@ class ControlPlane:
             kubeconfig = cp.kubeconfig_for_token(token)
 
     Attributes worth knowing: :attr:`admin_kubeconfig`, :attr:`server`,
-    :attr:`versions`, :attr:`pids`, :attr:`startup_seconds`, :attr:`workdir`.
+    :attr:`versions`, :attr:`pids`, :attr:`startup_seconds`, :attr:`workdir`,
+    :attr:`audit_log` (with ``audit_policy``).
     """
 
     def __init__(
@@ -533,6 +534,7 @@ class ControlPlane:
         startup_timeout: float = 120.0,
         stop_timeout: float = 10.0,
         crds: Path | None = None,
+        audit_policy: Path | None = None,
     ) -> None:
         self.bin_dir = find_binaries(bin_dir)
         #: CRDs applied *before* kube-controller-manager starts, so its garbage
@@ -545,6 +547,10 @@ class ControlPlane:
             Path(tempfile.mkdtemp(prefix="stigmer-controlplane-")) if workdir is None else workdir
         )
         self.keep_workdir = keep_workdir
+        #: The API server's audit policy, and the log it writes by it
+        #: (``None`` without a policy): which client sent which request.
+        self.audit_policy = audit_policy
+        self.audit_log = self.workdir / "audit.log" if audit_policy is not None else None
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.startup_seconds: float | None = None
@@ -954,7 +960,13 @@ class ControlPlane:
             "--endpoint-reconciler-type=none",
             "--profiling=false",
             "--v=0",
+            *self._audit_args(),
         ]
+
+    def _audit_args(self) -> list[str]:
+        if self.audit_policy is None or self.audit_log is None:
+            return []
+        return [f"--audit-policy-file={self.audit_policy}", f"--audit-log-path={self.audit_log}"]
 
     def _kcm_argv(self) -> list[str]:
         pki = self._require_pki()

@@ -53,6 +53,12 @@ def test_quick_mode_runs_every_phase(tmp_path: Path) -> None:
     assert 0 < cpu["busy_fraction"] <= 1
     assert 0 <= cpu["stolen_fraction"] < 1
     assert burst["full_collections"] >= 0  # the operator's garbage-collector metric is read
+    # The API server's audit log names who read Agents and instances: never the operator's
+    # clients (kopf, the kubernetes client); the bench lists as it starts watching, and
+    # kube-controller-manager's garbage collector may read owners it has not seen yet.
+    products = {read.rsplit(" ", 1)[1] for read in burst["readers"]}
+    assert products <= {"python-urllib3", "kube-controller-manager"}, burst["readers"]
+    assert "LIST agents stigmer-admin python-urllib3" in burst["readers"]  # the log is read
 
     baseline = results["baseline"]
     assert baseline["watched"] is True  # under the bench's watches, as the burst
