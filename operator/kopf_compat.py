@@ -188,20 +188,20 @@ async def first_sight(kw: Mapping[str, Any]) -> bool:
     """Whether kopf would run ``on.resume`` handlers for this event (``kw``: its processing's).
 
     kopf's own rule: an object of a listing (its event has no ``type``),
-    not being deleted, handled before (it carries kopf's diff base: one
-    that does not is *created*, never resumed), and not fully handled by
-    this process yet. The object's memory is the one kopf keeps for it,
+    not being deleted, not fully handled by this process yet, and handled
+    before (it carries kopf's diff base: one that does not is *created*,
+    never resumed). The object's memory is the one kopf keeps for it,
     recalled as kopf is about to (it creates a new one the same way).
     """
     event = kw["raw_event"]
     body = event["object"]
     if event["type"] is not None or body.get("metadata", {}).get("deletionTimestamp"):
         return False
-    diffbase = kw["settings"].persistence.diffbase_storage
-    if diffbase.fetch(body=kopf.Body(body)) is None:
-        return False
     memory = await kw["memories"].recall(body, noticed_by_listing=True, memobase=kw["memobase"])
-    return bool(memory.noticed_by_listing and not memory.fully_handled_once)
+    if not memory.noticed_by_listing or memory.fully_handled_once:
+        return False  # a re-listing of an object this process handled: no diff base to parse
+    diffbase = kw["settings"].persistence.diffbase_storage
+    return diffbase.fetch(body=kopf.Body(body)) is not None
 
 
 async def _to_completion(executor: Executor, fn: Resume, body: Any, memo: Any) -> None:

@@ -305,20 +305,9 @@ def rerun(
     (with ``uid``) replaced by another object of the same name.
     """
     again = lambda: rerun(kind, namespace, name, memo, uid=uid)  # noqa: E731
-    deps = memo.deps
     with memo.coordination.lock((kind, namespace, name)):
-        try:
-            body = deps.kube.get(ObjectKind.of(kind), namespace, name)
-        except KubeError as error:
-            failure = retry_soon(error, deps)
-            if isinstance(failure, kopf.TemporaryError):
-                memo.retries.schedule((kind, namespace, name), failure.delay or 0.0, again)
-            logger.warning("%s %s/%s: %s", kind.value, namespace, name, error)
-            return
-        metadata = (body or {}).get("metadata", {})
-        if body is None or metadata.get("deletionTimestamp"):
-            return
-        if uid is not None and metadata.get("uid") != uid:
+        body = _current(kind, namespace, name, uid, memo, again)
+        if body is None:
             return
         try:
             retry_until_mirrored(_reconcile_locked(kind, Operation.RESUME, body, memo))
@@ -372,20 +361,41 @@ def resume_again(
     retry: int,
 ) -> None:
     """:func:`resume` on the object as it is now; nothing if it is gone, going, or replaced."""
+    again = lambda: resume_again(kind, handler, namespace, name, uid, memo, retry)  # noqa: E731
+    body = _current(kind, namespace, name, uid, memo, again)
+    if body is not None:
+        resume(kind, handler, body, memo, retry)
+
+
+def _current(
+    kind: Kind,
+    namespace: str,
+    name: str,
+    uid: str | None,
+    memo: OperatorMemo,
+    again: Callable[[], None],
+) -> Mapping[str, Any] | None:
+    """The object as the API has it now, for a run another cause than its own event starts.
+
+    ``None`` if it is gone, being deleted, or (with ``uid``) replaced by
+    another object of the same name -- or could not be read: then ``again``
+    is scheduled if a retry can help (:func:`retry_soon`).
+    """
+    deps = memo.deps
     try:
-        body = memo.deps.kube.get(ObjectKind.of(kind), namespace, name)
+        body = deps.kube.get(ObjectKind.of(kind), namespace, name)
     except KubeError as error:
-        logger.warning("%s %s/%s (resume): %s", kind.value, namespace, name, error)
-        memo.retries.schedule(
-            (kind, namespace, name),
-            memo.deps.settings.retry_delay if error.retryable else UNEXPECTED_ERROR_DELAY,
-            lambda: resume_again(kind, handler, namespace, name, uid, memo, retry),
-        )
-        return
+        failure = retry_soon(error, deps)
+        if isinstance(failure, kopf.TemporaryError):
+            memo.retries.schedule((kind, namespace, name), failure.delay or 0.0, again)
+        logger.warning("%s %s/%s: %s", kind.value, namespace, name, error)
+        return None
     metadata = (body or {}).get("metadata", {})
-    if body is None or metadata.get("deletionTimestamp") or metadata.get("uid") != uid:
-        return
-    resume(kind, handler, body, memo, retry)
+    if body is None or metadata.get("deletionTimestamp"):
+        return None
+    if uid is not None and metadata.get("uid") != uid:
+        return None
+    return body
 
 
 def _quiet_failure(
