@@ -161,6 +161,7 @@ def observed_events(
     from kopf._core.reactor import processing
 
     original_process = processing.process_resource_event
+    resumes = resumes or {}
 
     async def process_resource_event(**kw: Any) -> str | None:
         resource = kw["resource"]
@@ -170,7 +171,7 @@ def observed_events(
             await _quietly(
                 observer(kw["raw_event"], kw["memobase"]), "observing a watch event of", kw
             )
-        resume = (resumes or {}).get(kind)
+        resume = resumes.get(kind)
         if resume is not None and await first_sight(kw):
             executor = kw["settings"].execution.executor
             body, memo = kw["raw_event"]["object"], kw["memobase"]

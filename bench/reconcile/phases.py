@@ -160,7 +160,7 @@ class Bench:
         api_before = self.api.apiserver_requests()
         op_before = operator_counters(self.operator)
         cpu_before = cpu_seconds(self.operator.pid)
-        reads_since = datetime.now(UTC)
+        reads_from = datetime.now(UTC)
         self.memory_phase()  # the phase's peak starts here
         meter = self.cpu_meter()
         with (
@@ -185,7 +185,7 @@ class Bench:
         op_after = operator_counters(self.operator)
         requests = operator_requests(api_before, api_after, len(ok))
         pipeline_writes = op_after["writes"] - op_before["writes"]
-        readers = audit.reads_since(self.plane.audit_log, reads_since)
+        readers = audit.reads_since(self.plane.audit_log, reads_from)
         self.results["burst"] = {
             "n": n,
             "clients": clients,

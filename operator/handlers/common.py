@@ -330,25 +330,16 @@ def resume(kind: Kind, handler: ResumeHandler, body: Mapping[str, Any], memo: Op
     ends it, as kopf would.
     """
     _, namespace, name = key_of(kind, body)
+    uid = str_at(body, "metadata", "uid")
+    again = lambda: resume_again(kind, handler, namespace, name, uid, memo, retry + 1)  # noqa: E731
     try:
         handler(kopf.Body(cast(kopf.RawBody, body)), memo, retry)
-        return
-    except kopf.PermanentError as error:
-        logger.warning("%s %s/%s (resume): %s", kind.value, namespace, name, error)
-        return
-    except kopf.TemporaryError as error:
-        logger.warning("%s %s/%s (resume): %s", kind.value, namespace, name, error)
-        delay = error.delay or 0.0
+    except (kopf.TemporaryError, kopf.PermanentError) as error:
+        _quiet_failure(kind, Operation.RESUME, body, memo, error, again)
     except Exception:
         logger.exception("%s %s/%s (resume) failed; again in %.0f s",
                          kind.value, namespace, name, UNEXPECTED_ERROR_DELAY)  # fmt: skip
-        delay = UNEXPECTED_ERROR_DELAY
-    uid = str_at(body, "metadata", "uid")
-    memo.retries.schedule(
-        (kind, namespace, name),
-        delay,
-        lambda: resume_again(kind, handler, namespace, name, uid, memo, retry + 1),
-    )
+        memo.retries.schedule((kind, namespace, name), UNEXPECTED_ERROR_DELAY, again)
 
 
 def resume_again(
